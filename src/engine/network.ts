@@ -1,0 +1,225 @@
+/**
+ * Builds a network's forward pass from the manifest's layer list (docs/model-package.md, "Layers").
+ *
+ * Convolutions, LRN and pooling run on tfjs's WebAssembly SIMD backend (XNNPACK) with weights
+ * dequantized to fp32 once at load (2.3 M parameters for AlexNet: 9 MiB). The dense layers that follow
+ * `flatten` run on our int8 kernel and stay int8. No layer is special-cased by name: a new AlexNet
+ * variant is a new manifest.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { InputShape, Layer } from "../model/manifest";
+import { createDenseStack, type DenseShape, type DenseStack } from "./dense-int8";
+
+type ConvLayer = Extract<Layer, { op: "conv2d" }>;
+
+/** Where each tensor of weights.safetensors must land, and how to finish the network once they have. */
+export interface NetworkPlan {
+  /** Exact-size buffer for every tensor the network needs, by safetensors name. */
+  destinations: Map<string, Uint8Array>;
+  /** Turns the filled buffers into a runnable network. Call once, after every byte arrived. */
+  build(): Network;
+  /** Releases what the plan allocated, when loading fails. */
+  abandon(): void;
+}
+
+export interface Network {
+  /** Runs `batch` NHWC inputs; returns batch x classes probabilities (or logits, without softmax). */
+  forward(input: Float32Array, batch: number): Float32Array;
+  readonly classes: number;
+  /** Bytes held outside tfjs: the int8 kernel's memory. */
+  readonly kernelMemoryBytes: number;
+  dispose(): void;
+}
+
+export class NetworkError extends Error {
+  override name = "NetworkError";
+}
+
+interface ConvWeights {
+  layer: ConvLayer;
+  inChannels: number;
+  weight: Uint8Array; // int8 HWIO, filled by the stream
+  scale: Uint8Array; // f32 per filter
+  bias: Uint8Array; // f32 per filter
+}
+
+/** Checks the layer list against the input shape and allocates a home for every weight tensor. */
+export function planNetwork(layers: readonly Layer[], input: InputShape): NetworkPlan {
+  let shape: number[] = [input.height, input.width, input.channels]; // per example, NHWC without N
+  const convs: ConvWeights[] = [];
+  const denseShapes: DenseShape[] = [];
+  let flattened = false;
+  let softmax = false;
+
+  layers.forEach((layer, index) => {
+    const where = `layer ${index} (${layer.op})`;
+    if (softmax) throw new NetworkError(`${where}: softmax must be the last layer`);
+    switch (layer.op) {
+      case "conv2d": {
+        if (flattened) throw new NetworkError(`${where}: conv2d after flatten`);
+        const [h, w, c] = shape as [number, number, number];
+        if (c % layer.groups !== 0 || layer.filters % layer.groups !== 0) {
+          throw new NetworkError(`${where}: ${c} channels and ${layer.filters} filters do not split into ${layer.groups} groups`);
+        }
+        const inGroup = c / layer.groups;
+        convs.push({
+          layer,
+          inChannels: c,
+          weight: new Uint8Array(layer.kernel * layer.kernel * inGroup * layer.filters),
+          scale: new Uint8Array(layer.filters * 4),
+          bias: new Uint8Array(layer.filters * 4),
+        });
+        shape = [outSize(h, layer.kernel, layer.stride, layer.padding, where), outSize(w, layer.kernel, layer.stride, layer.padding, where), layer.filters];
+        break;
+      }
+      case "maxpool": {
+        if (flattened) throw new NetworkError(`${where}: maxpool after flatten`);
+        const [h, w, c] = shape as [number, number, number];
+        shape = [outSize(h, layer.window, layer.stride, 0, where), outSize(w, layer.window, layer.stride, 0, where), c];
+        break;
+      }
+      case "lrn":
+        if (flattened) throw new NetworkError(`${where}: lrn after flatten`);
+        break;
+      case "flatten":
+        if (flattened) throw new NetworkError(`${where}: flatten twice`);
+        flattened = true;
+        shape = [shape.reduce((a, b) => a * b, 1)];
+        break;
+      case "dense":
+        if (!flattened) throw new NetworkError(`${where}: dense before flatten`);
+        denseShapes.push({ name: layer.name, inFeatures: shape[0]!, units: layer.units, relu: layer.activation === "relu" });
+        shape = [layer.units];
+        break;
+      case "softmax":
+        softmax = true;
+        break;
+    }
+  });
+  if (denseShapes.length === 0) throw new NetworkError("the network has no dense layer");
+  const convCount = layers.findIndex((l) => l.op === "flatten");
+
+  const dense = createDenseStack(denseShapes);
+  const destinations = new Map<string, Uint8Array>();
+  for (const c of convs) {
+    destinations.set(`${c.layer.name}.weight`, c.weight);
+    destinations.set(`${c.layer.name}.scale`, c.scale);
+    destinations.set(`${c.layer.name}.bias`, c.bias);
+  }
+  for (const d of denseShapes) {
+    for (const part of ["weight", "scale", "bias"]) destinations.set(`${d.name}.${part}`, dense.destination(`${d.name}.${part}`)!);
+  }
+
+  return {
+    destinations,
+    build: () => buildNetwork(layers.slice(0, convCount), convs, dense, input, softmax),
+    abandon: () => destinations.clear(),
+  };
+}
+
+function outSize(size: number, window: number, stride: number, padding: number, where: string): number {
+  const out = Math.floor((size + 2 * padding - window) / stride) + 1;
+  if (out < 1) throw new NetworkError(`${where}: a ${window}x${window} window does not fit a ${size}-pixel input`);
+  return out;
+}
+
+interface ConvTensors {
+  filters: tf.Tensor4D[]; // one per group
+  biases: tf.Tensor1D[];
+}
+
+function buildNetwork(featureLayers: readonly Layer[], convs: ConvWeights[], dense: DenseStack, input: InputShape, softmax: boolean): Network {
+  const convTensors = new Map<string, ConvTensors>(convs.map((c) => [c.layer.name, convToTensors(c)]));
+  let disposed = false;
+
+  const features = (x: tf.Tensor4D): tf.Tensor4D => {
+    for (const layer of featureLayers) {
+      switch (layer.op) {
+        case "conv2d": {
+          const { filters, biases } = convTensors.get(layer.name)!;
+          const groupInputs: tf.Tensor4D[] = layer.groups === 1 ? [x] : tf.split(x, layer.groups, 3);
+          const outputs = groupInputs.map((xs, g) =>
+            tf.fused.conv2d({
+              x: xs,
+              filter: filters[g]!,
+              strides: layer.stride,
+              pad: layer.padding,
+              bias: biases[g]!,
+              activation: layer.activation === "relu" ? "relu" : "linear",
+            }),
+          );
+          x = (outputs.length === 1 ? outputs[0]! : tf.concat(outputs, 3)) as tf.Tensor4D;
+          break;
+        }
+        case "lrn":
+          x = tf.localResponseNormalization(x, (layer.size - 1) / 2, layer.k, layer.alpha, layer.beta);
+          break;
+        case "maxpool":
+          x = tf.maxPool(x, layer.window, layer.stride, "valid");
+          break;
+        default:
+          break;
+      }
+    }
+    return x;
+  };
+
+  return {
+    classes: dense.outFeatures,
+    kernelMemoryBytes: dense.memoryBytes,
+    forward(data, batch) {
+      if (disposed) throw new NetworkError("the network was disposed");
+      const expected = batch * input.height * input.width * input.channels;
+      if (data.length !== expected) throw new NetworkError(`input has ${data.length} values, expected ${expected}`);
+      const flat = tf.tidy(() => {
+        const x = tf.tensor4d(data, [batch, input.height, input.width, input.channels]);
+        return features(x).dataSync() as Float32Array;
+      });
+      const out = dense.run(flat, batch);
+      if (softmax) softmaxRows(out, batch);
+      return out;
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const t of convTensors.values()) tf.dispose([...t.filters, ...t.biases]);
+    },
+  };
+}
+
+/** Dequantizes a conv layer's int8 HWIO weights and splits them into one tensor per group. */
+function convToTensors(c: ConvWeights): ConvTensors {
+  const { layer } = c;
+  const q = new Int8Array(c.weight.buffer, c.weight.byteOffset, c.weight.byteLength);
+  const scale = new Float32Array(c.scale.buffer.slice(c.scale.byteOffset, c.scale.byteOffset + c.scale.byteLength));
+  const bias = new Float32Array(c.bias.buffer.slice(c.bias.byteOffset, c.bias.byteOffset + c.bias.byteLength));
+  const f = layer.filters;
+  const perGroup = f / layer.groups;
+  const taps = q.length / f; // kernel * kernel * inChannels/groups
+  const filters: tf.Tensor4D[] = [];
+  const biases: tf.Tensor1D[] = [];
+  for (let g = 0; g < layer.groups; g++) {
+    const w = new Float32Array(taps * perGroup);
+    for (let t = 0; t < taps; t++) {
+      for (let o = 0; o < perGroup; o++) {
+        const src = t * f + g * perGroup + o;
+        w[t * perGroup + o] = q[src]! * scale[g * perGroup + o]!;
+      }
+    }
+    filters.push(tf.tensor4d(w, [layer.kernel, layer.kernel, c.inChannels / layer.groups, perGroup]));
+    biases.push(tf.tensor1d(bias.subarray(g * perGroup, (g + 1) * perGroup)));
+  }
+  return { filters, biases };
+}
+
+/** Numerically stable softmax of each row, in place. */
+function softmaxRows(values: Float32Array, batch: number): void {
+  const n = values.length / batch;
+  for (let r = 0; r < batch; r++) {
+    const row = values.subarray(r * n, (r + 1) * n);
+    const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += row[i] = Math.exp(row[i]! - max);
+    for (let i = 0; i < n; i++) row[i]! /= sum;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Starts TensorFlow.js's WebAssembly (SIMD) backend inside a Worker.
+ *
+ * The package's own `init()` fetches the .wasm bytes and compiles them, which Workers forbid
+ * ("Wasm code generation disallowed by embedder"). Wrangler instead bundles the imported .wasm as a
+ * precompiled WebAssembly.Module, so we run the package's Emscripten factory ourselves and hand it that
+ * module through Emscripten's `instantiateWasm` hook. tfjs issue #8157 asks for this upstream.
+ * Importing `@tensorflow/tfjs-backend-wasm` registers every wasm kernel under the backend name 'wasm';
+ * we replace only the backend factory registered under that name.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import emscriptenFactory from "@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm.js";
+import simdModule from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm";
+
+const BACKEND = "wasm";
+
+interface EmscriptenModule {
+  cwrap(name: string, returns: string | null, args: string[]): (...args: number[]) => unknown;
+  HEAPU8: Uint8Array;
+  tfjs?: Record<string, unknown>;
+}
+
+let ready: Promise<void> | undefined;
+
+/** Makes tfjs use the SIMD wasm backend. Safe to call often: the first call does the work. */
+export function useWasmBackend(): Promise<void> {
+  ready ??= start().catch((error: unknown) => {
+    ready = undefined; // let a later call retry
+    throw error;
+  });
+  return ready;
+}
+
+async function start(): Promise<void> {
+  if (tf.getBackend() === BACKEND && tf.engine().backendName === BACKEND) return;
+  const module = await instantiate();
+  tf.removeBackend(BACKEND);
+  tf.registerBackend(BACKEND, () => new BackendWasm(module as never), 2);
+  if (!(await tf.setBackend(BACKEND))) throw new Error("tfjs refused the wasm backend");
+  await tf.ready();
+}
+
+async function instantiate(): Promise<EmscriptenModule> {
+  const config = {
+    instantiateWasm(
+      imports: WebAssembly.Imports,
+      receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void,
+    ) {
+      WebAssembly.instantiate(simdModule, imports).then((instance) => receive(instance, simdModule));
+      return {}; // Emscripten's contract: exports arrive later through `receive`.
+    },
+  };
+  // With nodejs_compat, workerd has a Node-looking `process`; the glue would then take its Node path
+  // (require("fs"), __dirname) and fail. Hide it while the factory decides where it runs.
+  const g = globalThis as { process?: unknown };
+  const savedProcess = g.process;
+  g.process = undefined;
+  let pending: Promise<EmscriptenModule>;
+  try {
+    pending = (emscriptenFactory as unknown as (config: object) => Promise<EmscriptenModule>)(config);
+  } finally {
+    g.process = savedProcess;
+  }
+  const module = await pending;
+  // The same bridge functions the package's own init() adds (backend_wasm.js).
+  module.tfjs = {
+    init: module.cwrap("init", null, []),
+    initWithThreadsCount: module.cwrap("init_with_threads_count", null, ["number"]),
+    getThreadsCount: module.cwrap("get_threads_count", "number", []),
+    registerTensor: module.cwrap("register_tensor", null, ["number", "number", "number"]),
+    disposeData: module.cwrap("dispose_data", null, ["number"]),
+    dispose: module.cwrap("dispose", null, []),
+  };
+  return module;
+}
+
+/** Bytes currently held by the tfjs wasm heap (it grows, never shrinks). */
+export function wasmHeapBytes(): number {
+  const backend = tf.backend() as unknown as { wasm?: EmscriptenModule };
+  return backend.wasm?.HEAPU8.buffer.byteLength ?? 0;
+}

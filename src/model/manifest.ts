@@ -1,0 +1,110 @@
+/**
+ * The model package manifest (docs/model-package.md): one schema, used both to validate what R2 holds
+ * and to type it. Everything the Worker knows about a model comes from here.
+ */
+import { z } from "zod";
+
+export const MANIFEST_FORMAT = "alexnet-edge.model/1";
+
+const positiveInt = z.number().int().positive();
+const activation = z.enum(["relu", "none"]);
+
+const conv2d = z.object({
+  op: z.literal("conv2d"),
+  name: z.string().min(1),
+  filters: positiveInt,
+  kernel: positiveInt,
+  stride: positiveInt,
+  padding: z.number().int().nonnegative(),
+  groups: positiveInt.default(1),
+  activation: activation.default("none"),
+});
+const lrn = z.object({
+  op: z.literal("lrn"),
+  size: positiveInt.refine((n) => n % 2 === 1, "lrn size must be odd"),
+  alpha: z.number().nonnegative(),
+  beta: z.number().nonnegative(),
+  k: z.number(),
+});
+const maxpool = z.object({ op: z.literal("maxpool"), window: positiveInt, stride: positiveInt });
+const flatten = z.object({ op: z.literal("flatten") });
+const dense = z.object({
+  op: z.literal("dense"),
+  name: z.string().min(1),
+  units: positiveInt,
+  activation: activation.default("none"),
+});
+const softmax = z.object({ op: z.literal("softmax") });
+
+export const layerSchema = z.discriminatedUnion("op", [conv2d, lrn, maxpool, flatten, dense, softmax]);
+
+const rgb = z.tuple([z.number(), z.number(), z.number()]);
+
+export const preprocessSchema = z.object({
+  color: z.enum(["rgb", "gray"]),
+  background: rgb.default([0, 0, 0]),
+  resize: z.object({ shorter_side: positiveInt, filter: z.literal("bilinear") }),
+  crop: z.object({ mode: z.literal("center"), height: positiveInt, width: positiveInt }),
+  scale: z.number().positive(),
+  mean: z.array(z.number()).min(1),
+  std: z.array(z.number().positive()).min(1),
+});
+
+const fileRef = z.object({
+  file: z.string().regex(/^[A-Za-z0-9._-]+$/),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+export const manifestSchema = z
+  .object({
+    format: z.literal(MANIFEST_FORMAT),
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, "id must be lower-case letters, digits, '.', '_' or '-'"),
+    input: z.object({ height: positiveInt, width: positiveInt, channels: positiveInt }),
+    preprocess: preprocessSchema,
+    layers: z.array(layerSchema).min(1),
+    labels: z.array(z.string()).min(1),
+    weights: fileRef,
+    samples: z
+      .object({
+        file: z.string().regex(/^[A-Za-z0-9._-]+$/),
+        count: z.number().int().nonnegative(),
+        tolerance: z.object({ abs: z.number().nonnegative(), rel: z.number().nonnegative() }),
+      })
+      .optional(),
+    quantization: z.object({ weights: z.literal("int8-symmetric-per-output-channel") }).passthrough(),
+    metrics: z.record(z.string(), z.unknown()).default({}),
+    training: z.record(z.string(), z.unknown()).default({}),
+  })
+  .superRefine((m, ctx) => {
+    const { channels } = m.input;
+    if (m.preprocess.mean.length !== channels || m.preprocess.std.length !== channels) {
+      ctx.addIssue({ code: "custom", message: `preprocess mean and std need ${channels} values (input.channels)` });
+    }
+    if (m.preprocess.crop.height !== m.input.height || m.preprocess.crop.width !== m.input.width) {
+      ctx.addIssue({ code: "custom", message: "preprocess.crop must equal the input height and width" });
+    }
+    const lastDense = m.layers.filter((l) => l.op === "dense").at(-1);
+    if (!lastDense || lastDense.units !== m.labels.length) {
+      ctx.addIssue({ code: "custom", message: "the last dense layer needs one unit per label" });
+    }
+  });
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type Layer = z.infer<typeof layerSchema>;
+export type Preprocess = z.infer<typeof preprocessSchema>;
+export type InputShape = Manifest["input"];
+
+/** Validates parsed JSON as a manifest; the error lists every problem found. */
+export function parseManifest(json: unknown): Manifest {
+  const result = manifestSchema.safeParse(json);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join(".") || "manifest"}: ${i.message}`);
+    throw new ManifestError(`invalid model manifest: ${problems.join("; ")}`);
+  }
+  return result.data;
+}
+
+export class ManifestError extends Error {
+  override name = "ManifestError";
+}

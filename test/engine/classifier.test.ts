@@ -1,0 +1,91 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { describe, expect, it } from "vitest";
+import { loadClassifier } from "../../src/engine/classifier";
+import { referenceForward } from "../support/reference-forward";
+import { makeTinyPackage, randomInput, streamOf, TINY_LAYERS } from "../support/tiny-package";
+
+const LOGIT_LAYERS = TINY_LAYERS.filter((l) => l.op !== "softmax");
+
+function relativeError(actual: Float32Array, expected: Float32Array): number {
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff += (actual[i]! - expected[i]!) ** 2;
+    norm += expected[i]! ** 2;
+  }
+  return Math.sqrt(diff / norm);
+}
+
+describe("the inference engine", () => {
+  it("matches an fp32 reference forward pass of the same int8 weights within 1% (relative L2)", async () => {
+    const pkg = await makeTinyPackage({ layers: LOGIT_LAYERS });
+    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+    for (const seed of [1, 2, 3]) {
+      const x = randomInput(24 * 24 * 3, seed);
+      const [ours] = classifier.forward([x]);
+      const reference = referenceForward(LOGIT_LAYERS, pkg.dequantized, pkg.manifest.input, x);
+      // The only difference left is the int16 activation quantization of the dense layers.
+      expect(relativeError(ours!, reference)).toBeLessThan(0.01);
+    }
+    classifier.dispose();
+  });
+
+  it("stays within 5% of the unquantized fp32 network and agrees on the top class", async () => {
+    const pkg = await makeTinyPackage({ layers: LOGIT_LAYERS, seed: 7 });
+    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+    for (const seed of [4, 5, 6]) {
+      const x = randomInput(24 * 24 * 3, seed);
+      const [ours] = classifier.forward([x]);
+      const reference = referenceForward(LOGIT_LAYERS, pkg.fp32, pkg.manifest.input, x);
+      expect(relativeError(ours!, reference)).toBeLessThan(0.05);
+      expect(argmax(ours!)).toBe(argmax(reference));
+    }
+    classifier.dispose();
+  });
+
+  it("returns labelled predictions sorted by score that sum to one", async () => {
+    const pkg = await makeTinyPackage();
+    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+    const [predictions] = classifier.classify([randomInput(24 * 24 * 3, 9)], 5);
+    expect(predictions!.map((p) => p.label).sort()).toEqual([...pkg.manifest.labels].sort());
+    expect(predictions!.reduce((s, p) => s + p.score, 0)).toBeCloseTo(1, 5);
+    for (let i = 1; i < predictions!.length; i++) expect(predictions![i - 1]!.score).toBeGreaterThanOrEqual(predictions![i]!.score);
+    expect(classifier.classify([randomInput(24 * 24 * 3, 9)], 2)[0]).toHaveLength(2);
+    classifier.dispose();
+  });
+
+  it("gives each image of a batch the same answer it gets alone", async () => {
+    const pkg = await makeTinyPackage();
+    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+    const inputs = [1, 2, 3].map((s) => randomInput(24 * 24 * 3, s));
+    const together = classifier.forward(inputs);
+    inputs.forEach((x, i) => expect([...together[i]!]).toEqual([...classifier.forward([x])[0]!]));
+    classifier.dispose();
+  });
+
+  it("leaks no tfjs tensors across classifications", async () => {
+    const pkg = await makeTinyPackage();
+    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) classifier.classify([randomInput(24 * 24 * 3, i), randomInput(24 * 24 * 3, i + 1)], 3);
+    expect(tf.memory().numTensors).toBe(before);
+    classifier.dispose();
+    expect(tf.memory().numTensors).toBeLessThan(before);
+  });
+
+  it("refuses a weights stream that ends early", async () => {
+    const pkg = await makeTinyPackage();
+    await expect(loadClassifier(pkg.manifest, streamOf(pkg.weights.slice(0, pkg.weights.length - 10)))).rejects.toThrow(/ended after/);
+  });
+
+  it("refuses weights whose tensors do not match the layer list", async () => {
+    const pkg = await makeTinyPackage();
+    const other = await makeTinyPackage({ layers: TINY_LAYERS.map((l) => (l.op === "dense" && l.name === "fc7" ? { ...l, units: 20 } : l)) });
+    const manifest = { ...pkg.manifest, weights: other.manifest.weights };
+    await expect(loadClassifier(manifest, streamOf(other.weights))).rejects.toThrow();
+  });
+});
+
+function argmax(values: Float32Array): number {
+  return values.indexOf(Math.max(...values));
+}

@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { activationQmax, createDenseStack } from "../../src/engine/dense-int8";
+import { mulberry32 } from "../support/tiny-package";
+
+/** The served arithmetic of docs/model-package.md, computed exactly in JS. */
+function servedDense(x: Float32Array, w: Int8Array, scale: Float32Array, bias: Float32Array, k: number, n: number): Float32Array {
+  const qmax = activationQmax(k);
+  const m = x.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+  const inv = Math.fround(qmax / m);
+  const q = Array.from(x, (v) => roundHalfEven(Math.fround(v * inv)));
+  const y = new Float32Array(n);
+  const xScale = Math.fround(m / qmax);
+  for (let o = 0; o < n; o++) {
+    let acc = 0;
+    for (let i = 0; i < k; i++) acc += q[i]! * w[o * k + i]!;
+    y[o] = Math.fround(Math.fround(acc) * Math.fround(xScale * scale[o]!)) + bias[o]!;
+  }
+  return y;
+}
+
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+describe("the int8 dense kernel", () => {
+  for (const [k, n] of [
+    [256, 37],
+    [9216, 8],
+    [35, 5],
+  ] as const) {
+    it(`computes the served int8 arithmetic exactly for ${k} inputs and ${n} outputs`, () => {
+      const random = mulberry32(k * n);
+      const stack = createDenseStack([{ name: "fc", inFeatures: k, units: n, relu: false }]);
+      const w = new Int8Array(k * n).map(() => Math.floor(random() * 255) - 127);
+      const scale = new Float32Array(n).map(() => 0.001 + random() * 0.01);
+      const bias = new Float32Array(n).map(() => random() - 0.5);
+      stack.destination("fc.weight")!.set(new Uint8Array(w.buffer));
+      stack.destination("fc.scale")!.set(new Uint8Array(scale.buffer));
+      stack.destination("fc.bias")!.set(new Uint8Array(bias.buffer));
+      const x = new Float32Array(k).map(() => (random() - 0.3) * 3);
+      const ours = stack.run(x, 1);
+      const expected = servedDense(x, w, scale, bias, k, n);
+      for (let o = 0; o < n; o++) expect(ours[o]).toBeCloseTo(expected[o]!, 4);
+    });
+  }
+
+  it("keeps the int32 sum from overflowing at AlexNet's widest layer", () => {
+    expect(activationQmax(9216)).toBe(1834); // floor((2^31-1) / (127 * 9216))
+    expect(activationQmax(9216) * 127 * 9216).toBeLessThanOrEqual(2 ** 31 - 1);
+    expect(activationQmax(16)).toBe(32767);
+  });
+
+  it("returns the bias for an all-zero input and applies ReLU", () => {
+    const stack = createDenseStack([{ name: "fc", inFeatures: 32, units: 4, relu: true }]);
+    stack.destination("fc.scale")!.set(new Uint8Array(new Float32Array([1, 1, 1, 1]).buffer));
+    stack.destination("fc.bias")!.set(new Uint8Array(new Float32Array([0.5, -0.5, 2, -2]).buffer));
+    expect([...stack.run(new Float32Array(32), 1)]).toEqual([0.5, 0, 2, 0]);
+  });
+
+  it("refuses layers whose sizes do not chain", () => {
+    expect(() =>
+      createDenseStack([
+        { name: "a", inFeatures: 16, units: 8, relu: true },
+        { name: "b", inFeatures: 9, units: 2, relu: false },
+      ]),
+    ).toThrow(/takes 9 inputs/);
+  });
+});
