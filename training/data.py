@@ -1,0 +1,209 @@
+"""Datasets: Fashion-MNIST from IDX files and any image folder (root/<split>/<class>/*.jpg).
+
+Every evaluation transform here is exactly the `preprocess` block that the exporter writes into the manifest
+(docs/model-package.md): resize the shorter side (antialiased bilinear), center crop, /255, (x - mean) / std.
+`preprocess_for(...)` returns that block, so the manifest and the transforms come from one place.
+"""
+import gzip
+import os
+import struct
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FMNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# Mean and std of the 60k Fashion-MNIST training pixels in [0, 1] (computed by `fmnist_stats`).
+FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
+# ImageNet channel statistics (RGB, [0, 1]) used by torchvision's pretrained weights.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# Paper section 4.1 PCA colour augmentation: eigen-decomposition of ImageNet's RGB covariance
+# (values as published with fb.resnet.torch / used widely since, pixels in [0, 1]).
+PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
+PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
+                           [-0.5808, -0.0045, -0.8140],
+                           [-0.5836, -0.6948, 0.4203]])
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Read an IDX file (http://yann.lecun.com/exdb/mnist/), gzipped or not, into a numpy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic)")
+    dtype, ndim = data[2], data[3]
+    if dtype not in _IDX_DTYPES:
+        raise ValueError(f"{path}: unknown IDX element type 0x{dtype:02x}")
+    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    arr = np.frombuffer(data, dtype=_IDX_DTYPES[dtype], offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says {shape} but holds {arr.size} elements")
+    return arr.reshape(shape).astype(np.dtype(_IDX_DTYPES[dtype]).newbyteorder("="))
+
+
+def load_fmnist(root: str, split: str) -> tuple:
+    """(images uint8 [N, 28, 28], labels int64 [N]) for split 'train' or 'test'."""
+    prefix = {"train": "train", "test": "t10k"}[split]
+    paths = [os.path.join(root, f"{prefix}-{kind}-idx{n}-ubyte.gz") for kind, n in (("images", 3), ("labels", 1))]
+    for p in paths:
+        if not os.path.exists(p) and not os.path.exists(p[:-3]):
+            raise FileNotFoundError(f"Fashion-MNIST file {p} not found; install it with "
+                                    f"`apt-get install dataset-fashion-mnist` or pass --fmnist-dir")
+    paths = [p if os.path.exists(p) else p[:-3] for p in paths]
+    images, labels = read_idx(paths[0]), read_idx(paths[1]).astype(np.int64)
+    if len(images) != len(labels):
+        raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def resize_gray(img: torch.Tensor, size: int) -> torch.Tensor:
+    """[..., H, W] float pixels -> [..., size, size]: the manifest's antialiased bilinear resize."""
+    lead = img.shape[:-2]
+    x = img.reshape(-1, 1, *img.shape[-2:])
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.reshape(*lead, size, size)
+
+
+class FashionMNIST(Dataset):
+    """Fashion-MNIST as 3-channel float tensors at `size`x`size`, normalised like the manifest says.
+
+    Training augmentation: random crop of the 28x28 image padded by `pad` pixels, and horizontal flip.
+    Evaluation: the manifest's preprocess only (resize to size, /255, normalise, gray into 3 channels).
+    """
+
+    def __init__(self, root: str, split: str, size: int, train: bool, pad: int = 2, subset: int = 0):
+        images, labels = load_fmnist(root, split)
+        if subset:
+            images, labels = images[:subset], labels[:subset]
+        self.images = torch.from_numpy(images.copy())
+        self.labels = torch.from_numpy(labels.copy())
+        self.size, self.train, self.pad = size, train, pad
+        self.classes = list(FMNIST_LABELS)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        img = self.images[i].float()
+        if self.train:
+            if self.pad:
+                img = F.pad(img, (self.pad,) * 4)
+                top, left = torch.randint(0, 2 * self.pad + 1, (2,)).tolist()
+                img = img[top:top + 28, left:left + 28]
+            if torch.rand(()) < 0.5:
+                img = img.flip(-1)
+        x = (resize_gray(img, self.size) / 255.0 - FMNIST_MEAN) / FMNIST_STD
+        return x.unsqueeze(0).expand(3, -1, -1).contiguous(), self.labels[i]
+
+
+def fmnist_preprocess(size: int) -> dict:
+    return {
+        "color": "gray", "background": [0, 0, 0],
+        "resize": {"shorter_side": size, "filter": "bilinear"},
+        "crop": {"mode": "center", "height": size, "width": size},
+        "scale": 255, "mean": [FMNIST_MEAN] * 3, "std": [FMNIST_STD] * 3,
+    }
+
+
+def folder_resize(size: int) -> int:
+    """Shorter side before the crop for image folders: the paper's 256 for a 224 crop, scaled."""
+    return int(round(size * 256 / 224))
+
+
+def folder_preprocess(size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> dict:
+    return {
+        "color": "rgb", "background": [0, 0, 0],
+        "resize": {"shorter_side": folder_resize(size), "filter": "bilinear"},
+        "crop": {"mode": "center", "height": size, "width": size},
+        "scale": 255, "mean": list(mean), "std": list(std),
+    }
+
+
+def pca_noise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Paper section 4.1: add sum_i alpha_i * lambda_i * p_i to every RGB pixel, alpha_i ~ N(0, sigma)."""
+    alpha = torch.randn(3) * sigma
+    rgb = PCA_EIGVEC @ (alpha * PCA_EIGVAL)
+    return x + rgb.view(3, 1, 1)
+
+
+class ImageFolder(Dataset):
+    """root/<split>/<class>/<image>; classes sorted by folder name. Decoded (PIL) in DataLoader workers.
+
+    An image that fails to decode yields (None, -1): `collate_skip` drops it and counts it, so one bad
+    file neither stops training nor goes unnoticed.
+    """
+
+    def __init__(self, root: str, split: str, size: int, train: bool, pca_sigma: float = 0.1,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, classes=None):
+        import torchvision.transforms as T  # imported here: Fashion-MNIST needs no torchvision
+        base = os.path.join(root, split)
+        if not os.path.isdir(base):
+            raise FileNotFoundError(f"dataset folder {base} not found (expected {root}/{split}/<class>/*.jpg)")
+        found = sorted(d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d)))
+        if not found:
+            raise FileNotFoundError(f"{base} holds no class folders (expected {base}/<class>/*.jpg)")
+        self.classes = list(classes) if classes is not None else found
+        missing = sorted(set(found) - set(self.classes))
+        if missing:
+            raise ValueError(f"{base}: classes {missing} are not in the training classes")
+        self.samples = []
+        for label, name in enumerate(self.classes):
+            folder = os.path.join(base, name)
+            if not os.path.isdir(folder):
+                continue  # a class absent from this split (allowed for validation)
+            files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+            if not files:
+                raise ValueError(f"class folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            self.samples += [(os.path.join(folder, f), label) for f in files]
+        normalize = T.Normalize(mean, std)
+        if train:
+            self.transform = T.Compose([T.Resize(folder_resize(size)), T.RandomCrop(size),
+                                        T.RandomHorizontalFlip(), T.ToTensor()])
+            self.post = (lambda x: normalize(pca_noise(x, pca_sigma))) if pca_sigma > 0 else normalize
+        else:
+            self.transform = T.Compose([T.Resize(folder_resize(size)), T.CenterCrop(size), T.ToTensor()])
+            self.post = normalize
+        self.background = (0, 0, 0)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load_rgb(self, path: str):
+        from PIL import Image
+        img = Image.open(path)
+        img.load()
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            img = img.convert("RGBA")
+            bg = Image.new("RGBA", img.size, self.background + (255,))
+            img = Image.alpha_composite(bg, img)
+        return img.convert("RGB")
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        try:
+            img = self.load_rgb(path)
+        except (OSError, ValueError, SyntaxError):  # PIL's errors for truncated / unknown / corrupt files
+            return None, -1
+        return self.post(self.transform(img)), label
+
+
+def collate_skip(batch):
+    """Default collate without the unreadable images; returns (x, y, number skipped)."""
+    good = [b for b in batch if b[0] is not None]
+    skipped = len(batch) - len(good)
+    if not good:
+        return None, None, skipped
+    return torch.stack([b[0] for b in good]), torch.as_tensor([int(b[1]) for b in good]), skipped
+
+
+def fmnist_stats(root: str = FMNIST_DIR) -> tuple:
+    images, _ = load_fmnist(root, "train")
+    x = images.astype(np.float64) / 255.0
+    return float(x.mean()), float(x.std())

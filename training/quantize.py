@@ -1,0 +1,149 @@
+"""From a trained model to the Worker's layers: BN folding, int8 quantization, and the served arithmetic.
+
+`fold_and_quantize(model)` walks `model.features`, a flatten, then `model.classifier` and returns the layer
+list of docs/model-package.md with tensors still in PyTorch layout (OIHW convolutions, [out, in] dense with
+fc6's columns in CHW order); `served_forward(layers, x)` runs them exactly as the Worker does (int8 dense
+with int16 dynamic activations, see "The served arithmetic"). The exporter (package.py) only re-lays them out.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+INT32_MAX = 2 ** 31 - 1
+
+
+def fold_bn(weight: torch.Tensor, bias, bn) -> tuple:
+    """Fold an eval-mode BatchNorm that follows a conv/linear into its weight and bias (exact algebra)."""
+    inv = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    w = weight.double() * inv.view(-1, *([1] * (weight.dim() - 1)))
+    b = bias.double() if bias is not None else torch.zeros_like(inv)
+    b = (b - bn.running_mean.double()) * inv + bn.bias.detach().double()
+    return w.float(), b.float()
+
+
+def quantize_rows(w: torch.Tensor) -> tuple:
+    """Symmetric per-output-channel int8: scale = max|row| / 127 (1.0 for an all-zero row), q = round(w / scale)."""
+    flat = w.detach().float().reshape(w.shape[0], -1)
+    scale = flat.abs().amax(dim=1) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.clamp(torch.round(flat / scale[:, None]), -127, 127).to(torch.int8)
+    return q.reshape(w.shape), scale
+
+
+def _add_weights(layer: dict, w: torch.Tensor, b) -> dict:
+    b = torch.zeros(w.shape[0]) if b is None else b
+    q, scale = quantize_rows(w)
+    layer.update(q=q, scale=scale.float(), bias=b.detach().float().clone(),
+                 deq=(q.float() * scale.view(-1, *([1] * (w.dim() - 1)))))
+    return layer
+
+
+def _walk(modules, kind_prefix: str, counter: list, layers: list) -> None:
+    """Append the layers of a Sequential; BN folds into the previous linear layer, ReLU becomes its activation."""
+    mods = list(modules)
+    for i, m in enumerate(mods):
+        last = layers[-1] if layers else None
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            counter[0] += 1
+            w = m.weight.detach().float()
+            b = m.bias.detach().float() if m.bias is not None else None
+            nxt = mods[i + 1] if i + 1 < len(mods) else None
+            if isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                w, b = fold_bn(w, b, nxt)
+            if isinstance(m, nn.Conv2d):
+                for attr in ("kernel_size", "stride", "padding", "dilation"):
+                    v = getattr(m, attr)
+                    if isinstance(v, str) or len(set(v)) != 1:
+                        raise ValueError(f"{m}: only square kernels, strides and paddings can be exported")
+                if m.dilation[0] != 1 or m.padding_mode != "zeros":
+                    raise ValueError(f"{m}: dilation and non-zero padding modes cannot be exported")
+                layer = {"op": "conv2d", "name": f"conv{counter[0]}", "filters": m.out_channels,
+                         "kernel": m.kernel_size[0], "stride": m.stride[0], "padding": m.padding[0],
+                         "groups": m.groups, "activation": "none"}
+            else:
+                layer = {"op": "dense", "name": f"fc{counter[0]}", "units": m.out_features, "activation": "none"}
+            layers.append(_add_weights(layer, w, b))
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if not (isinstance(mods[i - 1], (nn.Conv2d, nn.Linear)) if i else False):
+                raise ValueError("a BatchNorm must directly follow a conv or linear layer to be folded")
+        elif isinstance(m, nn.ReLU):
+            if last is None or last["op"] not in ("conv2d", "dense") or last["activation"] != "none":
+                raise ValueError("a ReLU must directly follow a conv or linear layer (after its BatchNorm)")
+            last["activation"] = "relu"
+        elif isinstance(m, nn.LocalResponseNorm):
+            # PyTorch divides alpha by size; the manifest holds the paper's alpha.
+            layers.append({"op": "lrn", "size": m.size, "alpha": float(f"{m.alpha / m.size:.12g}"), "beta": m.beta, "k": m.k})
+        elif isinstance(m, nn.MaxPool2d):
+            k, s = m.kernel_size, m.stride
+            k = k if isinstance(k, int) else k[0]
+            s = s if isinstance(s, int) else s[0]
+            if m.padding not in (0, (0, 0)) or m.ceil_mode or m.dilation not in (1, (1, 1)):
+                raise ValueError(f"{m}: only unpadded, floor-mode max pools can be exported")
+            layers.append({"op": "maxpool", "window": k, "stride": s})
+        elif isinstance(m, (nn.Dropout, nn.Identity)):
+            continue
+        else:
+            raise ValueError(f"cannot export layer {m} ({kind_prefix})")
+
+
+def fold_and_quantize(model: nn.Module) -> list:
+    """The served layer list of a model with `features` and `classifier`, tensors in PyTorch layout."""
+    model = model.eval()
+    layers, counter = [], [0]
+    _walk(model.features, "features", counter, layers)
+    convs = [l for l in layers if l["op"] == "conv2d"]
+    channels = convs[-1]["filters"] if convs else 3
+    first = next(m for m in model.classifier if isinstance(m, nn.Linear))
+    hw = first.in_features // channels
+    side = math.isqrt(hw)
+    if side * side * channels != first.in_features:
+        raise ValueError(f"fc in_features {first.in_features} is not {channels} x a square feature map")
+    layers.append({"op": "flatten", "chw": (channels, side, side)})
+    _walk(model.classifier, "classifier", counter, layers)
+    if layers[-1]["op"] != "dense":
+        raise ValueError("the classifier must end with a linear layer")
+    layers.append({"op": "softmax"})
+    return layers
+
+
+def dense_int8(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The Worker's dense layer (docs/model-package.md): int16 dynamic per-row activations, exact int32 sums.
+
+    The int32 accumulation is done in float64, which is exact: |acc| <= Q * 127 * K < 2^31 < 2^53.
+    """
+    x = x.float()
+    k = x.shape[1]
+    qmax = min(32767, INT32_MAX // (127 * k))
+    m = x.abs().amax(dim=1, keepdim=True)                       # fp32
+    safe_m = torch.where(m > 0, m, torch.ones_like(m))
+    inv = torch.tensor(float(qmax), dtype=torch.float32) / safe_m   # fp32 division, as the Worker
+    xq = torch.clamp(torch.round(x * inv), -qmax, qmax)          # round half to even
+    acc = xq.double() @ q.double().t()                           # exact int32 values
+    y = acc.float() * ((m / float(qmax)) * scale[None, :]) + bias[None, :]
+    return torch.where(m > 0, y, bias[None, :].expand_as(y))
+
+
+@torch.no_grad()
+def served_forward(layers: list, x: torch.Tensor) -> torch.Tensor:
+    """Logits (before softmax) of NCHW float inputs in the served arithmetic."""
+    x = x.float()
+    for layer in layers:
+        op = layer["op"]
+        if op == "conv2d":
+            x = F.conv2d(x, layer["deq"], layer["bias"], stride=layer["stride"], padding=layer["padding"],
+                         groups=layer["groups"])
+        elif op == "dense":
+            x = dense_int8(x, layer["q"], layer["scale"], layer["bias"])
+        elif op == "lrn":
+            x = F.local_response_norm(x, layer["size"], layer["alpha"] * layer["size"], layer["beta"], layer["k"])
+        elif op == "maxpool":
+            x = F.max_pool2d(x, layer["window"], layer["stride"])
+        elif op == "flatten":
+            x = torch.flatten(x, 1)  # CHW order, matching the PyTorch-layout dense weights held here
+        elif op == "softmax":
+            continue  # logits are compared before softmax
+        if layer.get("activation") == "relu":
+            x = torch.relu(x)
+    return x
