@@ -1,0 +1,27 @@
+import { expect, it } from "vitest";
+import { prepareImage } from "../../src/image";
+import { fixture, float32, maxAbsDiff, parity } from "./fixtures";
+
+// The reference is training's arithmetic: Pillow decodes the file, torch resizes (F.interpolate bilinear,
+// antialias=True) the uint8 pixels as float, crops and normalises (scripts/make_image_fixtures.py).
+// Tolerances are on normalised values (one 8-bit level is ~0.017 at ImageNet's std); measured values noted.
+const tolerance: Record<string, { max: number; mean: number }> = {
+  "parity-rgb.png": { max: 1e-4, mean: 1e-5 }, // same pixels: float rounding only (measured 4.8e-6 max)
+  "parity-rgba.png": { max: 1e-4, mean: 1e-5 }, // alpha over (255, 128, 0) as Pillow composites
+  "parity-gray.jpg": { max: 1e-4, mean: 1e-5 }, // full-size JPEG decode: libjpeg-turbo matches Pillow's
+  // DCT-scaled decode (1/4: 150x100) against Pillow's full 600x400 decode: a different (and smoother)
+  // downscaling filter, so differences concentrate at sharp edges.
+  "parity-scaled.jpg": { max: 0.25, mean: 0.02 },
+};
+
+it.each(Object.keys(tolerance))("%s is preprocessed as training preprocesses it", async (name) => {
+  const { preprocess, input, expected } = parity[name]!;
+  const result = await prepareImage(fixture(name), preprocess, input);
+  const reference = float32(expected);
+  const diffs = Array.from(result.tensor, (v, i) => Math.abs(v - reference[i]!));
+  const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+  console.log(`${name}: max |ours - torch| = ${maxAbsDiff(result.tensor, reference).toExponential(2)}, mean ${mean.toExponential(2)}`);
+  expect(result.tensor.length).toBe(input.height * input.width * input.channels);
+  expect(maxAbsDiff(result.tensor, reference)).toBeLessThanOrEqual(tolerance[name]!.max);
+  expect(mean).toBeLessThanOrEqual(tolerance[name]!.mean);
+});
