@@ -1,5 +1,4 @@
-export default {
-  async fetch(): Promise<Response> {
-    return new Response("ok");
-  },
-} satisfies ExportedHandler;
+/** The Worker: one Hono app per isolate. */
+import { createApp } from "./http/app";
+
+export default createApp();

@@ -1,0 +1,46 @@
+/**
+ * Every error answer is `{"error": {"code", "message"}}` with the status a client can act on. Codes are
+ * stable snake_case; messages are sentences for a person. Stack traces never leave the Worker.
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { RETRY_AFTER_SECONDS } from "../config";
+import { ImageError } from "../image";
+import { ModelUnavailableError } from "../model/store";
+
+/** A request the client must change: thrown anywhere in the HTTP layer, answered by `onError`. */
+export class ApiError extends HTTPException {
+  override name = "ApiError";
+  constructor(
+    status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(status, { message, cause: options?.cause });
+  }
+}
+
+export function errorResponse(c: Context, status: ContentfulStatusCode, code: string, message: string, headers?: Record<string, string>): Response {
+  return c.json({ error: { code, message } }, status, headers);
+}
+
+export function onError(error: Error, c: Context): Response {
+  if (error instanceof ApiError) return errorResponse(c, error.status as ContentfulStatusCode, error.code, error.message);
+  if (error instanceof ImageError) return errorResponse(c, error.status, error.code, error.message);
+  if (error instanceof ModelUnavailableError) {
+    console.error(`model unavailable (${error.code}): ${error.message}`);
+    return errorResponse(c, 503, error.code, error.message, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+  }
+  if (error instanceof HTTPException) {
+    const status = error.status as ContentfulStatusCode;
+    return errorResponse(c, status, status === 413 ? "body_too_large" : "bad_request", error.message || "The request could not be processed.");
+  }
+  console.error("unhandled error:", error);
+  return errorResponse(c, 500, "internal_error", "The server failed to handle this request; it has been logged.");
+}
+
+export function notFound(c: Context): Response {
+  return errorResponse(c, 404, "not_found", `There is no ${c.req.method} ${new URL(c.req.url).pathname}; see /openapi.json for the API.`);
+}

@@ -1,0 +1,65 @@
+/**
+ * The API's shapes, defined once: they validate JSON requests, type the handlers' answers and generate
+ * /openapi.json.
+ */
+import { z } from "@hono/zod-openapi";
+import { DEFAULT_TOP_K } from "../config";
+
+export const topKSchema = z.coerce
+  .number({ error: "top_k must be a whole number of at least 1" })
+  .int("top_k must be a whole number of at least 1")
+  .min(1, "top_k must be a whole number of at least 1")
+  .max(1000, "top_k must be at most 1000")
+  .openapi({ description: "How many labels to return, highest score first.", example: DEFAULT_TOP_K });
+
+export const classifyQuerySchema = z.object({ top_k: topKSchema.optional() });
+
+export const classifyJsonSchema = z
+  .object({
+    image: z
+      .union([
+        z.array(z.number().int().min(0).max(255)).openapi({ description: "The image file's bytes, as numbers 0-255." }),
+        z.string().openapi({ description: "The image file's bytes, base64 (a data: URL prefix is accepted)." }),
+      ])
+      .openapi({ description: "The encoded image (JPEG or PNG), as Workers AI's image classification accepts it." }),
+    top_k: topKSchema.optional(),
+  })
+  .openapi("ClassifyJsonRequest");
+
+export const predictionSchema = z
+  .object({ label: z.string().openapi({ example: "Ankle boot" }), score: z.number().openapi({ example: 0.93 }) })
+  .openapi("Prediction");
+
+export const classifyResponseSchema = z
+  .object({ model: z.string().openapi({ example: "alexnet-fmnist-64-v1" }), predictions: z.array(predictionSchema) })
+  .openapi("ClassifyResponse");
+
+export const batchResponseSchema = z
+  .object({ model: z.string(), results: z.array(z.object({ predictions: z.array(predictionSchema) })) })
+  .openapi("ClassifyBatchResponse");
+
+export const errorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "undecodable_image" }),
+      message: z.string().openapi({ example: "The image could not be decoded: the JPEG data ends early." }),
+    }),
+  })
+  .openapi("Error");
+
+export const modelInfoSchema = z
+  .object({
+    id: z.string(),
+    input: z.object({ height: z.number(), width: z.number(), channels: z.number() }),
+    labels: z.array(z.string()),
+    metrics: z.record(z.string(), z.unknown()),
+    training: z.record(z.string(), z.unknown()),
+    quantization: z.record(z.string(), z.unknown()),
+  })
+  .openapi("Model");
+
+export const statusSchema = z.object({ status: z.string(), model: z.string().optional() }).openapi("Status");
+
+export type ClassifyResponse = z.infer<typeof classifyResponseSchema>;
+export type BatchResponse = z.infer<typeof batchResponseSchema>;
+export type ModelInfo = z.infer<typeof modelInfoSchema>;

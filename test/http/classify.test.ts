@@ -1,0 +1,149 @@
+import { env, SELF } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { makeTinyPackage, publishToBucket } from "../support/tiny-package";
+import { encodePng, testPicture, toBase64 } from "../support/png";
+
+const URL_CLASSIFY = "https://edge.test/v1/classify";
+
+async function postImage(bytes: Uint8Array, query = "", type = "image/png"): Promise<Response> {
+  return SELF.fetch(URL_CLASSIFY + query, { method: "POST", headers: { "content-type": type }, body: bytes });
+}
+
+interface Answer {
+  model: string;
+  predictions: { label: string; score: number }[];
+}
+
+describe("POST /v1/classify through the Worker", () => {
+  beforeEach(async () => {
+    await publishToBucket(env.MODELS, await makeTinyPackage({ id: "tiny-http-v1" }));
+  });
+
+  it("classifies raw image bytes into labels sorted by score", async () => {
+    const response = await postImage(testPicture(40, 1));
+    expect(response.status).toBe(200);
+    const body = await response.json<Answer>();
+    expect(body.model).toBe("tiny-http-v1");
+    expect(body.predictions).toHaveLength(5);
+    const scores = body.predictions.map((p) => p.score);
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    expect(scores.reduce((a, b) => a + b)).toBeCloseTo(1, 4);
+  });
+
+  it("reports timings and a request id in headers", async () => {
+    const response = await postImage(testPicture(24, 2));
+    expect(response.headers.get("server-timing")).toMatch(/decode;dur=[\d.]+, preprocess;dur=[\d.]+, inference;dur=[\d.]+/);
+    expect(response.headers.get("x-request-id")).toMatch(/^[\w-]{8,}$/);
+  });
+
+  it("honours top_k from the query", async () => {
+    const body = await (await postImage(testPicture(24, 3), "?top_k=2")).json<Answer>();
+    expect(body.predictions).toHaveLength(2);
+  });
+
+  it("answers the same for a JSON array of bytes, base64 and a data URL as for raw bytes", async () => {
+    const image = testPicture(30, 4);
+    const raw = await (await postImage(image)).json<Answer>();
+    const bodies = [{ image: [...image] }, { image: toBase64(image) }, { image: `data:image/png;base64,${toBase64(image)}`, top_k: 5 }];
+    for (const body of bodies) {
+      const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual(raw);
+    }
+  });
+
+  it("classifies a multipart batch in input order, each as it would be alone", async () => {
+    const images = [1, 2, 3].map((s) => testPicture(28, s));
+    const form = new FormData();
+    for (const image of images) form.append("image", new File([image], "x.png", { type: "image/png" }));
+    form.append("top_k", "3");
+    const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", body: form });
+    expect(response.status).toBe(200);
+    const body = await response.json<{ model: string; results: { predictions: Answer["predictions"] }[] }>();
+    expect(body.results).toHaveLength(3);
+    for (const [i, image] of images.entries()) {
+      const alone = await (await postImage(image, "?top_k=3")).json<Answer>();
+      expect(body.results[i]!.predictions).toEqual(alone.predictions);
+    }
+  });
+});
+
+describe("bad requests get a JSON error with the right status", () => {
+  beforeEach(async () => {
+    await publishToBucket(env.MODELS, await makeTinyPackage({ id: "tiny-http-v1" }));
+  });
+
+  async function expectError(response: Response, status: number, code: string) {
+    expect(response.status).toBe(status);
+    expect(response.headers.get("content-type")).toMatch(/application\/json/);
+    const body = await response.json<{ error: { code: string; message: string } }>();
+    expect(body.error.code).toBe(code);
+    expect(body.error.message.length).toBeGreaterThan(10);
+    expect(JSON.stringify(body)).not.toMatch(/at \w+ \(|\.ts:\d+/); // no stack traces
+  }
+
+  for (const topK of ["0", "-1", "abc", "1.5"]) {
+    it(`400 invalid_top_k for top_k=${topK}`, async () => {
+      await expectError(await postImage(testPicture(24, 1), `?top_k=${topK}`), 400, "invalid_top_k");
+    });
+  }
+
+  it("400 invalid_json for a body that is not JSON", async () => {
+    await expectError(await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: "{image:" }), 400, "invalid_json");
+  });
+
+  it("400 invalid_base64 for an image string that is not base64", async () => {
+    await expectError(await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: "not base64!!" }) }), 400, "invalid_base64");
+  });
+
+  it("400 invalid_body for JSON without an image", async () => {
+    await expectError(await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ picture: [1, 2] }) }), 400, "invalid_body");
+  });
+
+  it("400 empty_image for an empty body", async () => {
+    await expectError(await postImage(new Uint8Array()), 400, "empty_image");
+  });
+
+  it("415 for a content type that carries no image", async () => {
+    await expectError(await postImage(testPicture(24, 1), "", "text/plain"), 415, "unsupported_media_type");
+  });
+
+  it("415 for image bytes that are neither JPEG nor PNG", async () => {
+    const gif = new TextEncoder().encode("GIF89a\x01\x00\x01\x00\x00\x00\x00;");
+    await expectError(await postImage(gif, "", "image/gif"), 415, "unsupported_media_type");
+  });
+
+  it("413 for a body over the size limit", async () => {
+    await expectError(await postImage(new Uint8Array(21 * 1024 * 1024)), 413, "body_too_large");
+  });
+
+  it("413 for an image whose header claims too many pixels, before decoding it", async () => {
+    const forged = encodePng(2, 2, new Uint8Array(12), 3, { width: 65000, height: 65000 });
+    await expectError(await postImage(forged), 413, "image_too_large");
+  });
+
+  it("413 for a batch with too many images", async () => {
+    const form = new FormData();
+    for (let i = 0; i < 9; i++) form.append("image", new File([testPicture(8, i)], "x.png"));
+    await expectError(await SELF.fetch(URL_CLASSIFY, { method: "POST", body: form }), 413, "too_many_images");
+  });
+
+  it("422 for a PNG that cannot be decoded, and the next request still works", async () => {
+    const broken = testPicture(24, 1).slice(0, 60);
+    await expectError(await postImage(broken), 422, "undecodable_image");
+    expect((await postImage(testPicture(24, 1))).status).toBe(200);
+  });
+
+  it("422 naming the image when one image of a batch is broken", async () => {
+    const form = new FormData();
+    form.append("image", new File([testPicture(24, 1)], "a.png"));
+    form.append("image", new File([testPicture(24, 2).slice(0, 60)], "b.png"));
+    const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", body: form });
+    expect(response.status).toBe(422);
+    expect((await response.json<{ error: { message: string } }>()).error.message).toMatch(/^Image 2 of 2/);
+  });
+
+  it("404 as JSON for an unknown path", async () => {
+    await expectError(await SELF.fetch("https://edge.test/v2/nothing"), 404, "not_found");
+  });
+});

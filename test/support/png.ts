@@ -1,0 +1,81 @@
+/**
+ * A minimal PNG writer for tests (8-bit RGB or RGBA, stored/uncompressed deflate blocks), so a test
+ * can make exactly the image it needs without fixture files. Spec: https://www.w3.org/TR/png-3/
+ */
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type: string, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + data.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, data.length);
+  out.set(new TextEncoder().encode(type), 4);
+  out.set(data, 8);
+  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+  return out;
+}
+
+function zlibStored(raw: Uint8Array): Uint8Array {
+  const blocks: number[] = [0x78, 0x01];
+  for (let at = 0; at < raw.length || at === 0; at += 65535) {
+    const part = raw.subarray(at, at + 65535);
+    const last = at + 65535 >= raw.length ? 1 : 0;
+    blocks.push(last, part.length & 0xff, part.length >> 8, ~part.length & 0xff, (~part.length >> 8) & 0xff, ...part);
+    if (raw.length === 0) break;
+  }
+  let a = 1;
+  let b = 0;
+  for (const v of raw) {
+    a = (a + v) % 65521;
+    b = (b + a) % 65521;
+  }
+  blocks.push(b >> 8, b & 0xff, a >> 8, a & 0xff);
+  return Uint8Array.from(blocks);
+}
+
+/** Encodes `pixels` (row-major, `channels` 3 or 4 bytes per pixel) as a PNG file. */
+export function encodePng(width: number, height: number, pixels: Uint8Array, channels: 3 | 4 = 3, headerSize?: { width: number; height: number }): Uint8Array {
+  const ihdr = new Uint8Array(13);
+  const view = new DataView(ihdr.buffer);
+  view.setUint32(0, headerSize?.width ?? width);
+  view.setUint32(4, headerSize?.height ?? height);
+  ihdr.set([8, channels === 4 ? 6 : 2, 0, 0, 0], 8);
+  const raw = new Uint8Array(height * (1 + width * channels));
+  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width * channels, (y + 1) * width * channels), y * (1 + width * channels) + 1);
+  const parts = [Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), chunk("IDAT", zlibStored(raw)), chunk("IEND", new Uint8Array())];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** A deterministic colourful test picture. */
+export function testPicture(size: number, seed: number): Uint8Array {
+  const pixels = new Uint8Array(size * size * 3);
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++) {
+      const i = (y * size + x) * 3;
+      pixels[i] = (x * 37 + seed * 50) & 255;
+      pixels[i + 1] = (y * 53 + seed * 20) & 255;
+      pixels[i + 2] = ((x ^ y) * 11 + seed * 90) & 255;
+    }
+  return encodePng(size, size, pixels);
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
