@@ -1,3 +1,4 @@
+import * as tf from "@tensorflow/tfjs-core";
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/http/app";
@@ -95,6 +96,19 @@ describe("the model store and its lifecycle", () => {
     const response = await classify();
     expect(response.status).toBe(200);
     expect((await response.json<{ model: string }>()).model).toBe("second-v1");
+  });
+
+  it("leaks no tfjs tensors across requests, good or bad", async () => {
+    await publishToBucket(env.MODELS, await makeTinyPackage({ id: "leakcheck-v1" }));
+    const { classify, fetch } = freshApp();
+    expect((await classify()).status).toBe(200); // loads the model: its weights stay as tensors
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      expect((await classify()).status).toBe(200);
+      const broken = await fetch("/v1/classify", { method: "POST", headers: { "content-type": "image/png" }, body: testPicture(24, i).slice(0, 70) });
+      expect(broken.status).toBe(422);
+    }
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it("describes the served model at /v1/models", async () => {
