@@ -202,7 +202,8 @@ function rowWriter(png: PngInfo, out: Uint8Array, channels: 1 | 3, bg: Rgb) {
 
   return (row: Uint8Array, y: number, x0: number, dx: number, w: number): void => {
     const count = w * spp;
-    if (depth === 8) samples.set(row.subarray(0, count));
+    let s: Uint8Array = samples;
+    if (depth === 8) s = row;
     else if (depth === 16) for (let i = 0; i < count; i++) samples[i] = row[2 * i]!; // the high byte
     else {
       const mask = (1 << depth) - 1;
@@ -211,43 +212,44 @@ function rowWriter(png: PngInfo, out: Uint8Array, channels: 1 | 3, bg: Rgb) {
         samples[i] = ((row[bit >> 3]! >> (8 - depth - (bit & 7))) & mask) * greyScale;
       }
     }
-    for (let i = 0, o = (y * width + x0) * channels; i < w; i++, o += dx * channels) {
-      const s = i * spp;
-      switch (colorType) {
-        case 0:
-          out[o] = samples[s]!;
-          break;
-        case 2:
-          out[o] = samples[s]!;
-          out[o + 1] = samples[s + 1]!;
-          out[o + 2] = samples[s + 2]!;
-          break;
-        case 3: {
-          const index = samples[s]!;
-          const p = index < paletteSize ? index * 3 : -1; // out of range: black, as a zero-padded palette
-          const r = p < 0 ? 0 : palette![p]!;
-          const g = p < 0 ? 0 : palette![p + 1]!;
-          const b = p < 0 ? 0 : palette![p + 2]!;
-          const a = paletteAlpha && index < paletteAlpha.length ? paletteAlpha[index]! : 255;
-          out[o] = compositeSample(r, a, bg[0]);
-          out[o + 1] = compositeSample(g, a, bg[1]);
-          out[o + 2] = compositeSample(b, a, bg[2]);
-          break;
-        }
-        case 4: {
-          const v = samples[s]!;
-          const a = samples[s + 1]!;
-          out[o] = compositeSample(v, a, bg[0]);
-          out[o + 1] = compositeSample(v, a, bg[1]);
-          out[o + 2] = compositeSample(v, a, bg[2]);
-          break;
-        }
-        default: {
-          const a = samples[s + 3]!;
-          out[o] = compositeSample(samples[s]!, a, bg[0]);
-          out[o + 1] = compositeSample(samples[s + 1]!, a, bg[1]);
-          out[o + 2] = compositeSample(samples[s + 2]!, a, bg[2]);
-        }
+    const start = (y * width + x0) * channels;
+    const step = dx * channels;
+    if (dx === 1 && (colorType === 0 || colorType === 2)) {
+      out.set(s.subarray(0, count), start); // already what we store
+      return;
+    }
+    // One loop per colour type: this runs for every pixel of the image.
+    if (colorType === 0) {
+      for (let i = 0, o = start; i < w; i++, o += step) out[o] = s[i]!;
+    } else if (colorType === 2) {
+      for (let j = 0, o = start; j < count; j += 3, o += step) {
+        out[o] = s[j]!;
+        out[o + 1] = s[j + 1]!;
+        out[o + 2] = s[j + 2]!;
+      }
+    } else if (colorType === 3) {
+      for (let i = 0, o = start; i < w; i++, o += step) {
+        const index = s[i]!;
+        const p = index < paletteSize ? index * 3 : -1; // out of range: black, as a zero-padded palette
+        const a = paletteAlpha && index < paletteAlpha.length ? paletteAlpha[index]! : 255;
+        out[o] = compositeSample(p < 0 ? 0 : palette![p]!, a, bg[0]);
+        out[o + 1] = compositeSample(p < 0 ? 0 : palette![p + 1]!, a, bg[1]);
+        out[o + 2] = compositeSample(p < 0 ? 0 : palette![p + 2]!, a, bg[2]);
+      }
+    } else if (colorType === 4) {
+      for (let j = 0, o = start; j < count; j += 2, o += step) {
+        const v = s[j]!;
+        const a = s[j + 1]!;
+        out[o] = compositeSample(v, a, bg[0]);
+        out[o + 1] = compositeSample(v, a, bg[1]);
+        out[o + 2] = compositeSample(v, a, bg[2]);
+      }
+    } else {
+      for (let j = 0, o = start; j < count; j += 4, o += step) {
+        const a = s[j + 3]!;
+        out[o] = compositeSample(s[j]!, a, bg[0]);
+        out[o + 1] = compositeSample(s[j + 1]!, a, bg[1]);
+        out[o + 2] = compositeSample(s[j + 2]!, a, bg[2]);
       }
     }
   };
