@@ -198,7 +198,7 @@ def main() -> int:
         decoded[name] = pillow_rgb(files[name], exif=True)
 
     # Broken, hostile and unsupported inputs.
-    files["jpeg-truncated.jpg"] = files["jpeg-baseline.jpg"][: len(files["jpeg-baseline.jpg"]) * 3 // 5]
+    files["jpeg-truncated.jpg"] = files["jpeg-baseline.jpg"][:800]  # inside the scan: libjpeg only warns
     bad = bytearray(files["jpeg-baseline.jpg"])
     sof = bad.index(b"\xff\xc0")
     bad[sof + 9] = 7  # seven components in the frame header: libjpeg stops with a fatal error

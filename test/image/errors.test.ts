@@ -52,7 +52,9 @@ describe("an image that cannot be decoded is refused with 422", () => {
     return bytes;
   };
   it.each([
-    ["a truncated JPEG", () => fixture("jpeg-truncated.jpg")],
+    ["a JPEG cut off inside its image data (libjpeg would fill the rest with grey)", () => fixture("jpeg-truncated.jpg")],
+    ["a photo cut off halfway", () => fixture("parity-scaled.jpg").subarray(0, 36_000)],
+    ["a JPEG cut off inside its header", () => fixture("jpeg-baseline.jpg").subarray(0, 300)],
     ["a JPEG with a corrupt frame header", () => fixture("jpeg-corrupt.jpg")],
     ["a JPEG with nothing after its start marker", () => fixture("jpeg-baseline.jpg").subarray(0, 3)],
     ["a truncated PNG", () => fixture("png-truncated.png")],
