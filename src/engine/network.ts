@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { InputShape, Layer } from "../model/manifest";
 import { createDenseStack, type DenseShape, type DenseStack } from "./dense-int8";
+import { releasePackedFilter } from "./tfjs-wasm-backend";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
 
@@ -38,6 +39,9 @@ export class NetworkError extends Error {
 interface ConvWeights {
   layer: ConvLayer;
   inChannels: number;
+  /** Height and width of this layer's input, to pack it once with a dummy input. */
+  inputHeight: number;
+  inputWidth: number;
   weight: Uint8Array; // int8 HWIO, filled by the stream
   scale: Uint8Array; // f32 per filter
   bias: Uint8Array; // f32 per filter
@@ -65,6 +69,8 @@ export function planNetwork(layers: readonly Layer[], input: InputShape): Networ
         convs.push({
           layer,
           inChannels: c,
+          inputHeight: h,
+          inputWidth: w,
           weight: new Uint8Array(layer.kernel * layer.kernel * inGroup * layer.filters),
           scale: new Uint8Array(layer.filters * 4),
           bias: new Uint8Array(layer.filters * 4),
@@ -129,28 +135,15 @@ interface ConvTensors {
 }
 
 function buildNetwork(featureLayers: readonly Layer[], convs: ConvWeights[], dense: DenseStack, input: InputShape, softmax: boolean): Network {
-  const convTensors = new Map<string, ConvTensors>(convs.map((c) => [c.layer.name, convToTensors(c)]));
+  const convTensors = packConvolutions(convs);
   let disposed = false;
 
   const features = (x: tf.Tensor4D): tf.Tensor4D => {
     for (const layer of featureLayers) {
       switch (layer.op) {
-        case "conv2d": {
-          const { filters, biases } = convTensors.get(layer.name)!;
-          const groupInputs: tf.Tensor4D[] = layer.groups === 1 ? [x] : tf.split(x, layer.groups, 3);
-          const outputs = groupInputs.map((xs, g) =>
-            tf.fused.conv2d({
-              x: xs,
-              filter: filters[g]!,
-              strides: layer.stride,
-              pad: layer.padding,
-              bias: biases[g]!,
-              activation: layer.activation === "relu" ? "relu" : "linear",
-            }),
-          );
-          x = (outputs.length === 1 ? outputs[0]! : tf.concat(outputs, 3)) as tf.Tensor4D;
+        case "conv2d":
+          x = convolve(x, layer, convTensors.get(layer.name)!);
           break;
-        }
         case "lrn":
           x = tf.localResponseNormalization(x, (layer.size - 1) / 2, layer.k, layer.alpha, layer.beta);
           break;
@@ -185,6 +178,44 @@ function buildNetwork(featureLayers: readonly Layer[], convs: ConvWeights[], den
       for (const t of convTensors.values()) tf.dispose([...t.filters, ...t.biases]);
     },
   };
+}
+
+function convolve(x: tf.Tensor4D, layer: ConvLayer, { filters, biases }: ConvTensors): tf.Tensor4D {
+  return tf.tidy(() => {
+    const groupInputs: tf.Tensor4D[] = layer.groups === 1 ? [x] : tf.split(x, layer.groups, 3);
+    const outputs = groupInputs.map((xs, g) =>
+      tf.fused.conv2d({
+        x: xs,
+        filter: filters[g]!,
+        strides: layer.stride,
+        pad: layer.padding,
+        bias: biases[g]!,
+        activation: layer.activation === "relu" ? "relu" : "linear",
+      }),
+    );
+    return (outputs.length === 1 ? outputs[0]! : tf.concat(outputs, 3)) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Uploads each conv layer's weights and has XNNPACK pack them at once (one run on a zero input), then
+ * frees the uploaded copy (see releasePackedFilter). Largest layer first: each freed upload leaves a
+ * hole the next, smaller, upload fits in, so the wasm heap (which never shrinks) holds only one
+ * upload at a time instead of all of them.
+ */
+function packConvolutions(convs: ConvWeights[]): Map<string, ConvTensors> {
+  const tensors = new Map<string, ConvTensors>();
+  const bySize = [...convs].sort((a, b) => b.weight.byteLength - a.weight.byteLength);
+  for (const conv of bySize) {
+    const packed = convToTensors(conv);
+    tf.tidy(() => {
+      const dummy = tf.zeros([1, conv.inputHeight, conv.inputWidth, conv.inChannels]) as tf.Tensor4D;
+      convolve(dummy, conv.layer, packed).dataSync();
+    });
+    packed.filters.forEach(releasePackedFilter);
+    tensors.set(conv.layer.name, packed);
+  }
+  return tensors;
 }
 
 /** Dequantizes a conv layer's int8 HWIO weights and splits them into one tensor per group. */

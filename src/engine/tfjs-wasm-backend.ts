@@ -75,6 +75,26 @@ async function instantiate(): Promise<EmscriptenModule> {
   return module;
 }
 
+interface WasmTensorData {
+  memoryOffset: number;
+}
+
+/**
+ * Returns a conv filter's bytes to the wasm heap once XNNPACK has packed them. tfjs-backend-wasm
+ * builds an XNNPACK operator the first time a filter is used, caching it per filter id together with
+ * its own transposed copy, so the filter tensor's own bytes are never read again (tfjs-backend-wasm
+ * 4.22 `conv2d_impl.cc`; tfjs is pinned to that version). The tensor stays registered, so the cached
+ * operator survives; its offset becomes 0 so a later dispose frees nothing twice.
+ * Without this every conv weight is held three times (tensor, transposed copy, packed copy).
+ */
+export function releasePackedFilter(filter: tf.Tensor): void {
+  const backend = tf.backend() as unknown as { dataIdMap: { get(id: object): WasmTensorData | undefined }; wasm: { _free(ptr: number): void } };
+  const data = backend.dataIdMap.get(filter.dataId);
+  if (!data || !data.memoryOffset) return;
+  backend.wasm._free(data.memoryOffset);
+  data.memoryOffset = 0;
+}
+
 /** Bytes currently held by the tfjs wasm heap (it grows, never shrinks). */
 export function wasmHeapBytes(): number {
   const backend = tf.backend() as unknown as { wasm?: EmscriptenModule };
