@@ -11,14 +11,23 @@ export const MAX_BODY_BYTES = 20 * 1024 * 1024;
 export const MAX_BATCH_IMAGES = 8;
 
 /**
- * Largest JPEG accepted, in pixels, read from its header before decoding. Baseline JPEGs decode at a
- * reduced DCT scale (a 12 MP photo costs ~4 MiB), but a progressive JPEG keeps all DCT coefficients
- * (~38 MiB at 12 MP, shared/platform-notes.md), so the cap stays near a phone camera's resolution.
+ * Largest baseline JPEG accepted, in pixels, read from its header before decoding. It decodes at a
+ * reduced DCT scale: a 12 MP photo peaks at ~2 MiB of decoder memory (measured, test/image).
  */
 export const MAX_JPEG_PIXELS = 16_000_000;
 
-/** Largest PNG accepted, in pixels. PNGs cannot be downscaled while decoding: 4 MP is 16 MiB of RGBA. */
-export const MAX_PNG_PIXELS = 4_200_000;
+/**
+ * Largest progressive JPEG accepted. libjpeg keeps all its DCT coefficients while decoding, at any
+ * scale: 36.8 MiB of decoder memory at 12 MP (measured), which next to the ~92 MiB the full AlexNet
+ * holds would break the 128 MB isolate limit. 4 MP costs ~12 MiB.
+ */
+export const MAX_PROGRESSIVE_JPEG_PIXELS = 4_000_000;
+
+/**
+ * Largest PNG accepted, in pixels. PNGs cannot be downscaled while decoding, and the inflated rows
+ * plus the RGB raster cost ~7 bytes a pixel in JS memory: 1920x1080 (2.07 MP) fits, ~15 MiB.
+ */
+export const MAX_PNG_PIXELS = 2_100_000;
 
 /** `top_k` when the request names none. */
 export const DEFAULT_TOP_K = 5;

@@ -2,7 +2,7 @@
  * The image pipeline in one call: bytes of a JPEG or PNG in, the model's input tensor out.
  * sniff (415) -> pixel limit from the header (413) -> decode (422) -> EXIF orientation -> preprocess.
  */
-import { MAX_JPEG_PIXELS, MAX_PNG_PIXELS } from "../config";
+import { MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../config";
 import type { InputShape, Preprocess } from "../model/manifest";
 import { ImageError } from "./errors";
 import { decodeJpeg } from "./jpeg";
@@ -18,8 +18,6 @@ export interface PreparedImage {
   preprocessMs: number; // colour, resize, crop, normalise
   source: { type: "jpeg" | "png"; width: number; height: number }; // full size, as displayed (EXIF applied)
 }
-
-const PIXEL_LIMITS = { jpeg: MAX_JPEG_PIXELS, png: MAX_PNG_PIXELS } as const;
 
 export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape): Promise<PreparedImage> {
   const start = performance.now();
@@ -44,12 +42,10 @@ export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, in
   };
 }
 
-function refuseOverLimit({ type, width, height }: ImageHeader): void {
-  const limit = PIXEL_LIMITS[type];
+function refuseOverLimit({ type, width, height, progressive }: ImageHeader): void {
+  const limit = type === "png" ? MAX_PNG_PIXELS : progressive ? MAX_PROGRESSIVE_JPEG_PIXELS : MAX_JPEG_PIXELS;
   if (width * height > limit) {
-    throw new ImageError(
-      "image_too_large",
-      `The ${type.toUpperCase()} is ${width}x${height} (${width * height} pixels); the limit is ${limit} pixels.`,
-    );
+    const what = progressive ? "progressive JPEG" : type.toUpperCase();
+    throw new ImageError("image_too_large", `The ${what} is ${width}x${height} (${width * height} pixels); the limit is ${limit} pixels.`);
   }
 }

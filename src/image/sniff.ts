@@ -11,6 +11,8 @@ export interface ImageHeader {
   type: ImageType;
   width: number; // as stored, before any EXIF orientation
   height: number;
+  /** A progressive JPEG: libjpeg keeps every DCT coefficient while decoding it, whatever the scale. */
+  progressive: boolean;
 }
 
 const SUPPORTED = "Send a JPEG or PNG image.";
@@ -42,7 +44,9 @@ function jpegHeader(bytes: Uint8Array): ImageHeader {
       if (s.end - s.start < 6) throw undecodable("The JPEG frame header is corrupt.");
       // T.81 B.2.2: precision (1 byte), height (2), width (2). Height 0 (defined later by DNL) is legal
       // JPEG that libjpeg does not support, so it is refused here with the other unusable sizes.
-      return checked("jpeg", u16(bytes, s.start + 3), u16(bytes, s.start + 1));
+      // SOF2, SOF6, SOF10, SOF14 are the progressive frames (T.81 Table B.1).
+      const progressive = [0xc2, 0xc6, 0xca, 0xce].includes(s.marker);
+      return checked("jpeg", u16(bytes, s.start + 3), u16(bytes, s.start + 1), progressive);
     }
   }
   throw undecodable("The JPEG has no frame header before its first scan.");
@@ -57,9 +61,9 @@ function pngHeader(bytes: Uint8Array): ImageHeader {
   return checked("png", width, height);
 }
 
-function checked(type: ImageType, width: number, height: number): ImageHeader {
+function checked(type: ImageType, width: number, height: number, progressive = false): ImageHeader {
   if (width === 0 || height === 0) throw undecodable(`The ${type.toUpperCase()} header says the image is empty.`);
-  return { type, width, height };
+  return { type, width, height, progressive };
 }
 
 function ascii(b: Uint8Array, at: number, n: number): string {

@@ -42,6 +42,24 @@ describe("an image whose header claims too many pixels is refused with 413 befor
     expect(error.message).toMatch(/65000x65000 \(4225000000 pixels\); the limit is \d+ pixels/);
     expect(decoderMemoryPeakBytes()).toBe(0); // no decoder instance was even created
   });
+
+  it("a progressive JPEG has a lower limit than a baseline one of the same size", async () => {
+    // Patch the frame size (SOF height, width) of each kind to 3000x2000 = 6 MP.
+    const resized = (name: string, sof: number) => {
+      const bytes = fixture(name);
+      let at = 2;
+      while (bytes[at + 1] !== sof) at += 2 + ((bytes[at + 2]! << 8) | bytes[at + 3]!);
+      bytes.set([2000 >> 8, 2000 & 255, 3000 >> 8, 3000 & 255], at + 5);
+      return bytes;
+    };
+    resetDecoderMemoryPeak();
+    const progressive = await failure(resized("jpeg-progressive.jpg", 0xc2));
+    expect([progressive.status, progressive.code]).toEqual([413, "image_too_large"]);
+    expect(progressive.message).toMatch(/progressive JPEG is 3000x2000/);
+    expect(decoderMemoryPeakBytes()).toBe(0);
+    // The baseline one passes the limit and only then fails, since its data is not 6 MP.
+    expect((await failure(resized("jpeg-baseline.jpg", 0xc0))).status).toBe(422);
+  });
 });
 
 describe("an image that cannot be decoded is refused with 422", () => {
