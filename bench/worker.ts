@@ -4,9 +4,8 @@
  */
 import { createApp } from "../src/http/app";
 import { packageKey } from "../src/config";
-import { decoderMemoryBytes } from "../src/image";
-import { wasmHeapBytes } from "../src/engine/tfjs-wasm-backend";
-import { useWasmBackend } from "../src/engine/tfjs-wasm-backend";
+import { decoderMemoryPeakBytes } from "../src/image";
+import { useWasmBackend, wasmHeapBytes } from "../src/engine/tfjs-wasm-backend";
 import { createModelHolder } from "../src/model/served-model";
 import { readManifest, readPointer } from "../src/model/store";
 import type { Bindings } from "../src/http/app";
@@ -39,7 +38,8 @@ export default {
       return Response.json({
         tfjs_heap_bytes: wasmHeapBytes(),
         kernel_bytes: classifier?.kernelMemoryBytes ?? 0,
-        decoder_bytes: decoderMemoryBytes(),
+        decoder_peak_bytes: decoderMemoryPeakBytes(),
+        load_peak_bytes: classifier?.loadPeakBytes ?? 0,
       });
     }
     if (url.pathname === "/__bench/forward") {

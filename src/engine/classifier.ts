@@ -19,6 +19,8 @@ export interface Classifier {
   /** Raw network output (probabilities, or logits when the manifest has no softmax) for a batch. */
   forward(inputs: readonly Float32Array[]): Float32Array[];
   readonly kernelMemoryBytes: number;
+  /** Model memory at its peak during the load (see Network.loadPeakBytes). */
+  readonly loadPeakBytes: number;
   dispose(): void;
 }
 
@@ -54,6 +56,7 @@ export async function loadClassifier(manifest: Manifest, weights: ReadableStream
     await reader.cancel().catch(() => {});
     throw error;
   }
+  plan.destinations.clear(); // drop the staging buffers' last references as the network takes them over
   const network = plan.build();
   const classifier = wrap(manifest, network);
   classifier.forward([new Float32Array(inputSize(manifest))]); // warm-up: tier up the kernel, pack XNNPACK weights
@@ -82,6 +85,7 @@ function wrap(manifest: Manifest, network: Network): Classifier {
       return forward(inputs).map((scores) => topPredictions(scores, manifest.labels, topK));
     },
     kernelMemoryBytes: network.kernelMemoryBytes,
+    loadPeakBytes: network.loadPeakBytes,
     dispose: () => network.dispose(),
   };
 }

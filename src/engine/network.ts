@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { InputShape, Layer } from "../model/manifest";
 import { createDenseStack, type DenseShape, type DenseStack } from "./dense-int8";
-import { releasePackedFilter } from "./tfjs-wasm-backend";
+import { releasePackedFilter, wasmHeapBytes } from "./tfjs-wasm-backend";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
 
@@ -29,6 +29,11 @@ export interface Network {
   readonly classes: number;
   /** Bytes held outside tfjs: the int8 kernel's memory. */
   readonly kernelMemoryBytes: number;
+  /**
+   * The most model memory held at once while the network was built: wasm memories plus the JS
+   * buffers staging conv weights, sampled where it peaks (around each layer's upload and packing).
+   */
+  readonly loadPeakBytes: number;
   dispose(): void;
 }
 
@@ -135,7 +140,7 @@ interface ConvTensors {
 }
 
 function buildNetwork(featureLayers: readonly Layer[], convs: ConvWeights[], dense: DenseStack, input: InputShape, softmax: boolean): Network {
-  const convTensors = packConvolutions(convs);
+  const { tensors: convTensors, peakBytes } = packConvolutions(convs, dense.memoryBytes);
   let disposed = false;
 
   const features = (x: tf.Tensor4D): tf.Tensor4D => {
@@ -160,6 +165,7 @@ function buildNetwork(featureLayers: readonly Layer[], convs: ConvWeights[], den
   return {
     classes: dense.outFeatures,
     kernelMemoryBytes: dense.memoryBytes,
+    loadPeakBytes: peakBytes,
     forward(data, batch) {
       if (disposed) throw new NetworkError("the network was disposed");
       const expected = batch * input.height * input.width * input.channels;
@@ -203,20 +209,31 @@ function convolve(x: tf.Tensor4D, layer: ConvLayer, { filters, biases }: ConvTen
  * hole the next, smaller, upload fits in, so the wasm heap (which never shrinks) holds only one
  * upload at a time instead of all of them.
  */
-function packConvolutions(convs: ConvWeights[]): Map<string, ConvTensors> {
+function packConvolutions(convs: ConvWeights[], kernelBytes: number): { tensors: Map<string, ConvTensors>; peakBytes: number } {
   const tensors = new Map<string, ConvTensors>();
+  const staged = () => convs.reduce((sum, c) => sum + c.weight.byteLength + c.scale.byteLength + c.bias.byteLength, 0);
+  let peakBytes = 0;
+  const sample = (transient: number) => {
+    peakBytes = Math.max(peakBytes, wasmHeapBytes() + kernelBytes + staged() + transient);
+  };
   const bySize = [...convs].sort((a, b) => b.weight.byteLength - a.weight.byteLength);
   for (const conv of bySize) {
     const packed = convToTensors(conv);
+    sample(4 * conv.weight.byteLength); // the fp32 copy convToTensors just uploaded from
+    conv.weight = conv.scale = conv.bias = EMPTY; // staged bytes are in tfjs now
     tf.tidy(() => {
       const dummy = tf.zeros([1, conv.inputHeight, conv.inputWidth, conv.inChannels]) as tf.Tensor4D;
       convolve(dummy, conv.layer, packed).dataSync();
     });
+    sample(0);
     packed.filters.forEach(releasePackedFilter);
     tensors.set(conv.layer.name, packed);
   }
-  return tensors;
+  sample(0);
+  return { tensors, peakBytes };
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** Dequantizes a conv layer's int8 HWIO weights and splits them into one tensor per group. */
 function convToTensors(c: ConvWeights): ConvTensors {
