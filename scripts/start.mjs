@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+/**
+ * Runs alexnet-edge locally on the default model: `npm start`.
+ *
+ * Usage:
+ *   npm start [-- --model DIR] [--port 8787] [--persist-to .state]
+ *
+ *   --model DIR       the package to serve (default: the one subdirectory of model/ with a manifest.json)
+ *   --port N          port for http://127.0.0.1:N (default 8787)
+ *   --persist-to DIR  local R2 state (default .state)
+ *
+ * Steps: builds the wasm kernel if it is missing (`npm run build:wasm`); publishes the package to the local
+ * bucket with the same code as `npm run publish-model -- DIR --local` (skips files already there, reads
+ * every file back to check its SHA-256, then points models/current.json at it); then runs
+ * `wrangler dev --port 8787 --ip 127.0.0.1 --persist-to .state` in its own process group. Ctrl-C (or
+ * SIGTERM) stops wrangler and workerd with it. Exits non-zero if any step fails.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { findDefaultPackage, PackageError } from "./lib/model-package.mjs";
+import { publishPackage } from "./lib/publish.mjs";
+import { assertPortFree, startWranglerDev, workerdVersion } from "./lib/wrangler-dev.mjs";
+import { modelsBucketName, openBucket } from "./lib/wrangler-r2.mjs";
+
+const root = resolve(import.meta.dirname, "..");
+const IP = "127.0.0.1";
+/** Written into the persist directory: which workerd wrote it last. */
+const STAMP = "workerd-version.txt";
+
+const log = (line) => console.log(`start: ${line}`);
+function fail(message) {
+  console.error(`start: ${message}`);
+  process.exit(1);
+}
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      model: { type: "string" },
+      port: { type: "string", default: "8787" },
+      "persist-to": { type: "string", default: ".state" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }));
+} catch (error) {
+  fail(`${error.message}\nusage: npm start [-- --model DIR] [--port 8787] [--persist-to .state]`);
+}
+if (values.help) {
+  console.log("usage: npm start [-- --model DIR] [--port 8787] [--persist-to .state]");
+  process.exit(0);
+}
+const port = Number(values.port);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) fail(`--port must be a port number, got ${values.port}`);
+const persistTo = resolve(root, values["persist-to"]);
+
+/** A path as the user would type it: relative inside the repository, absolute outside it. */
+const shown = (path) => (relative(root, path).startsWith("..") ? path : relative(root, path) || ".");
+
+/** workerd versions are 1.YYYYMMDD.N: numeric comparison, part by part. */
+function newer(a, b) {
+  const pa = a.split(".").map(Number);
+  const pb = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) > (pb[i] ?? 0);
+  return false;
+}
+
+/** A persist directory written by a newer workerd crashes an older one (its SQLite schema): refuse early. */
+function checkPersistDir() {
+  const ours = workerdVersion();
+  const stampPath = join(persistTo, STAMP);
+  const theirs = existsSync(stampPath) ? readFileSync(stampPath, "utf8").trim() : null;
+  if (theirs && newer(theirs, ours)) {
+    fail(
+      `${shown(persistTo)} was written by workerd ${theirs}, newer than this checkout's ${ours}, which would crash on it. ` +
+        `It only holds local copies of published models: delete it (rm -rf ${shown(persistTo)}) and run npm start again, or pass --persist-to another directory.`,
+    );
+  }
+  mkdirSync(persistTo, { recursive: true });
+  writeFileSync(stampPath, `${ours}\n`);
+}
+
+/** The running wrangler dev, once started: every exit path stops it. */
+let dev;
+
+async function main() {
+  await assertPortFree(port, IP);
+
+  const kernel = join(root, "build/kernels/dense-int8.wasm");
+  if (!existsSync(kernel)) {
+    log("building the wasm kernel (npm run build:wasm)");
+    const build = spawnSync("npm", ["run", "build:wasm"], { cwd: root, stdio: "inherit" });
+    if (build.status !== 0) fail("npm run build:wasm failed");
+  }
+
+  const packageDir = values.model ? resolve(values.model) : findDefaultPackage(join(root, "model"));
+  if (!existsSync(join(packageDir, "manifest.json"))) fail(`${values.model} is not a model package: it has no manifest.json`);
+  checkPersistDir();
+  log(`seeding the local R2 bucket in ${shown(persistTo)} with ${shown(packageDir)}`);
+  const bucket = openBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), mode: "local", persistTo, cwd: root, log });
+  const { id } = await publishPackage(bucket, packageDir, { log });
+
+  log(`starting wrangler dev on http://${IP}:${port} (Ctrl-C stops it)`);
+  dev = startWranglerDev({ cwd: root, port, ip: IP, persistTo, stdio: "inherit" });
+  let stopping = false;
+  const stop = async (signal) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping wrangler dev and workerd`);
+    await dev.stop();
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(signal));
+
+  dev.exited.then(({ code, signal }) => {
+    if (stopping) return;
+    console.error(`start: wrangler dev exited (${signal ?? `code ${code}`})`);
+    dev.stop().then(() => process.exit(code || 1));
+  });
+
+  await dev.waitFor("/healthz", 120_000);
+  const ready = await dev.waitFor("/readyz", 120_000).catch((error) => error);
+  if (ready instanceof Error) log(`the Worker answers, but the model did not load: ${ready.message}`);
+  else log(`ready: serving ${id} on http://${IP}:${port}  (demo page: http://${IP}:${port}/ , API: http://${IP}:${port}/openapi.json)`);
+}
+
+main().catch(async (error) => {
+  if (dev) await dev.stop();
+  fail(error instanceof PackageError ? error.message : (error?.message ?? String(error)));
+});
