@@ -9,6 +9,7 @@ import { MAX_BODY_BYTES, POINTER_CHECK_INTERVAL_MS } from "../config";
 import { createModelHolder, type ModelHolder } from "../model/served-model";
 import { errorResponse, notFound, onError } from "./errors";
 import { registerClassify } from "./routes/classify";
+import { registerDemo } from "./routes/demo";
 import { registerHealth } from "./routes/health";
 import { registerModels } from "./routes/models";
 
@@ -48,6 +49,7 @@ export function createApp(options: { models?: ModelHolder } = {}): OpenAPIHono<A
   registerHealth(app);
   registerModels(app);
   registerClassify(app);
+  registerDemo(app);
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: { title: "alexnet-edge", version: "1", description: "AlexNet image classification on Cloudflare Workers." },
