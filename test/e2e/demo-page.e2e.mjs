@@ -1,0 +1,115 @@
+/**
+ * End to end, in a real headless Chromium: starts the Worker with `wrangler dev` on a free port and a
+ * temporary persist directory, publishes a model into it with the publish script's code (--local), opens
+ * the demo page, uploads a sample image through the file picker and checks the labels the page shows.
+ *
+ * Run: `npm run test:e2e`. Needs Debian's chromium (/usr/bin/chromium, or set CHROMIUM) and playwright-core.
+ * The model: the default package in model/ if there is one (then the sample's true label must win), else
+ * test/fixtures/tiny-gray-package (random weights: the page must show what the API answers).
+ * Writes a screenshot to test-results/demo-page.png. Stops everything it started.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { chromium } from "playwright-core";
+import { findDefaultPackage } from "../../scripts/lib/model-package.mjs";
+import { publishPackage } from "../../scripts/lib/publish.mjs";
+import { freePort, startWranglerDev } from "../../scripts/lib/wrangler-dev.mjs";
+import { modelsBucketName, openBucket } from "../../scripts/lib/wrangler-r2.mjs";
+
+const root = resolve(import.meta.dirname, "../..");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const SCREENSHOT = join(root, "test-results/demo-page.png");
+
+/** "Ankle boot", "ankle-boot", "T-shirt/top" -> comparable keys. */
+const key = (text) => text.toLowerCase().replace(/[^a-z0-9]/g, "");
+
+function chooseModel() {
+  try {
+    return { dir: findDefaultPackage(join(root, "model")), trained: true };
+  } catch {
+    return { dir: join(root, "test/fixtures/tiny-gray-package"), trained: false };
+  }
+}
+
+const log = (line) => console.log(line);
+let work;
+let dev;
+let browser;
+const model = chooseModel();
+
+describe("the demo page in headless Chromium", () => {
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM)`);
+    work = mkdtempSync(join(tmpdir(), "alexnet-edge-e2e-"));
+    const persistTo = join(work, "state");
+    mkdirSync(persistTo);
+    const [port, inspectorPort] = [await freePort(), await freePort()];
+    log(`model ${model.dir}${model.trained ? "" : " (no default model in model/: a fixture with random weights)"}`);
+    // wrangler dev starts while the package is published into the same persist directory: both take
+    // tens of seconds. The Worker re-reads the pointer on every request (POINTER_CHECK_SECONDS=0).
+    dev = startWranglerDev({ cwd: root, port, persistTo, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "0" } });
+    const bucket = openBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), mode: "local", persistTo, cwd: root, log });
+    await publishPackage(bucket, model.dir, { log });
+    await dev.waitFor("/readyz", 90_000);
+    log(`Worker ready at ${dev.url}`);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await dev?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("shows the top-5 labels, the server's timing and the model for an uploaded sample", async () => {
+    const [samples, info] = await Promise.all([
+      fetch(`${dev.url}/samples/index.json`).then((r) => r.json()),
+      fetch(`${dev.url}/v1/models`).then((r) => r.json()),
+    ]);
+    assert.ok(samples.length > 0, "the page offers no samples (npm run build:samples)");
+    const labelKeys = new Map(info.labels.map((label) => [key(label), label]));
+    const sample = samples.find((s) => labelKeys.has(key(s.title))) ?? samples[0];
+    const trueLabel = labelKeys.get(key(sample.title));
+
+    const bytes = new Uint8Array(await (await fetch(`${dev.url}/samples/${encodeURIComponent(sample.name)}`)).arrayBuffer());
+    const file = join(work, sample.name);
+    writeFileSync(file, bytes);
+    const api = await (await fetch(`${dev.url}/v1/classify`, { method: "POST", headers: { "content-type": sample.type }, body: bytes })).json();
+
+    const page = await browser.newPage({ viewport: { width: 900, height: 720 } });
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(dev.url + "/");
+    await page.locator("#model").filter({ hasText: info.id }).waitFor({ timeout: 15_000 });
+    await page.setInputFiles("#file", file);
+    await page.locator("#result:not([hidden])").waitFor({ timeout: 30_000 });
+
+    const labels = await page.locator("#predictions .label").allTextContents();
+    const scores = await page.locator("#predictions .score").allTextContents();
+    const timing = await page.locator("#timing").textContent();
+    log(`${sample.name}: page shows ${labels.map((l, i) => `${l} ${scores[i]}`).join(", ")}; ${timing}`);
+
+    assert.equal(labels.length, Math.min(5, info.labels.length));
+    assert.deepEqual(labels, api.predictions.map((p) => p.label));
+    if (model.trained && trueLabel) assert.equal(labels[0], trueLabel, `the default model should recognise ${sample.name}`);
+    assert.match(timing, /decode [\d.]+ ms · preprocess [\d.]+ ms · inference [\d.]+ ms/);
+    assert.match(timing, new RegExp(`model ${info.id.replace(/[.]/g, "\\.")}`));
+    assert.deepEqual(errors, []);
+
+    // A sample button does the same without a file.
+    await page.locator("#samples button").last().click();
+    await page.locator("#status").filter({ hasText: samples.at(-1).title }).waitFor({ timeout: 30_000 });
+
+    await page.locator("#samples button").first().click();
+    await page.locator("#status").filter({ hasText: samples[0].title }).waitFor({ timeout: 30_000 });
+    mkdirSync(join(root, "test-results"), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    log(`screenshot: ${SCREENSHOT}`);
+  });
+});
