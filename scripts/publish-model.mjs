@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { PackageError } from "./lib/model-package.mjs";
 import { publishPackage, rollback } from "./lib/publish.mjs";
-import { modelsBucketName, openBucket } from "./lib/wrangler-r2.mjs";
+import { modelsBucketName, openBucket, WranglerError } from "./lib/wrangler-r2.mjs";
 
 const USAGE = `usage: npm run publish-model -- <package dir> [--local | --remote] [--persist-to DIR]
        npm run publish-model -- --rollback [--local | --remote] [--persist-to DIR]`;
@@ -65,5 +65,5 @@ try {
   if (values.rollback) await rollback(bucket);
   else await publishPackage(bucket, resolve(positionals[0]));
 } catch (error) {
-  fail(error instanceof PackageError ? error.message : error.stack);
+  fail(error instanceof PackageError || error instanceof WranglerError ? error.message : error.stack);
 }

@@ -19,7 +19,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { findDefaultPackage, PackageError } from "./lib/model-package.mjs";
+import { findDefaultPackage } from "./lib/model-package.mjs";
 import { publishPackage } from "./lib/publish.mjs";
 import { assertPortFree, startWranglerDev, workerdVersion } from "./lib/wrangler-dev.mjs";
 import { modelsBucketName, openBucket } from "./lib/wrangler-r2.mjs";
@@ -128,5 +128,5 @@ async function main() {
 
 main().catch(async (error) => {
   if (dev) await dev.stop();
-  fail(error instanceof PackageError ? error.message : (error?.message ?? String(error)));
+  fail(error?.message ?? String(error));
 });

@@ -13,6 +13,11 @@ import { LARGE_BYTES, formatBytes, progressReporter } from "./progress.mjs";
 const require = createRequire(import.meta.url);
 const WRANGLER_BIN = join(dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");
 
+/** A wrangler call failed; the message carries wrangler's own explanation. */
+export class WranglerError extends Error {
+  name = "WranglerError";
+}
+
 /** wrangler's message for a missing object (its exit status alone does not tell "missing" from "failed"). */
 const NOT_FOUND = /specified key does not exist|NoSuchKey|object not found/i;
 
@@ -56,8 +61,15 @@ export function openBucket({ bucket, mode, persistTo, cwd = process.cwd(), log =
     });
   }
 
-  const failure = (what, result) =>
-    new Error(`wrangler r2 object ${what} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim().split("\n").slice(-6).join("\n")}`);
+  /** wrangler's own explanation (not logged in, no such bucket...), without colours, blank lines or its log path. */
+  const failure = (what, result) => {
+    const lines = (result.stderr || result.stdout)
+      .replace(/\x1b\[[0-9;]*m/g, "")
+      .split("\n")
+      .map((line) => line.trim())
+      .filter((line) => line && !line.startsWith("🪵"));
+    return new WranglerError(`wrangler r2 object ${what} failed (exit ${result.code}):\n  ${lines.slice(-8).join("\n  ")}`);
+  };
 
   /** The object's bytes, or null when there is no such object. For small objects (manifests, pointers). */
   async function get(key) {
@@ -74,7 +86,7 @@ export function openBucket({ bucket, mode, persistTo, cwd = process.cwd(), log =
   async function digest(key, expectedBytes) {
     const hash = createHash("sha256");
     let bytes = 0;
-    const progress = progressReporter(`  reading back ${key}`, expectedBytes, log);
+    const progress = progressReporter(`  ${key}: reading back`, expectedBytes, log);
     const result = await wrangler(["get", objectPath(key), "--pipe"], {
       onStdout: (chunk) => {
         hash.update(chunk);
@@ -91,6 +103,7 @@ export function openBucket({ bucket, mode, persistTo, cwd = process.cwd(), log =
 
   /** Uploads a file or a buffer; the bytes go through wrangler's stdin so that large files show progress. */
   async function put(key, { file, data, contentType }) {
+    let ticker;
     const result = await wrangler(["put", objectPath(key), "--pipe", "--content-type", contentType], {
       stdin: (sink) => {
         // wrangler may exit before reading everything (bad credentials, say): its exit status reports that.
@@ -99,17 +112,22 @@ export function openBucket({ bucket, mode, persistTo, cwd = process.cwd(), log =
         const source = createReadStream(file);
         let sent = 0;
         const size = statSync(file).size;
-        const progress = progressReporter(`  uploading ${key}`, size, log);
+        const progress = progressReporter(`  ${key}: passing to wrangler`, size, log);
         source.on("data", (chunk) => {
           sent += chunk.length;
           progress(sent);
         });
         source.on("end", () => {
-          if (size >= LARGE_BYTES) log(`  ${key}: ${formatBytes(size)} handed to wrangler, waiting for the bucket to store it`);
+          if (size < LARGE_BYTES) return;
+          // wrangler reads all of stdin before it sends anything: from here on only the time can be shown.
+          const started = Date.now();
+          log(`  ${key}: ${formatBytes(size)} handed to wrangler, which uploads it now`);
+          ticker = setInterval(() => log(`  ${key}: still uploading, ${Math.round((Date.now() - started) / 1000)} s`), 5000);
         });
         source.pipe(sink);
       },
     });
+    clearInterval(ticker);
     if (result.code !== 0) throw failure(`put ${objectPath(key)}`, result);
   }
 
