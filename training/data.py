@@ -141,7 +141,7 @@ class ImageFolder(Dataset):
     """
 
     def __init__(self, root: str, split: str, size: int, train: bool, pca_sigma: float = 0.1,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, classes=None):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, classes=None, ten_crop: bool = False):
         import torchvision.transforms as T  # imported here: Fashion-MNIST needs no torchvision
         base = os.path.join(root, split)
         if not os.path.isdir(base):
@@ -167,6 +167,10 @@ class ImageFolder(Dataset):
             self.transform = T.Compose([T.Resize(folder_resize(size)), T.RandomCrop(size),
                                         T.RandomHorizontalFlip(), T.ToTensor()])
             self.post = (lambda x: normalize(pca_noise(x, pca_sigma))) if pca_sigma > 0 else normalize
+        elif ten_crop:  # paper section 4.1: four corners + centre, and their mirrors -> [10, 3, size, size]
+            self.transform = T.Compose([T.Resize(folder_resize(size)), T.TenCrop(size),
+                                        T.Lambda(lambda crops: torch.stack([T.functional.to_tensor(c) for c in crops]))])
+            self.post = normalize
         else:
             self.transform = T.Compose([T.Resize(folder_resize(size)), T.CenterCrop(size), T.ToTensor()])
             self.post = normalize

@@ -35,7 +35,7 @@ def quantize_rows(w: torch.Tensor) -> tuple:
 def _add_weights(layer: dict, w: torch.Tensor, b) -> dict:
     b = torch.zeros(w.shape[0]) if b is None else b
     q, scale = quantize_rows(w)
-    layer.update(q=q, scale=scale.float(), bias=b.detach().float().clone(),
+    layer.update(q=q, scale=scale.float(), bias=b.detach().float().clone(), w=w.detach().float().clone(),
                  deq=(q.float() * scale.view(-1, *([1] * (w.dim() - 1)))))
     return layer
 
@@ -126,16 +126,20 @@ def dense_int8(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torc
 
 
 @torch.no_grad()
-def served_forward(layers: list, x: torch.Tensor) -> torch.Tensor:
-    """Logits (before softmax) of NCHW float inputs in the served arithmetic."""
+def served_forward(layers: list, x: torch.Tensor, quantized: bool = True) -> torch.Tensor:
+    """Logits (before softmax) of NCHW float inputs in the served arithmetic.
+
+    quantized=False runs the same folded layers in plain fp32 (the BN-folding check).
+    """
     x = x.float()
     for layer in layers:
         op = layer["op"]
         if op == "conv2d":
-            x = F.conv2d(x, layer["deq"], layer["bias"], stride=layer["stride"], padding=layer["padding"],
-                         groups=layer["groups"])
+            x = F.conv2d(x, layer["deq"] if quantized else layer["w"], layer["bias"], stride=layer["stride"],
+                         padding=layer["padding"], groups=layer["groups"])
         elif op == "dense":
-            x = dense_int8(x, layer["q"], layer["scale"], layer["bias"])
+            x = (dense_int8(x, layer["q"], layer["scale"], layer["bias"]) if quantized
+                 else F.linear(x, layer["w"], layer["bias"]))
         elif op == "lrn":
             x = F.local_response_norm(x, layer["size"], layer["alpha"] * layer["size"], layer["beta"], layer["k"])
         elif op == "maxpool":

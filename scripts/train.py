@@ -1,0 +1,493 @@
+"""Train an AlexNet-family model and export it as an alexnet-edge model package (docs/model-package.md).
+
+Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository root:
+
+  # the default model: paper AlexNet on Fashion-MNIST, CPU, reduced input size, package into model/
+  nice -n 5 /usr/bin/python3 scripts/train.py --input-size 64 --epochs 6 --schedule cosine --warmup-epochs 0.3 \
+      --out runs/fmnist-64 --export-dir model/alexnet-fmnist-64-v1
+
+  # your own images: root/train/<class>/*.jpg and root/val/<class>/*.jpg (the ImageNet layout)
+  /usr/bin/python3 scripts/train.py --dataset /data/flowers --input-size 224 --epochs 90 \
+      --out runs/flowers --export-dir model/alexnet-flowers-224-v1
+
+  # several GPUs (or machines: add --nnodes/--node-rank/--master-addr, see torchrun --help)
+  torchrun --standalone --nproc-per-node 8 scripts/train.py --dataset /data/imagenet --input-size 224 --epochs 90
+
+  # resume an interrupted run (same flags; the checkpoint restores model, optimiser, schedule, epoch, RNG)
+  /usr/bin/python3 scripts/train.py ... --resume runs/fmnist-64/ckpt.pt
+
+  # export a checkpoint without training; convert torchvision's ImageNet AlexNet weights into a package
+  /usr/bin/python3 scripts/train.py --export-only --resume runs/fmnist-64/ckpt.pt --export-dir model/x-v2
+  /usr/bin/python3 scripts/train.py --from-torchvision alexnet-owt-7be5be79.pth --export-dir model/alexnet-tv-imagenet-v1
+
+Every config name below is a flag: `batch_size` is `--batch-size 64`, booleans are `--amp` / `--no-amp`.
+Written beside the checkpoint (rank 0 only): ckpt.pt, config.json, metrics.csv, curves.png, confusion.png.
+"""
+import argparse
+import csv
+import datetime
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, RandomSampler, Subset, SequentialSampler
+from torch.utils.data.distributed import DistributedSampler
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from training import data as D  # noqa: E402
+from training.model import ARCHS, build_model, count_parameters  # noqa: E402
+
+# ----------------------------------------------------------------------------- config
+# data
+dataset = "fashion-mnist"   # "fashion-mnist", or an image-folder root holding train/<class>/ and val/<class>/
+fmnist_dir = D.FMNIST_DIR   # where the Fashion-MNIST IDX .gz files are (Debian's dataset-fashion-mnist)
+train_subset = 0            # use only the first N training images (0 = all); for tests and probes
+test_subset = 0             # use only the first N test images (0 = all)
+epoch_test_subset = 0       # after each epoch evaluate only the first N test images (0 = all); export uses all
+workers = -1                # DataLoader worker processes; -1: 0 for Fashion-MNIST (in memory), 8 for folders
+# model
+arch = "alexnet"            # one of ARCHS: alexnet (paper), alexnet-bn (Keras tutorial), alexnet-tv (torchvision)
+two_tower = False           # alexnet only: the paper's two-tower grouping (groups=2 in conv2, conv4, conv5)
+input_size = 224            # square input side; 224/227 for the paper; fc6 follows the feature map
+width = 1.0                 # channel multiplier for every layer (1.0 = the paper); small values for tests
+dropout = -1.0              # dropout probability; -1 keeps the architecture's own (0.5 paper, 0.4 alexnet-bn)
+# recipe (paper section 5 defaults)
+epochs = 90                 # total epochs
+batch_size = 128            # global batch size (divided among DDP processes)
+lr = 0.01                   # initial learning rate
+momentum = 0.9              # SGD momentum
+weight_decay = 5e-4         # L2 weight decay
+schedule = "plateau"        # plateau: lr/10 when test top-1 stalls; step: lr/10 every step_epochs; cosine: to 0
+plateau_patience = 2        # plateau: epochs without improvement before lr/10
+step_epochs = 30            # step: epochs between lr/10
+warmup_epochs = 0.0         # linear lr warm-up from 0 over this many epochs (all schedules)
+label_smoothing = 0.0       # cross-entropy label smoothing
+pad_crop = 2                # Fashion-MNIST: random crop of the 28x28 image padded by this many pixels (0 = off)
+pca_sigma = 0.1             # RGB folders: the paper's PCA colour noise sigma (0 = off)
+ten_crop = False            # also report the paper's 10-crop test accuracy at the end (image folders)
+# system
+device = "auto"             # auto (cuda if present), cuda, cpu
+amp = True                  # CUDA only: float16 autocast + GradScaler
+channels_last = True        # CUDA only: NHWC memory format for the convolutions
+compile = True              # torch.compile when this PyTorch has it (2.x)
+threads = 0                 # CPU threads for torch; 0 = os.cpu_count() (divided among local DDP processes)
+seed = 0                    # seeds python, numpy, torch (+ rank); data order is seed + epoch
+# output
+out = "runs/default"        # checkpoint directory: ckpt.pt, config.json, metrics.csv, curves.png, confusion.png
+resume = ""                 # checkpoint to resume from (or to export with --export-only)
+export_dir = ""             # write the model package here at the end (rank 0), e.g. model/alexnet-fmnist-64-v1
+model_id = ""               # package id; default: the export directory's name
+samples = 4                 # number of test inputs stored in samples.safetensors
+export_only = False         # export the --resume checkpoint, train nothing
+from_torchvision = ""       # path to a torchvision AlexNet state_dict (.pth): convert it into a package, 224x224
+onnx = True                 # also write <export dir>.onnx (fp32) beside the package, for benchmarks
+stop_after = 0              # stop after this many epochs in this invocation (0 = run to --epochs); preemptible runs
+note = ""                   # free text recorded in the manifest's training record
+config_keys = [k for k, v in list(globals().items())
+               if not k.startswith("_") and isinstance(v, (int, float, bool, str)) and k not in ("D",)]
+# -----------------------------------------------------------------------------
+
+
+def parse_flags(argv):
+    """Every config name is a flag; unknown flags and bad values exit with argparse's message."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    for k in config_keys:
+        v = globals()[k]
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            p.add_argument(flag, dest=k, action=argparse.BooleanOptionalAction, default=v)
+        else:
+            p.add_argument(flag, dest=k, type=type(v), default=v)
+    cfg = vars(p.parse_args(argv))
+    if cfg["arch"] not in ARCHS:
+        p.error(f"--arch {cfg['arch']!r} is not one of {', '.join(ARCHS)}")
+    if cfg["schedule"] not in ("plateau", "step", "cosine"):
+        p.error(f"--schedule {cfg['schedule']!r} is not one of plateau, step, cosine")
+    if cfg["device"] not in ("auto", "cuda", "cpu"):
+        p.error(f"--device {cfg['device']!r} is not one of auto, cuda, cpu")
+    if cfg["epochs"] < 1 or cfg["batch_size"] < 1 or cfg["lr"] <= 0:
+        p.error("--epochs, --batch-size and --lr must be positive")
+    if (cfg["export_only"] and not cfg["resume"]) or (cfg["export_only"] and not cfg["export_dir"]):
+        p.error("--export-only needs --resume CHECKPOINT and --export-dir DIR")
+    if cfg["from_torchvision"] and not cfg["export_dir"]:
+        p.error("--from-torchvision needs --export-dir DIR")
+    if cfg["ten_crop"] and cfg["dataset"] == "fashion-mnist":
+        p.error("--ten-crop applies to image-folder datasets (Fashion-MNIST is resized to the input, no crops)")
+    return cfg
+
+
+def setup_runtime(cfg):
+    """Distributed init (torchrun sets RANK/WORLD_SIZE), device, threads, seeds. Returns a small dict."""
+    ddp = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", 0)) if ddp else 0
+    world = int(os.environ.get("WORLD_SIZE", 1)) if ddp else 1
+    local_rank = int(os.environ.get("LOCAL_RANK", 0)) if ddp else 0
+    use_cuda = torch.cuda.is_available() if cfg["device"] == "auto" else cfg["device"] == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda but no CUDA device is visible")
+    if ddp:
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+        torch.backends.cudnn.benchmark = True
+    else:
+        dev = torch.device("cpu")
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world)) if ddp else 1
+        torch.set_num_threads(cfg["threads"] or max(1, (os.cpu_count() or 1) // local_world))
+    seed_everything(cfg["seed"] + rank)
+    return {"ddp": ddp, "rank": rank, "world": world, "device": dev, "cuda": use_cuda, "master": rank == 0}
+
+
+def seed_everything(s):
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def rng_state():
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def make_datasets(cfg):
+    """(train, test, labels, preprocess block of the manifest)."""
+    if cfg["dataset"] == "fashion-mnist":
+        train = D.FashionMNIST(cfg["fmnist_dir"], "train", cfg["input_size"], True, cfg["pad_crop"], cfg["train_subset"])
+        test = D.FashionMNIST(cfg["fmnist_dir"], "test", cfg["input_size"], False, 0, cfg["test_subset"])
+        return train, test, train.classes, D.fmnist_preprocess(cfg["input_size"])
+    train = D.ImageFolder(cfg["dataset"], "train", cfg["input_size"], True, cfg["pca_sigma"])
+    test = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, classes=train.classes)
+    if cfg["train_subset"]:
+        train = Subset(train, range(min(cfg["train_subset"], len(train))))
+        train.classes = train.dataset.classes
+    if cfg["test_subset"]:
+        test = Subset(test, range(min(cfg["test_subset"], len(test))))
+    return train, test, train.classes, D.folder_preprocess(cfg["input_size"])
+
+
+def make_loader(ds, cfg, rt, train, epoch):
+    """Per-epoch loader whose order and worker seeds depend only on (seed, epoch): resumable exactly."""
+    g = torch.Generator().manual_seed(cfg["seed"] * 1000003 + epoch)
+    nw = cfg["workers"] if cfg["workers"] >= 0 else (0 if cfg["dataset"] == "fashion-mnist" else 8)
+    if train:
+        sampler = (DistributedSampler(ds, rt["world"], rt["rank"], shuffle=True, seed=cfg["seed"], drop_last=True)
+                   if rt["ddp"] else RandomSampler(ds, generator=g))
+        if rt["ddp"]:
+            sampler.set_epoch(epoch)
+    else:  # evaluation: each rank takes every world-th image, no padding, so the counts are exact
+        ds = Subset(ds, range(rt["rank"], len(ds), rt["world"])) if rt["ddp"] else ds
+        sampler = SequentialSampler(ds)
+    per_rank = max(1, cfg["batch_size"] // rt["world"])
+    return DataLoader(ds, batch_size=per_rank, sampler=sampler, num_workers=nw, generator=g,
+                      collate_fn=D.collate_skip, drop_last=train, pin_memory=rt["cuda"],
+                      persistent_workers=False)
+
+
+def get_lr(cfg, epoch_float):
+    """Learning rate at a (fractional) epoch for the warm-up and the cosine schedule."""
+    base = cfg["lr"]
+    if cfg["warmup_epochs"] > 0 and epoch_float < cfg["warmup_epochs"]:
+        return base * epoch_float / cfg["warmup_epochs"]
+    if cfg["schedule"] == "cosine":
+        span = max(1e-9, cfg["epochs"] - cfg["warmup_epochs"])
+        t = min(1.0, (epoch_float - cfg["warmup_epochs"]) / span)
+        return base * 0.5 * (1 + math.cos(math.pi * t))
+    return None  # plateau/step: the torch scheduler owns the lr
+
+
+def make_scheduler(cfg, optimizer):
+    if cfg["schedule"] == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1,
+                                                          patience=cfg["plateau_patience"])
+    if cfg["schedule"] == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_epochs"], gamma=0.1)
+    return None
+
+
+def make_scaler(enabled):
+    """torch.amp.GradScaler exists from 2.3; 1.13 has only torch.cuda.amp.GradScaler."""
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
+def unwrap(model):
+    model = model.module if hasattr(model, "module") else model
+    return getattr(model, "_orig_mod", model)
+
+
+def progress(it, total, desc, enabled):
+    """tqdm when installed (Debian python3-tqdm), else a plain line every ~10% of the epoch."""
+    if not enabled:
+        return it
+    try:
+        from tqdm import tqdm
+        return tqdm(it, total=total, desc=desc, ncols=100, mininterval=1 if sys.stderr.isatty() else 30,
+                    file=sys.stderr)
+    except ImportError:
+        def plain():
+            step = max(1, total // 10)
+            for i, x in enumerate(it):
+                if i % step == 0:
+                    print(f"{desc}: {i}/{total}", file=sys.stderr, flush=True)
+                yield x
+        return plain()
+
+
+def train_epoch(model, loader, optimizer, scaler, cfg, rt, epoch):
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=rt["device"])  # on the device: no sync per step
+    correct = torch.zeros((), dtype=torch.int64, device=rt["device"])
+    seen = skipped = 0
+    n = len(loader)
+    for i, (x, y, bad) in enumerate(progress(loader, n, f"epoch {epoch + 1}/{cfg['epochs']}", rt["master"])):
+        skipped += bad
+        if x is None:
+            continue
+        lr_now = get_lr(cfg, epoch + i / n)
+        if lr_now is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_now
+        x = x.to(rt["device"], non_blocking=True)
+        y = y.to(rt["device"], non_blocking=True)
+        if rt["cuda"] and cfg["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=rt["cuda"] and cfg["amp"]):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg["label_smoothing"])
+        if i % 100 == 0:  # an occasional check; every step would sync the GPU
+            assert torch.isfinite(loss), f"loss is {loss.item()} at epoch {epoch + 1} step {i}: lower --lr"
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        loss_sum += loss.detach().double() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+    assert torch.isfinite(loss_sum), f"the loss diverged in epoch {epoch + 1}: lower --lr"
+    stats = torch.tensor([loss_sum.item(), correct.item(), seen, skipped], dtype=torch.float64)
+    if rt["ddp"]:
+        dist.all_reduce(stats)
+    return {"train_loss": stats[0].item() / max(1, stats[2].item()), "train_top1": stats[1].item() / max(1, stats[2].item()),
+            "skipped": int(stats[3].item())}
+
+
+@torch.no_grad()
+def evaluate(model, loader, rt, num_classes, forward=None):
+    """Loss, top-1, top-5 and confusion matrix over the (sharded) test set; `forward` overrides model(x)."""
+    model.eval()
+    forward = forward or model
+    loss_sum, top1, top5, seen, skipped = 0.0, 0, 0, 0, 0
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    for x, y, bad in loader:
+        skipped += bad
+        if x is None:
+            continue
+        x, y = x.to(rt["device"]), y.to(rt["device"])
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=rt["cuda"] and forward is model):
+            if x.dim() == 5:  # [B, 10, C, H, W] ten crops: average the probabilities (paper section 4.1)
+                probs = forward(x.flatten(0, 1)).float().softmax(1).view(x.shape[0], x.shape[1], -1).mean(1)
+                logits = probs.clamp_min(1e-12).log()
+            else:
+                logits = forward(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        k = min(5, num_classes)
+        topk = logits.topk(k, dim=1).indices
+        top1 += (topk[:, 0] == y).sum().item()
+        top5 += (topk == y[:, None]).any(1).sum().item()
+        seen += len(y)
+        confusion += torch.bincount((y * num_classes + topk[:, 0]).cpu(), minlength=num_classes ** 2).view(
+            num_classes, num_classes)
+    stats = torch.tensor([loss_sum, top1, top5, seen, skipped], dtype=torch.float64)
+    if rt["ddp"]:
+        dist.all_reduce(stats)
+        dist.all_reduce(confusion)
+    n = max(1.0, stats[3].item())
+    return {"test_loss": stats[0].item() / n, "test_top1": stats[1].item() / n, "test_top5": stats[2].item() / n,
+            "test_count": int(stats[3].item()), "test_skipped": int(stats[4].item()), "confusion": confusion}
+
+
+def save_checkpoint(path, model, optimizer, scheduler, scaler, cfg, epoch, history, rngs):
+    tmp = path + ".tmp"
+    torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler else None, "scaler": scaler.state_dict(),
+                "epoch": epoch, "config": cfg, "history": history, "rng": rngs}, tmp)
+    os.replace(tmp, path)  # never a half-written checkpoint
+
+
+def write_metrics(out_dir, history, confusion, labels):
+    from training.plots import write_confusion_png, write_curves_png, write_metrics_csv
+    write_metrics_csv(os.path.join(out_dir, "metrics.csv"), history)
+    write_curves_png(os.path.join(out_dir, "curves.png"), history)
+    if confusion is not None:
+        write_confusion_png(os.path.join(out_dir, "confusion.png"), confusion, labels)
+
+
+def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on):
+    """Evaluate fp32 and the served int8 arithmetic on the test set, then write the package."""
+    from training.package import export_package
+    from training.quantize import fold_and_quantize, served_forward
+    model = unwrap(model).to("cpu").float().eval()
+    cpu_rt = dict(rt, device=torch.device("cpu"), cuda=False, ddp=False, rank=0, world=1)
+    loader = make_loader(test_ds, dict(cfg, workers=cfg["workers"]), cpu_rt, False, 0)
+    q = fold_and_quantize(model)
+    print(f"export: evaluating fp32 and served int8 on {len(test_ds)} test images", flush=True)
+    m32 = evaluate(model, loader, cpu_rt, len(labels))
+    m8 = evaluate(model, loader, cpu_rt, len(labels), forward=lambda x: served_forward(q, x))
+    dataset_name = ("fashion-mnist/test" if cfg["dataset"] == "fashion-mnist" else
+                    f"{os.path.basename(os.path.normpath(cfg['dataset']))}/val")
+    metrics = {"dataset": f"{dataset_name} ({m32['test_count']})",
+               "top1_fp32": round(m32["test_top1"], 4), "top5_fp32": round(m32["test_top5"], 4),
+               "top1_int8": round(m8["test_top1"], 4), "top5_int8": round(m8["test_top5"], 4)}
+    xs = torch.stack([test_ds[i][0] for i in range(min(cfg["samples"], len(test_ds)))])
+    training = training_record(cfg, history, trained_on)
+    mid = cfg["model_id"] or os.path.basename(os.path.normpath(cfg["export_dir"]))
+    if cfg["ten_crop"]:
+        tc = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, classes=labels, ten_crop=True)
+        m10 = evaluate(model, make_loader(tc, cfg, cpu_rt, False, 0), cpu_rt, len(labels))
+        metrics.update(top1_fp32_10crop=round(m10["test_top1"], 4), top5_fp32_10crop=round(m10["test_top5"], 4))
+    export_package(model, cfg["export_dir"], mid, cfg["input_size"], preprocess, labels, xs, metrics, training,
+                   onnx=cfg["onnx"])
+    write_metrics(cfg["out"], history, m8["confusion"], labels)
+    print(f"export: wrote {cfg['export_dir']}  fp32 top-1 {metrics['top1_fp32']:.4f} top-5 {metrics['top5_fp32']:.4f}"
+          f"  int8 top-1 {metrics['top1_int8']:.4f} top-5 {metrics['top5_int8']:.4f}", flush=True)
+    return metrics
+
+
+def training_record(cfg, history, trained_on):
+    recipe = {k: cfg[k] for k in ("batch_size", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs",
+                                  "label_smoothing", "pad_crop", "pca_sigma", "dropout", "width", "two_tower")}
+    recipe["optimizer"] = "sgd"
+    rec = {"arch": cfg["arch"], "epochs": len(history) if history else 0, "seed": cfg["seed"],
+           "device": trained_on, "torch": torch.__version__.split("+")[0], "python": sys.version.split()[0],
+           "date": datetime.date.today().isoformat(), "input_size": cfg["input_size"], "recipe": recipe,
+           "threads": torch.get_num_threads() if trained_on == "cpu" else None,
+           "wall_seconds": round(sum(h.get("epoch_seconds", 0) for h in history), 1) if history else 0}
+    if cfg["note"]:
+        rec["note"] = cfg["note"]
+    return rec
+
+
+def convert_torchvision(cfg):
+    """torchvision AlexNet state_dict -> alexnet-tv model -> package with the 1000 ImageNet labels."""
+    from training.package import export_package, imagenet_labels
+    model = build_model("alexnet-tv", 1000, 224)
+    state = torch.load(cfg["from_torchvision"], map_location="cpu")
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"error: {cfg['from_torchvision']} is not a torchvision AlexNet state_dict "
+                         f"(missing {missing}, unexpected {unexpected})")
+    model.eval()
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    xs = torch.randn(cfg["samples"], 3, 224, 224, generator=gen)
+    mid = cfg["model_id"] or os.path.basename(os.path.normpath(cfg["export_dir"]))
+    training = {"arch": "alexnet-tv", "source": "torchvision AlexNet weights (converted, not trained here)",
+                "weights_file": os.path.basename(cfg["from_torchvision"]), "torch": torch.__version__.split("+")[0],
+                "date": datetime.date.today().isoformat()}
+    metrics = {"dataset": "not evaluated here (torchvision reports ImageNet val top-1 0.5652, top-5 0.7907 for fp32)"}
+    export_package(model, cfg["export_dir"], mid, 224, D.folder_preprocess(224), imagenet_labels(), xs, metrics, training,
+                   onnx=cfg["onnx"])
+    print(f"wrote {cfg['export_dir']}")
+
+
+def main(argv=None):
+    cfg = parse_flags(sys.argv[1:] if argv is None else argv)
+    if cfg["from_torchvision"]:
+        return convert_torchvision(cfg)
+    rt = setup_runtime(cfg)
+    train_ds, test_ds, labels, preprocess = make_datasets(cfg)
+    model = build_model(cfg["arch"], len(labels), cfg["input_size"], cfg["two_tower"], cfg["width"], cfg["dropout"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                                weight_decay=cfg["weight_decay"])
+    scheduler = make_scheduler(cfg, optimizer)
+    scaler = make_scaler(rt["cuda"] and cfg["amp"])
+    start_epoch, history = 0, []
+    if cfg["resume"]:
+        ckpt = torch.load(cfg["resume"], map_location="cpu")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler and ckpt["scheduler"]:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, history = ckpt["epoch"], ckpt["history"]
+        if rt["rank"] < len(ckpt["rng"]):
+            set_rng_state(ckpt["rng"][rt["rank"]])
+        if rt["master"]:
+            print(f"resumed {cfg['resume']} at epoch {start_epoch}", flush=True)
+    trained_on = "cuda:" + torch.cuda.get_device_name(rt["device"]) if rt["cuda"] else "cpu"
+    if cfg["export_only"]:
+        return export(model, cfg, rt, test_ds, labels, preprocess, history, history[-1].get("device", trained_on)
+                      if history else trained_on)
+    model.to(rt["device"])
+    if rt["cuda"] and cfg["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer.load_state_dict(optimizer.state_dict())  # moves optimiser state onto the model's device
+    if rt["ddp"]:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[rt["device"].index] if rt["cuda"] else None)
+    if cfg["compile"] and hasattr(torch, "compile"):
+        model = torch.compile(model)
+    if rt["master"]:
+        os.makedirs(cfg["out"], exist_ok=True)
+        with open(os.path.join(cfg["out"], "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        print(f"{cfg['arch']} {count_parameters(unwrap(model)):,} parameters, input {cfg['input_size']}, "
+              f"{len(train_ds)} train / {len(test_ds)} test images, {rt['world']} process(es) on {trained_on}, "
+              f"{torch.get_num_threads()} threads", flush=True)
+    n_epoch_test = cfg["epoch_test_subset"] or len(test_ds)
+    test_loader = make_loader(Subset(test_ds, range(min(n_epoch_test, len(test_ds)))), cfg, rt, False, 0)
+    confusion = None
+    last_epoch = min(cfg["epochs"], start_epoch + cfg["stop_after"]) if cfg["stop_after"] else cfg["epochs"]
+    for epoch in range(start_epoch, last_epoch):
+        t0 = time.time()
+        row = train_epoch(model, make_loader(train_ds, cfg, rt, True, epoch), optimizer, scaler, cfg, rt, epoch)
+        ev = evaluate(model, test_loader, rt, len(labels))
+        confusion = ev.pop("confusion")
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(ev["test_top1"])
+        elif scheduler:
+            scheduler.step()
+        row.update(ev, epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"], epoch_seconds=round(time.time() - t0, 1),
+                   device=trained_on)
+        history.append(row)
+        rngs = [rng_state()]
+        if rt["ddp"]:
+            rngs = [None] * rt["world"]
+            dist.all_gather_object(rngs, rng_state())
+        if rt["master"]:
+            print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.4f} | test loss "
+                  f"{row['test_loss']:.4f} top-1 {row['test_top1']:.4f} top-5 {row['test_top5']:.4f} | lr "
+                  f"{row['lr']:.5f} | {row['epoch_seconds']:.0f}s" + (f" | skipped {row['skipped']}" if row["skipped"] else ""),
+                  flush=True)
+            save_checkpoint(os.path.join(cfg["out"], "ckpt.pt"), model, optimizer, scheduler, scaler, cfg,
+                            epoch + 1, history, rngs)
+            write_metrics(cfg["out"], history, confusion, labels)
+    if rt["master"] and cfg["export_dir"] and last_epoch == cfg["epochs"]:
+        export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on)
+    if rt["ddp"]:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""A package round-trips: read back, verified, and an independent NHWC forward reproduces its logits."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from conftest import ROOT, run_train
+from nhwc_reference import forward as nhwc_forward
+from training import safetensors_io
+from training.data import fmnist_preprocess, FMNIST_LABELS
+from training.model import build_model
+from training.package import export_package, load_package
+from training.quantize import fold_and_quantize
+
+
+def export_small(tmp_path, arch="alexnet", size=99, two_tower=True, **kw):
+    torch.manual_seed(0)
+    model = build_model(arch, 10, size, two_tower=two_tower, width=0.25).eval()
+    xs = torch.randn(3, 3, size, size)
+    out = str(tmp_path / "pkg-v1")
+    manifest = export_package(model, out, "pkg-v1", size, fmnist_preprocess(size), FMNIST_LABELS, xs,
+                              {"dataset": "none"}, {"arch": arch}, **kw)
+    return model, xs, out, manifest
+
+
+def test_an_independent_nhwc_forward_of_the_package_reproduces_the_sample_logits(tmp_path):
+    # 99x99 leaves a 2x2x64 feature map, so fc6's NHWC column order is really exercised.
+    model, xs, out, manifest = export_small(tmp_path, onnx=False)
+    manifest, weights, samples = load_package(out)
+    assert manifest["layers"][-1] == {"op": "softmax"}
+    assert [l.get("groups") for l in manifest["layers"] if l["op"] == "conv2d"] == [1, 2, 1, 2, 2]
+    assert weights["conv2.weight"].shape == (5, 5, 12, 64) and weights["fc6.weight"].shape[1] == 64 * 2 * 2
+    tol = manifest["samples"]["tolerance"]
+    for i in range(len(xs)):
+        ours = nhwc_forward(manifest, weights, samples["inputs"][i])
+        ref = samples["logits"][i]
+        # a tenth of the Worker's tolerance: other summation orders differ by ~1e-4, a layout bug by O(1)
+        assert np.all(np.abs(ours - ref) <= 0.1 * (tol["abs"] + tol["rel"] * np.abs(ref).max()))
+        assert ours.argmax() == ref.argmax()
+    # the int8 model stays close to fp32 (dequantised weights, dynamic int16 activations)
+    with torch.no_grad():
+        fp32 = model(xs).numpy()
+    assert np.abs(samples["logits"] - fp32).max() < 0.05 * np.abs(fp32).max()
+    assert np.allclose(samples["logits_fp32"], fp32, atol=1e-5)
+
+
+def test_dequantised_weights_reproduce_the_simulated_logits(tmp_path):
+    model, xs, out, _ = export_small(tmp_path, onnx=False)
+    _, weights, samples = load_package(out)
+    layers = fold_and_quantize(model)
+    for l in layers:
+        if l["op"] in ("conv2d", "dense"):
+            deq = weights[l["name"] + ".weight"].astype(np.float32) * weights[l["name"] + ".scale"][
+                (None,) * (weights[l["name"] + ".weight"].ndim - 1) if l["op"] == "conv2d" else (slice(None), None)]
+            ours = l["deq"].permute(2, 3, 1, 0).numpy() if l["op"] == "conv2d" else None
+            if ours is not None:
+                np.testing.assert_array_equal(deq, ours)
+    assert samples["logits"].shape == (3, 10) and samples["inputs"].shape == (3, 99, 99, 3)
+
+
+def test_the_manifest_records_exact_byte_lengths_and_hashes_and_a_tampered_file_is_refused(tmp_path):
+    _, _, out, manifest = export_small(tmp_path, onnx=True)
+    assert os.path.getsize(os.path.join(out, "weights.safetensors")) == manifest["weights"]["bytes"]
+    assert sorted(os.listdir(out)) == ["manifest.json", "samples.safetensors", "weights.safetensors"]
+    assert os.path.exists(out + ".onnx")  # the fp32 ONNX sits beside the package, not in it
+    blob = bytearray(open(os.path.join(out, "weights.safetensors"), "rb").read())
+    blob[-1] ^= 1
+    open(os.path.join(out, "weights.safetensors"), "wb").write(bytes(blob))
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_package(out)
+    with pytest.raises(FileExistsError, match="immutable"):
+        export_small(tmp_path, onnx=False)
+
+
+def test_safetensors_round_trips_every_dtype_and_keeps_tensor_order():
+    tensors = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.array([-128, 127], np.int8),
+               "c": np.array([1, 2], np.int64), "d": np.zeros(0, np.float32)}
+    back, meta = safetensors_io.parse(safetensors_io.serialize(tensors, {"format": "x"}))
+    assert list(back) == ["b", "a", "c", "d"] and meta == {"format": "x"}
+    for k in tensors:
+        assert back[k].dtype == tensors[k].dtype and np.array_equal(back[k], tensors[k])
+    blob = safetensors_io.serialize(tensors)
+    assert (8 + int.from_bytes(blob[:8], "little")) % 8 == 0  # data starts 8-byte aligned
+
+
+def test_a_torchvision_alexnet_state_dict_converts_into_an_imagenet_package(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "alexnet.pth"
+    torch.save(torchvision.models.alexnet().state_dict(), path)
+    out = tmp_path / "alexnet-tv-imagenet-v1"
+    run_train(["--from-torchvision", str(path), "--export-dir", str(out), "--samples", "1", "--no-onnx"])
+    manifest, weights, samples = load_package(str(out))
+    assert len(manifest["labels"]) == 1000 and manifest["labels"][0] == "tench"
+    assert manifest["input"] == {"height": 224, "width": 224, "channels": 3}
+    assert manifest["preprocess"]["resize"]["shorter_side"] == 256 and manifest["preprocess"]["color"] == "rgb"
+    assert [l["filters"] for l in manifest["layers"] if l["op"] == "conv2d"] == [64, 192, 384, 256, 256]
+    assert weights["fc6.weight"].shape == (4096, 9216) and weights["fc6.weight"].dtype == np.int8
+    ours = nhwc_forward(manifest, weights, samples["inputs"][0])
+    np.testing.assert_allclose(ours, samples["logits"][0], atol=1e-4 * np.abs(samples["logits"][0]).max() + 1e-5)
+
+
+def test_the_committed_worker_fixtures_are_valid_small_packages():
+    for name, color in (("tiny-package", "rgb"), ("tiny-gray-package", "gray")):
+        out = os.path.join(ROOT, "test", "fixtures", name)
+        manifest, weights, samples = load_package(out)
+        assert manifest["id"] == name and manifest["preprocess"]["color"] == color
+        ops = {l["op"] for l in manifest["layers"]}
+        assert ops == {"conv2d", "lrn", "maxpool", "flatten", "dense", "softmax"}
+        assert any(l.get("groups") == 2 for l in manifest["layers"])
+        assert sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)) < 200_000
+        for i in range(manifest["samples"]["count"]):
+            ours = nhwc_forward(manifest, weights, samples["inputs"][i])
+            assert np.abs(ours - samples["logits"][i]).max() < 1e-4
+            top2 = np.sort(samples["logits"][i])[-2:]
+            assert top2[1] - top2[0] > 0.2  # no near tie: top-1 is unambiguous for the Worker

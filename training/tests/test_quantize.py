@@ -1,0 +1,56 @@
+"""BN folding is exact, quantization follows the doc, and the simulated dense layer is the Worker's."""
+import numpy as np
+import torch
+import torch.nn as nn
+
+from nhwc_reference import dense_int8 as numpy_dense
+from training.model import build_model
+from training.quantize import dense_int8, fold_and_quantize, quantize_rows, served_forward
+
+
+def randomise_bn(model, gen):
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.5)
+            m.running_var.copy_(torch.rand(n, generator=gen) * 2 + 0.1)
+            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.3)
+
+
+def test_batch_norm_folds_into_the_preceding_layers_exactly():
+    gen = torch.Generator().manual_seed(0)
+    model = build_model("alexnet-bn", 10, 227, width=0.25)
+    randomise_bn(model, gen)
+    model.eval()
+    layers = fold_and_quantize(model)
+    assert not any(l["op"] == "batchnorm" for l in layers)
+    assert [l["op"] for l in layers].count("conv2d") == 5 and [l["op"] for l in layers].count("dense") == 3
+    x = torch.randn(3, 3, 227, 227, generator=gen)
+    with torch.no_grad():
+        ref = model(x)
+    folded = served_forward(layers, x, quantized=False)
+    assert (folded - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item())
+
+
+def test_weights_quantize_per_output_channel_with_an_all_zero_row_scaled_by_one():
+    w = torch.tensor([[0.5, -1.27, 0.0], [0.0, 0.0, 0.0], [2.0, 1.0, -0.01]])
+    q, scale = quantize_rows(w)
+    assert q.dtype == torch.int8
+    assert torch.allclose(scale, torch.tensor([1.27 / 127, 1.0, 2.0 / 127]))
+    assert q[0].tolist() == [50, -127, 0] and q[1].tolist() == [0, 0, 0] and q[2].tolist() == [127, 64, -1]
+
+
+def test_the_simulated_dense_layer_matches_the_documented_integer_arithmetic():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.relu(torch.randn(5, 9216, generator=gen))
+    x[3] = 0  # an all-zero row outputs the bias
+    q = torch.randint(-127, 128, (64, 9216), generator=gen, dtype=torch.int8)
+    scale, bias = torch.rand(64, generator=gen) * 0.01, torch.randn(64, generator=gen)
+    ours = dense_int8(x, q, scale, bias)
+    for i in range(5):
+        ref = numpy_dense(x[i].numpy(), q.numpy(), scale.numpy(), bias.numpy())
+        np.testing.assert_allclose(ours[i].numpy(), ref, rtol=1e-6, atol=1e-6)
+    assert torch.equal(ours[3], bias)
+    exact = x @ (q.float() * scale[:, None]).t() + bias
+    assert (ours - exact).abs().max() < 1e-3 * exact.abs().max()  # int16 activations: ~1e-4 relative

@@ -1,0 +1,79 @@
+"""scripts/train.py really trains: the loss falls, a resumed run equals an uninterrupted one, DDP runs."""
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import torch
+
+from conftest import ROOT, TINY, needs_fmnist, run_train
+from training.package import load_package
+
+
+def read_history(out):
+    with open(os.path.join(out, "metrics.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_short_run_on_a_tiny_subset_learns_and_writes_its_records(tmp_path):
+    needs_fmnist()
+    out = str(tmp_path / "run")
+    run_train(TINY + ["--epochs", "3", "--schedule", "cosine", "--out", out])
+    rows = read_history(out)
+    assert len(rows) == 3
+    assert float(rows[-1]["train_loss"]) < 0.8 * float(rows[0]["train_loss"])
+    assert float(rows[-1]["test_top1"]) > 0.4  # 10 classes: chance is 0.1
+    for name in ("ckpt.pt", "config.json", "curves.png", "confusion.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    assert json.load(open(os.path.join(out, "config.json")))["width"] == 0.125
+
+
+def test_resuming_from_a_checkpoint_gives_the_same_model_as_an_uninterrupted_run(tmp_path):
+    needs_fmnist()
+    common = TINY + ["--epochs", "2", "--schedule", "plateau", "--train-subset", "256"]
+    run_train(common + ["--out", str(tmp_path / "straight")])
+    run_train(common + ["--out", str(tmp_path / "split"), "--stop-after", "1"])
+    assert len(read_history(str(tmp_path / "split"))) == 1
+    run_train(common + ["--out", str(tmp_path / "split"), "--resume", str(tmp_path / "split" / "ckpt.pt")])
+    a = torch.load(tmp_path / "straight" / "ckpt.pt")
+    b = torch.load(tmp_path / "split" / "ckpt.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], rtol=0, atol=1e-6), k
+    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_with_ddp_over_gloo_and_only_rank_0_writes(tmp_path):
+    """Two ranks started with the environment torchrun gives them (Debian's torchrun 1.13 breaks on Python
+    3.11: its default --redirects 0 parses to None), each with one thread."""
+    needs_fmnist()
+    out, pkg = str(tmp_path / "ddp"), str(tmp_path / "ddp-pkg-v1")
+    args = [sys.executable, os.path.join(ROOT, "scripts", "train.py")] + TINY + [
+        "--threads", "1", "--epochs", "2", "--schedule", "cosine", "--out", out, "--export-dir", pkg, "--no-onnx"]
+    port = str(free_port())
+    procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(
+        os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=port, OMP_NUM_THREADS="1")) for r in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (o, e) in zip(procs, outputs):
+        assert p.returncode == 0, f"rank failed:\n{o[-2000:]}\n{e[-3000:]}"
+    assert "2 process(es)" in outputs[0][0] and outputs[1][0] == ""  # only rank 0 prints and writes
+    rows = read_history(out)
+    assert len(rows) == 2 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    manifest, _, samples = load_package(pkg)
+    assert manifest["metrics"]["dataset"] == "fashion-mnist/test (256)"  # every test image counted once
+    assert 0 <= manifest["metrics"]["top1_int8"] <= 1 and samples["logits"].shape == (4, 10)
+
+
+def test_a_bad_flag_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--arch", "resnet"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--arch 'resnet' is not one of" in proc.stderr
