@@ -9,11 +9,12 @@
  *   --port N          port for http://127.0.0.1:N (default 8787)
  *   --persist-to DIR  local R2 state (default .state)
  *
- * Steps: builds the wasm kernel if it is missing (`npm run build:wasm`); publishes the package to the local
- * bucket with the same code as `npm run publish-model -- DIR --local` (skips files already there, reads
- * every file back to check its SHA-256, then points models/current.json at it); then runs
- * `wrangler dev --port 8787 --ip 127.0.0.1 --persist-to .state` in its own process group. Ctrl-C (or
- * SIGTERM) stops wrangler and workerd with it. Exits non-zero if any step fails.
+ * Steps: builds the wasm kernel if it is missing (`npm run build:wasm`); runs
+ * `wrangler dev --port 8787 --ip 127.0.0.1 --persist-to .state` in its own process group; meanwhile publishes
+ * the package to that local bucket with the same code as `npm run publish-model -- DIR --local` (skips files
+ * already there, reads every file back to check its SHA-256, then points models/current.json at it); then
+ * waits until /readyz answers. Ctrl-C (or SIGTERM) stops wrangler and workerd with it. Exits non-zero if
+ * any step fails.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -98,10 +99,8 @@ async function main() {
   const packageDir = values.model ? resolve(values.model) : findDefaultPackage(join(root, "model"));
   if (!existsSync(join(packageDir, "manifest.json"))) fail(`${values.model} is not a model package: it has no manifest.json`);
   checkPersistDir();
-  log(`seeding the local R2 bucket in ${shown(persistTo)} with ${shown(packageDir)}`);
-  const bucket = openBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), mode: "local", persistTo, cwd: root, log });
-  const { id } = await publishPackage(bucket, packageDir, { log });
-
+  // wrangler dev starts (tens of seconds) while the bucket is seeded: nothing asks the Worker for the
+  // model before the pointer is written, and a failed seeding stops it again.
   log(`starting wrangler dev on http://${IP}:${port} (Ctrl-C stops it)`);
   dev = startWranglerDev({ cwd: root, port, ip: IP, persistTo, stdio: "inherit" });
   let stopping = false;
@@ -113,12 +112,15 @@ async function main() {
     process.exit(signal === "SIGINT" ? 130 : 143);
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(signal));
-
   dev.exited.then(({ code, signal }) => {
     if (stopping) return;
     console.error(`start: wrangler dev exited (${signal ?? `code ${code}`})`);
     dev.stop().then(() => process.exit(code || 1));
   });
+
+  log(`seeding the local R2 bucket in ${shown(persistTo)} with ${shown(packageDir)}`);
+  const bucket = openBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), mode: "local", persistTo, cwd: root, log });
+  const { id } = await publishPackage(bucket, packageDir, { log });
 
   await dev.waitFor("/healthz", 120_000);
   const ready = await dev.waitFor("/readyz", 120_000).catch((error) => error);
