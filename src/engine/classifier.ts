@@ -21,51 +21,47 @@ export interface Classifier {
   readonly kernelMemoryBytes: number;
   /** Model memory at its peak during the load (see Network.loadPeakBytes). */
   readonly loadPeakBytes: number;
+  /** Where the load's time went, in ms: streaming + verifying weights, packing convs, kernel warm-up. */
+  readonly loadTimings: { weightsMs: number; buildMs: number; warmupMs: number };
   dispose(): void;
 }
 
 /**
- * Streams the weights into place and builds the network. If the stream errors (short, tampered) or the
- * tensors do not fit the layer list, nothing is kept and the error propagates.
+ * Copies the weights file's bytes into place as they arrive and builds the network. `weights` yields
+ * the file in order; each chunk only has to stay valid until the next is requested. If the sequence
+ * throws (short, tampered) or the tensors do not fit the layer list, nothing is kept and the error
+ * propagates.
  */
-export async function loadClassifier(manifest: Manifest, weights: ReadableStream<Uint8Array>): Promise<Classifier> {
+export async function loadClassifier(manifest: Manifest, weights: AsyncIterable<Uint8Array>): Promise<Classifier> {
+  const started = performance.now();
   await useWasmBackend();
-  let plan;
-  try {
-    plan = planNetwork(manifest.layers, manifest.input);
-  } catch (error) {
-    await weights.cancel();
-    throw error;
-  }
+  const plan = planNetwork(manifest.layers, manifest.input);
   const sink = createSafetensorsSink(manifest.weights.bytes, (tensors) => {
     const expected = [...plan.destinations.keys()].sort().join(",");
     const present = tensors.map((t) => t.name).sort().join(",");
     if (expected !== present) throw new Error(`weights hold tensors [${present}], the layer list needs [${expected}]`);
     return plan.destinations;
   });
-  const reader = weights.getReader();
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      sink.write(value);
-    }
+    for await (const chunk of weights) sink.write(chunk);
     sink.end();
   } catch (error) {
     plan.abandon();
-    await reader.cancel().catch(() => {});
     throw error;
   }
   plan.destinations.clear(); // drop the staging buffers' last references as the network takes them over
+  const streamed = performance.now();
   const network = plan.build();
-  const classifier = wrap(manifest, network);
-  classifier.forward([new Float32Array(inputSize(manifest))]); // warm-up: tier up the kernel, pack XNNPACK weights
-  return classifier;
+  const built = performance.now();
+  const warmUp = wrap(manifest, network, { weightsMs: 0, buildMs: 0, warmupMs: 0 });
+  network.warmUp(); // tiers up our kernels before a client waits on them
+  const timings = { weightsMs: streamed - started, buildMs: built - streamed, warmupMs: performance.now() - built };
+  return { ...warmUp, loadTimings: timings };
 }
 
 const inputSize = (m: Manifest) => m.input.height * m.input.width * m.input.channels;
 
-function wrap(manifest: Manifest, network: Network): Classifier {
+function wrap(manifest: Manifest, network: Network, loadTimings: Classifier["loadTimings"]): Classifier {
   const size = inputSize(manifest);
   const forward = (inputs: readonly Float32Array[]): Float32Array[] => {
     if (inputs.length === 0) return [];
@@ -86,6 +82,7 @@ function wrap(manifest: Manifest, network: Network): Classifier {
     },
     kernelMemoryBytes: network.kernelMemoryBytes,
     loadPeakBytes: network.loadPeakBytes,
+    loadTimings,
     dispose: () => network.dispose(),
   };
 }

@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { InputShape, Layer } from "../model/manifest";
 import { createDenseStack, type DenseShape, type DenseStack } from "./dense-int8";
+import { createLrnKernel, type LrnKernel } from "./lrn";
 import { releasePackedFilter, wasmHeapBytes } from "./tfjs-wasm-backend";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
@@ -27,6 +28,8 @@ export interface Network {
   /** Runs `batch` NHWC inputs; returns batch x classes probabilities (or logits, without softmax). */
   forward(input: Float32Array, batch: number): Float32Array;
   readonly classes: number;
+  /** Runs our own kernels a few times on zeros: V8 runs new wasm in its baseline tier first. */
+  warmUp(): void;
   /** Bytes held outside tfjs: the int8 kernel's memory. */
   readonly kernelMemoryBytes: number;
   /**
@@ -44,9 +47,6 @@ export class NetworkError extends Error {
 interface ConvWeights {
   layer: ConvLayer;
   inChannels: number;
-  /** Height and width of this layer's input, to pack it once with a dummy input. */
-  inputHeight: number;
-  inputWidth: number;
   weight: Uint8Array; // int8 HWIO, filled by the stream
   scale: Uint8Array; // f32 per filter
   bias: Uint8Array; // f32 per filter
@@ -59,6 +59,7 @@ export function planNetwork(layers: readonly Layer[], input: InputShape): Networ
   const denseShapes: DenseShape[] = [];
   let flattened = false;
   let softmax = false;
+  const lrnNeeds = { values: 0, channels: 0, size: 0 }; // per example; times the batch at run time
 
   layers.forEach((layer, index) => {
     const where = `layer ${index} (${layer.op})`;
@@ -74,8 +75,6 @@ export function planNetwork(layers: readonly Layer[], input: InputShape): Networ
         convs.push({
           layer,
           inChannels: c,
-          inputHeight: h,
-          inputWidth: w,
           weight: new Uint8Array(layer.kernel * layer.kernel * inGroup * layer.filters),
           scale: new Uint8Array(layer.filters * 4),
           bias: new Uint8Array(layer.filters * 4),
@@ -91,6 +90,9 @@ export function planNetwork(layers: readonly Layer[], input: InputShape): Networ
       }
       case "lrn":
         if (flattened) throw new NetworkError(`${where}: lrn after flatten`);
+        lrnNeeds.values = Math.max(lrnNeeds.values, shape.reduce((a, b) => a * b, 1));
+        lrnNeeds.channels = Math.max(lrnNeeds.channels, shape[2]!);
+        lrnNeeds.size = Math.max(lrnNeeds.size, layer.size);
         break;
       case "flatten":
         if (flattened) throw new NetworkError(`${where}: flatten twice`);
@@ -123,7 +125,7 @@ export function planNetwork(layers: readonly Layer[], input: InputShape): Networ
 
   return {
     destinations,
-    build: () => buildNetwork(layers.slice(0, convCount), convs, dense, input, softmax),
+    build: () => buildNetwork(layers.slice(0, convCount), convs, dense, input, softmax, lrnNeeds),
     abandon: () => destinations.clear(),
   };
 }
@@ -139,8 +141,21 @@ interface ConvTensors {
   biases: tf.Tensor1D[];
 }
 
-function buildNetwork(featureLayers: readonly Layer[], convs: ConvWeights[], dense: DenseStack, input: InputShape, softmax: boolean): Network {
+function buildNetwork(
+  featureLayers: readonly Layer[],
+  convs: ConvWeights[],
+  dense: DenseStack,
+  input: InputShape,
+  softmax: boolean,
+  lrnNeeds: { values: number; channels: number; size: number },
+): Network {
   const { tensors: convTensors, peakBytes } = packConvolutions(convs, dense.memoryBytes);
+  // The LRN kernel's memory grows with the batch; a new instance replaces a too-small one.
+  let lrnKernel: { batch: number; run: LrnKernel } | undefined;
+  const lrnFor = (batch: number): LrnKernel => {
+    if (!lrnKernel || lrnKernel.batch < batch) lrnKernel = { batch, run: createLrnKernel(lrnNeeds.values * batch, lrnNeeds.channels, lrnNeeds.size) };
+    return lrnKernel.run;
+  };
   let disposed = false;
 
   const features = (x: tf.Tensor4D): tf.Tensor4D => {
@@ -150,7 +165,7 @@ function buildNetwork(featureLayers: readonly Layer[], convs: ConvWeights[], den
           x = convolve(x, layer, convTensors.get(layer.name)!);
           break;
         case "lrn":
-          x = tf.localResponseNormalization(x, (layer.size - 1) / 2, layer.k, layer.alpha, layer.beta);
+          x = tf.tensor4d(lrnFor(x.shape[0])(x.dataSync() as Float32Array, x.shape[3], layer), x.shape);
           break;
         case "maxpool":
           x = tf.maxPool(x, layer.window, layer.stride, "valid");
@@ -166,6 +181,11 @@ function buildNetwork(featureLayers: readonly Layer[], convs: ConvWeights[], den
     classes: dense.outFeatures,
     kernelMemoryBytes: dense.memoryBytes,
     loadPeakBytes: peakBytes,
+    warmUp() {
+      const zeros = new Float32Array(dense.inFeatures);
+      for (let i = 0; i < 3; i++) dense.run(zeros, 1);
+      if (lrnNeeds.values > 0) lrnFor(1)(new Float32Array(lrnNeeds.values), lrnNeeds.channels, { size: lrnNeeds.size, alpha: 1e-4, beta: 0.75, k: 2 });
+    },
     forward(data, batch) {
       if (disposed) throw new NetworkError("the network was disposed");
       const expected = batch * input.height * input.width * input.channels;
@@ -222,7 +242,10 @@ function packConvolutions(convs: ConvWeights[], kernelBytes: number): { tensors:
     sample(4 * conv.weight.byteLength); // the fp32 copy convToTensors just uploaded from
     conv.weight = conv.scale = conv.bias = EMPTY; // staged bytes are in tfjs now
     tf.tidy(() => {
-      const dummy = tf.zeros([1, conv.inputHeight, conv.inputWidth, conv.inChannels]) as tf.Tensor4D;
+      // XNNPACK's operator does not depend on the input's height and width: the smallest input that
+      // gives one output pixel packs it at no compute cost.
+      const side = Math.max(1, conv.layer.kernel - 2 * conv.layer.padding);
+      const dummy = tf.zeros([1, side, side, conv.inChannels]) as tf.Tensor4D;
       convolve(dummy, conv.layer, packed).dataSync();
     });
     sample(0);

@@ -30,6 +30,16 @@ describe("the inference engine", () => {
     classifier.dispose();
   });
 
+  it("follows the LRN formula for any beta, not only the paper's 0.75", async () => {
+    const layers = LOGIT_LAYERS.map((l) => (l.op === "lrn" ? { ...l, beta: 0.6, k: 1.5 } : l));
+    const pkg = await makeTinyPackage({ layers, seed: 3 });
+    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+    const x = randomInput(24 * 24 * 3, 11);
+    const [ours] = classifier.forward([x]);
+    expect(relativeError(ours!, referenceForward(layers, pkg.dequantized, pkg.manifest.input, x))).toBeLessThan(0.01);
+    classifier.dispose();
+  });
+
   it("stays within 5% of the unquantized fp32 network and agrees on the top class", async () => {
     const pkg = await makeTinyPackage({ layers: LOGIT_LAYERS, seed: 7 });
     const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));

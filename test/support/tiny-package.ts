@@ -103,7 +103,7 @@ export async function makeTinyPackage(options: { id?: string; seed?: number; lay
     tensors.push({ name: `${layer.name}.bias`, dtype: "F32", shape: [outputs], data: new Uint8Array(bias.buffer.slice(0)) });
   }
   const weights = writeSafetensors(tensors);
-  const labels = TINY_LABELS.slice(0, fp32[lastDense(layers)]!.shape[0]);
+  const labels = Array.from({ length: fp32[lastDense(layers)]!.shape[0]! }, (_, i) => TINY_LABELS[i] ?? `class-${i}`);
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
     id: options.id ?? "tiny-test-v1",
@@ -163,15 +163,14 @@ export async function publishToBucket(bucket: R2Bucket, pkg: { manifest: Manifes
   if (options.point !== false) await bucket.put("models/current.json", JSON.stringify({ id }));
 }
 
-export function streamOf(bytes: Uint8Array, chunk = 997): ReadableStream<Uint8Array> {
-  let at = 0;
-  return new ReadableStream({
-    pull(controller) {
-      if (at >= bytes.length) return controller.close();
-      controller.enqueue(bytes.slice(at, at + chunk));
-      at += chunk;
-    },
-  });
+/** The bytes as the engine receives a weights file: in chunks, one reused buffer. */
+export async function* streamOf(bytes: Uint8Array, chunk = 997): AsyncGenerator<Uint8Array> {
+  const buffer = new Uint8Array(chunk);
+  for (let at = 0; at < bytes.length; at += chunk) {
+    const part = bytes.subarray(at, at + chunk);
+    buffer.set(part);
+    yield buffer.subarray(0, part.length);
+  }
 }
 
 export function randomInput(size: number, seed: number): Float32Array {
