@@ -392,7 +392,7 @@ def convert_torchvision(cfg):
     """torchvision AlexNet state_dict -> alexnet-tv model -> package with the 1000 ImageNet labels."""
     from training.package import export_package, imagenet_labels
     model = build_model("alexnet-tv", 1000, 224)
-    state = torch.load(cfg["from_torchvision"], map_location="cpu")
+    state = torch.load(cfg["from_torchvision"], map_location="cpu", weights_only=True)  # tensors only: safe
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -424,7 +424,8 @@ def main(argv=None):
     scaler = make_scaler(rt["cuda"] and cfg["amp"])
     start_epoch, history = 0, []
     if cfg["resume"]:
-        ckpt = torch.load(cfg["resume"], map_location="cpu")
+        # the checkpoint holds numpy/python RNG states: PyTorch >= 2.6 loads weights_only by default
+        ckpt = torch.load(cfg["resume"], map_location="cpu", weights_only=False)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler and ckpt["scheduler"]:

@@ -37,8 +37,8 @@ def test_resuming_from_a_checkpoint_gives_the_same_model_as_an_uninterrupted_run
     run_train(common + ["--out", str(tmp_path / "split"), "--stop-after", "1"])
     assert len(read_history(str(tmp_path / "split"))) == 1
     run_train(common + ["--out", str(tmp_path / "split"), "--resume", str(tmp_path / "split" / "ckpt.pt")])
-    a = torch.load(tmp_path / "straight" / "ckpt.pt")
-    b = torch.load(tmp_path / "split" / "ckpt.pt")
+    a = torch.load(tmp_path / "straight" / "ckpt.pt", weights_only=False)
+    b = torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)
     assert a["epoch"] == b["epoch"] == 2
     for k in a["model"]:
         assert torch.allclose(a["model"][k], b["model"][k], rtol=0, atol=1e-6), k
