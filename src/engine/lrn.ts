@@ -17,8 +17,11 @@ export interface LrnParams {
   k: number;
 }
 
-/** Normalises `values` (pixels x channels, NHWC) into a new array. */
-export type LrnKernel = (values: Float32Array, channels: number, params: LrnParams) => Float32Array;
+export interface LrnKernel {
+  /** Normalises `values` (pixels x channels, NHWC) into a new array. */
+  run(values: Float32Array, channels: number, params: LrnParams): Float32Array;
+  readonly memoryBytes: number;
+}
 
 export function createLrnKernel(maxValues: number, maxChannels: number, maxSize: number): LrnKernel {
   const exports = new WebAssembly.Instance(lrnModule, {}).exports as unknown as LrnExports;
@@ -27,11 +30,14 @@ export function createLrnKernel(maxValues: number, maxChannels: number, maxSize:
   const needed = squares + (maxChannels + maxSize + 4) * 4;
   const pages = Math.ceil((needed - exports.memory.buffer.byteLength) / 65536);
   if (pages > 0) exports.memory.grow(pages);
-  return (values, channels, { size, alpha, beta, k }) => {
-    if (values.length > maxValues || channels > maxChannels || size > maxSize) throw new Error("LRN input larger than planned");
-    const view = new Float32Array(exports.memory.buffer, base, values.length);
-    view.set(values);
-    exports.lrn(base, values.length / channels, channels, (size - 1) / 2, k, alpha, beta, squares);
-    return view.slice();
+  return {
+    memoryBytes: exports.memory.buffer.byteLength,
+    run(values, channels, { size, alpha, beta, k }) {
+      if (values.length > maxValues || channels > maxChannels || size > maxSize) throw new Error("LRN input larger than planned");
+      const view = new Float32Array(exports.memory.buffer, base, values.length);
+      view.set(values);
+      exports.lrn(base, values.length / channels, channels, (size - 1) / 2, k, alpha, beta, squares);
+      return view.slice();
+    },
   };
 }

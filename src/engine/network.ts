@@ -30,7 +30,7 @@ export interface Network {
   readonly classes: number;
   /** Runs our own kernels a few times on zeros: V8 runs new wasm in its baseline tier first. */
   warmUp(): void;
-  /** Bytes held outside tfjs: the int8 kernel's memory. */
+  /** Bytes held outside tfjs: the memories of our kernels (int8 dense, LRN). */
   readonly kernelMemoryBytes: number;
   /**
    * The most model memory held at once while the network was built: wasm memories plus the JS
@@ -149,51 +149,57 @@ function buildNetwork(
   softmax: boolean,
   lrnNeeds: { values: number; channels: number; size: number },
 ): Network {
-  const { tensors: convTensors, peakBytes } = packConvolutions(convs, dense.memoryBytes);
   // The LRN kernel's memory grows with the batch; a new instance replaces a too-small one.
-  let lrnKernel: { batch: number; run: LrnKernel } | undefined;
+  let lrnKernel: { batch: number; kernel: LrnKernel } | undefined;
   const lrnFor = (batch: number): LrnKernel => {
-    if (!lrnKernel || lrnKernel.batch < batch) lrnKernel = { batch, run: createLrnKernel(lrnNeeds.values * batch, lrnNeeds.channels, lrnNeeds.size) };
-    return lrnKernel.run;
+    if (!lrnKernel || lrnKernel.batch < batch) lrnKernel = { batch, kernel: createLrnKernel(lrnNeeds.values * batch, lrnNeeds.channels, lrnNeeds.size) };
+    return lrnKernel.kernel;
   };
+  if (lrnNeeds.values > 0) lrnFor(1);
+  const { tensors: convTensors, peakBytes } = packConvolutions(convs, dense.memoryBytes + (lrnKernel?.kernel.memoryBytes ?? 0));
   let disposed = false;
 
-  const features = (x: tf.Tensor4D): tf.Tensor4D => {
-    for (const layer of featureLayers) {
-      switch (layer.op) {
-        case "conv2d":
-          x = convolve(x, layer, convTensors.get(layer.name)!);
-          break;
-        case "lrn":
-          x = tf.tensor4d(lrnFor(x.shape[0])(x.dataSync() as Float32Array, x.shape[3], layer), x.shape);
-          break;
-        case "maxpool":
-          x = tf.maxPool(x, layer.window, layer.stride, "valid");
-          break;
-        default:
-          break;
-      }
+  /** One layer; the caller disposes its input, so at most two activations live at once. */
+  const apply = (x: tf.Tensor4D, layer: Layer): tf.Tensor4D => {
+    switch (layer.op) {
+      case "conv2d":
+        return convolve(x, layer, convTensors.get(layer.name)!);
+      case "lrn":
+        return tf.tensor4d(lrnFor(x.shape[0]).run(x.dataSync() as Float32Array, x.shape[3], layer), x.shape);
+      case "maxpool":
+        return tf.maxPool(x, layer.window, layer.stride, "valid");
+      default:
+        return x;
     }
-    return x;
+  };
+  const features = (input: tf.Tensor4D): Float32Array => {
+    let x = input;
+    for (const layer of featureLayers) {
+      const next = apply(x, layer);
+      if (next !== x) x.dispose();
+      x = next;
+    }
+    const flat = x.dataSync() as Float32Array;
+    x.dispose();
+    return flat;
   };
 
   return {
     classes: dense.outFeatures,
-    kernelMemoryBytes: dense.memoryBytes,
+    get kernelMemoryBytes() {
+      return dense.memoryBytes + (lrnKernel?.kernel.memoryBytes ?? 0);
+    },
     loadPeakBytes: peakBytes,
     warmUp() {
       const zeros = new Float32Array(dense.inFeatures);
       for (let i = 0; i < 3; i++) dense.run(zeros, 1);
-      if (lrnNeeds.values > 0) lrnFor(1)(new Float32Array(lrnNeeds.values), lrnNeeds.channels, { size: lrnNeeds.size, alpha: 1e-4, beta: 0.75, k: 2 });
+      if (lrnNeeds.values > 0) lrnFor(1).run(new Float32Array(lrnNeeds.values), lrnNeeds.channels, { size: lrnNeeds.size, alpha: 1e-4, beta: 0.75, k: 2 });
     },
     forward(data, batch) {
       if (disposed) throw new NetworkError("the network was disposed");
       const expected = batch * input.height * input.width * input.channels;
       if (data.length !== expected) throw new NetworkError(`input has ${data.length} values, expected ${expected}`);
-      const flat = tf.tidy(() => {
-        const x = tf.tensor4d(data, [batch, input.height, input.width, input.channels]);
-        return features(x).dataSync() as Float32Array;
-      });
+      const flat = features(tf.tensor4d(data, [batch, input.height, input.width, input.channels]));
       const out = dense.run(flat, batch);
       if (softmax) softmaxRows(out, batch);
       return out;
