@@ -143,6 +143,18 @@ describe("bad requests get a JSON error with the right status", () => {
     expect((await response.json<{ error: { message: string } }>()).error.message).toMatch(/^Image 2 of 2/);
   });
 
+  it("answers a burst of concurrent good and bad requests, each with its own status", async () => {
+    const good = () => postImage(testPicture(32, 5));
+    const broken = () => postImage(testPicture(32, 5).slice(0, 80));
+    const notImage = () => postImage(new TextEncoder().encode("plain text"), "", "image/png");
+    const kinds = [good, broken, notImage];
+    const responses = await Promise.all(Array.from({ length: 24 }, (_, i) => kinds[i % 3]!()));
+    const statuses = responses.map((r) => r.status);
+    expect(statuses).toEqual(Array.from({ length: 24 }, (_, i) => [200, 422, 415][i % 3]));
+    const answers = await Promise.all(responses.filter((r) => r.status === 200).map((r) => r.json<Answer>()));
+    for (const a of answers) expect(a).toEqual(answers[0]);
+  });
+
   it("404 as JSON for an unknown path", async () => {
     await expectError(await SELF.fetch("https://edge.test/v2/nothing"), 404, "not_found");
   });
