@@ -37,10 +37,10 @@ export async function loadClassifier(manifest: Manifest, weights: AsyncIterable<
   await useWasmBackend();
   const plan = planNetwork(manifest.layers, manifest.input);
   const sink = createSafetensorsSink(manifest.weights.bytes, (tensors) => {
-    const expected = [...plan.destinations.keys()].sort().join(",");
+    const expected = [...plan.tensorNames].sort().join(",");
     const present = tensors.map((t) => t.name).sort().join(",");
     if (expected !== present) throw new Error(`weights hold tensors [${present}], the layer list needs [${expected}]`);
-    return plan.destinations;
+    return (tensor) => plan.destination(tensor.name);
   });
   try {
     for await (const chunk of weights) sink.write(chunk);
@@ -49,7 +49,6 @@ export async function loadClassifier(manifest: Manifest, weights: AsyncIterable<
     plan.abandon();
     throw error;
   }
-  plan.destinations.clear(); // drop the staging buffers' last references as the network takes them over
   const streamed = performance.now();
   const network = plan.build();
   const built = performance.now();

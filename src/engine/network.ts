@@ -10,14 +10,21 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { InputShape, Layer } from "../model/manifest";
 import { createDenseStack, type DenseShape, type DenseStack } from "./dense-int8";
 import { createLrnKernel, type LrnKernel } from "./lrn";
-import { releasePackedFilter, wasmHeapBytes } from "./tfjs-wasm-backend";
+import { releasePackedFilter, reserveWasmHeap, wasmHeapBytes } from "./tfjs-wasm-backend";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
 
 /** Where each tensor of weights.safetensors must land, and how to finish the network once they have. */
 export interface NetworkPlan {
-  /** Exact-size buffer for every tensor the network needs, by safetensors name. */
-  destinations: Map<string, Uint8Array>;
+  /** Every tensor the network needs, by safetensors name. */
+  readonly tensorNames: readonly string[];
+  /**
+   * The exact-size buffer for a tensor's bytes, asked for when its first byte arrives, in file order.
+   * The exporter writes conv tensors before dense ones, so by the first dense tensor every conv weight
+   * is in: they are packed into tfjs then, before the dense layers' ~56 MiB is allocated, and the two
+   * never peak together.
+   */
+  destination(tensor: string): Uint8Array;
   /** Turns the filled buffers into a runnable network. Call once, after every byte arrived. */
   build(): Network;
   /** Releases what the plan allocated, when loading fails. */
@@ -112,21 +119,48 @@ export function planNetwork(layers: readonly Layer[], input: InputShape): Networ
   if (denseShapes.length === 0) throw new NetworkError("the network has no dense layer");
   const convCount = layers.findIndex((l) => l.op === "flatten");
 
-  const dense = createDenseStack(denseShapes);
-  const destinations = new Map<string, Uint8Array>();
+  const staged = new Map<string, Uint8Array>();
   for (const c of convs) {
-    destinations.set(`${c.layer.name}.weight`, c.weight);
-    destinations.set(`${c.layer.name}.scale`, c.scale);
-    destinations.set(`${c.layer.name}.bias`, c.bias);
+    staged.set(`${c.layer.name}.weight`, c.weight);
+    staged.set(`${c.layer.name}.scale`, c.scale);
+    staged.set(`${c.layer.name}.bias`, c.bias);
   }
-  for (const d of denseShapes) {
-    for (const part of ["weight", "scale", "bias"]) destinations.set(`${d.name}.${part}`, dense.destination(`${d.name}.${part}`)!);
-  }
+  const denseNames = denseShapes.flatMap((d) => ["weight", "scale", "bias"].map((part) => `${d.name}.${part}`));
+  const lrn = createLrnKernel(Math.max(1, lrnNeeds.values), Math.max(1, lrnNeeds.channels), Math.max(1, lrnNeeds.size));
+  const convNames = [...staged.keys()];
+  const handedOut = new Set<string>();
+  let dense: DenseStack | undefined;
+  let packed: PackedConvolutions | undefined;
+  const kernelBytes = () => (dense?.memoryBytes ?? 0) + lrn.memoryBytes;
+  const pack = () => {
+    const result = packConvolutions(convs, kernelBytes());
+    staged.clear(); // the staged bytes now live in tfjs: let them go
+    return result;
+  };
 
   return {
-    destinations,
-    build: () => buildNetwork(layers.slice(0, convCount), convs, dense, input, softmax, lrnNeeds),
-    abandon: () => destinations.clear(),
+    tensorNames: [...convNames, ...denseNames],
+    destination(tensor) {
+      handedOut.add(tensor);
+      const conv = staged.get(tensor);
+      if (conv) return conv;
+      if (!denseNames.includes(tensor)) throw new NetworkError(`no layer takes a tensor named ${tensor}`);
+      if (!dense) {
+        if (!packed && convNames.every((name) => handedOut.has(name))) packed = pack();
+        dense = createDenseStack(denseShapes);
+      }
+      return dense.destination(tensor)!;
+    },
+    build() {
+      dense ??= createDenseStack(denseShapes);
+      packed ??= pack();
+      const peakBytes = Math.max(packed.peakBytes, wasmHeapBytes() + kernelBytes());
+      return buildNetwork(layers.slice(0, convCount), packed.tensors, dense, lrn, peakBytes, input, softmax, lrnNeeds);
+    },
+    abandon() {
+      if (packed) for (const t of packed.tensors.values()) tf.dispose([...t.filters, ...t.biases]);
+      staged.clear();
+    },
   };
 }
 
@@ -143,20 +177,14 @@ interface ConvTensors {
 
 function buildNetwork(
   featureLayers: readonly Layer[],
-  convs: ConvWeights[],
+  convTensors: Map<string, ConvTensors>,
   dense: DenseStack,
+  lrn: LrnKernel,
+  peakBytes: number,
   input: InputShape,
   softmax: boolean,
   lrnNeeds: { values: number; channels: number; size: number },
 ): Network {
-  // The LRN kernel's memory grows with the batch; a new instance replaces a too-small one.
-  let lrnKernel: { batch: number; kernel: LrnKernel } | undefined;
-  const lrnFor = (batch: number): LrnKernel => {
-    if (!lrnKernel || lrnKernel.batch < batch) lrnKernel = { batch, kernel: createLrnKernel(lrnNeeds.values * batch, lrnNeeds.channels, lrnNeeds.size) };
-    return lrnKernel.kernel;
-  };
-  if (lrnNeeds.values > 0) lrnFor(1);
-  const { tensors: convTensors, peakBytes } = packConvolutions(convs, dense.memoryBytes + (lrnKernel?.kernel.memoryBytes ?? 0));
   let disposed = false;
 
   /** One layer; the caller disposes its input, so at most two activations live at once. */
@@ -165,7 +193,7 @@ function buildNetwork(
       case "conv2d":
         return convolve(x, layer, convTensors.get(layer.name)!);
       case "lrn":
-        return tf.tensor4d(lrnFor(x.shape[0]).run(x.dataSync() as Float32Array, x.shape[3], layer), x.shape);
+        return tf.tensor4d(lrn.run(x.dataSync() as Float32Array, x.shape[3], layer), x.shape);
       case "maxpool":
         return tf.maxPool(x, layer.window, layer.stride, "valid");
       default:
@@ -186,19 +214,18 @@ function buildNetwork(
 
   return {
     classes: dense.outFeatures,
-    get kernelMemoryBytes() {
-      return dense.memoryBytes + (lrnKernel?.kernel.memoryBytes ?? 0);
-    },
+    kernelMemoryBytes: dense.memoryBytes + lrn.memoryBytes,
     loadPeakBytes: peakBytes,
     warmUp() {
       const zeros = new Float32Array(dense.inFeatures);
       for (let i = 0; i < 3; i++) dense.run(zeros, 1);
-      if (lrnNeeds.values > 0) lrnFor(1).run(new Float32Array(lrnNeeds.values), lrnNeeds.channels, { size: lrnNeeds.size, alpha: 1e-4, beta: 0.75, k: 2 });
+      if (lrnNeeds.values > 0) lrn.run(new Float32Array(lrnNeeds.values), lrnNeeds.channels, { size: lrnNeeds.size, alpha: 1e-4, beta: 0.75, k: 2 });
     },
     forward(data, batch) {
       if (disposed) throw new NetworkError("the network was disposed");
       const expected = batch * input.height * input.width * input.channels;
       if (data.length !== expected) throw new NetworkError(`input has ${data.length} values, expected ${expected}`);
+      if (batch !== 1) throw new NetworkError("the network runs one example at a time (its LRN memory is sized for one)");
       const flat = features(tf.tensor4d(data, [batch, input.height, input.width, input.channels]));
       const out = dense.run(flat, batch);
       if (softmax) softmaxRows(out, batch);
@@ -235,7 +262,13 @@ function convolve(x: tf.Tensor4D, layer: ConvLayer, { filters, biases }: ConvTen
  * hole the next, smaller, upload fits in, so the wasm heap (which never shrinks) holds only one
  * upload at a time instead of all of them.
  */
-function packConvolutions(convs: ConvWeights[], kernelBytes: number): { tensors: Map<string, ConvTensors>; peakBytes: number } {
+interface PackedConvolutions {
+  tensors: Map<string, ConvTensors>;
+  /** Model memory at its worst while packing (see Network.loadPeakBytes). */
+  peakBytes: number;
+}
+
+function packConvolutions(convs: ConvWeights[], kernelBytes: number): PackedConvolutions {
   const tensors = new Map<string, ConvTensors>();
   const staged = () => convs.reduce((sum, c) => sum + c.weight.byteLength + c.scale.byteLength + c.bias.byteLength, 0);
   let peakBytes = 0;
@@ -243,6 +276,10 @@ function packConvolutions(convs: ConvWeights[], kernelBytes: number): { tensors:
     peakBytes = Math.max(peakBytes, wasmHeapBytes() + kernelBytes + staged() + transient);
   };
   const bySize = [...convs].sort((a, b) => b.weight.byteLength - a.weight.byteLength);
+  const fp32 = (c: ConvWeights) => 4 * c.weight.byteLength;
+  // What packing needs: tfjs's transposed copy and XNNPACK's packed copy of every layer, plus the
+  // largest upload in flight. Reserved at once so the heap does not overshoot while growing.
+  reserveWasmHeap(RESERVE_FACTOR * convs.reduce((sum, c) => sum + 2 * fp32(c), 0) + (bySize[0] ? fp32(bySize[0]) : 0));
   for (const conv of bySize) {
     const packed = convToTensors(conv);
     sample(4 * conv.weight.byteLength); // the fp32 copy convToTensors just uploaded from
@@ -263,6 +300,11 @@ function packConvolutions(convs: ConvWeights[], kernelBytes: number): { tensors:
 }
 
 const EMPTY = new Uint8Array(0);
+/**
+ * Room reserved beyond the transposed and packed copies: XNNPACK rounds output channels up to its tile
+ * and keeps biases beside the weights. 5% left the heap at 35 MiB for AlexNet (40 MiB growing freely).
+ */
+const RESERVE_FACTOR = 1.05;
 
 /** Dequantizes a conv layer's int8 HWIO weights and splits them into one tensor per group. */
 function convToTensors(c: ConvWeights): ConvTensors {

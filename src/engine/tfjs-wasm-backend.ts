@@ -95,6 +95,17 @@ export function releasePackedFilter(filter: tf.Tensor): void {
   data.memoryOffset = 0;
 }
 
+/**
+ * Grows the tfjs wasm heap in one step so that `bytes` more fit in it. Emscripten grows its heap by at
+ * least 20% of its size each time it runs out, so growing step by step overshoots by up to a fifth;
+ * one allocation of the known total, freed at once, leaves free room that later allocations fill.
+ */
+export function reserveWasmHeap(bytes: number): void {
+  const backend = tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(ptr: number): void } };
+  const ptr = backend.wasm._malloc(bytes);
+  if (ptr) backend.wasm._free(ptr);
+}
+
 /** Bytes currently held by the tfjs wasm heap (it grows, never shrinks). */
 export function wasmHeapBytes(): number {
   const backend = tf.backend() as unknown as { wasm?: EmscriptenModule };

@@ -64,29 +64,36 @@ export function parseHeader(json: string, dataBytes?: number): TensorInfo[] {
 }
 
 /**
- * Routes a safetensors byte stream into caller-chosen buffers. `route` sees the parsed header once and
- * returns, for every tensor, the exact-size buffer its bytes go to (or throws if the tensors are not
- * what it expects). Feed chunks with `write`, then call `end`.
+ * Routes a safetensors byte stream into caller-chosen buffers. `route` sees the parsed header once (and
+ * throws if the tensors are not what it expects); it returns the function that gives each tensor's
+ * exact-size buffer, asked for in file order when the tensor's first byte arrives, so a caller can
+ * allocate late. Feed chunks with `write`, then call `end`.
  */
-export function createSafetensorsSink(totalBytes: number, route: (tensors: TensorInfo[]) => Map<string, Uint8Array>) {
+export function createSafetensorsSink(totalBytes: number, route: (tensors: TensorInfo[]) => (tensor: TensorInfo) => Uint8Array) {
   const prefix = new Uint8Array(8);
   let prefixFilled = 0;
   let header: Uint8Array | undefined;
   let headerFilled = 0;
-  let targets: { begin: number; end: number; into: Uint8Array }[] = [];
+  let targets: { info: TensorInfo; begin: number; end: number; into?: Uint8Array }[] = [];
+  let destination: (tensor: TensorInfo) => Uint8Array = () => new Uint8Array();
   let dataStart = 0;
   let position = 0; // bytes of the file consumed so far
   let next = 0; // first target that may still need bytes
 
   function startData() {
     const tensors = parseHeader(new TextDecoder().decode(header), totalBytes - dataStart);
-    const buffers = route(tensors);
-    targets = tensors.map((t) => {
-      const into = buffers.get(t.name);
-      if (!into) throw new SafetensorsError(`no destination for tensor ${t.name}`);
-      if (into.byteLength !== t.end - t.begin) throw new SafetensorsError(`tensor ${t.name}: destination holds ${into.byteLength} bytes, tensor has ${t.end - t.begin}`);
-      return { begin: dataStart + t.begin, end: dataStart + t.end, into };
-    });
+    destination = route(tensors);
+    targets = tensors.map((t) => ({ info: t, begin: dataStart + t.begin, end: dataStart + t.end }));
+  }
+
+  function bufferFor(target: (typeof targets)[number]): Uint8Array {
+    if (!target.into) {
+      const into = destination(target.info);
+      const bytes = target.end - target.begin;
+      if (into.byteLength !== bytes) throw new SafetensorsError(`tensor ${target.info.name}: destination holds ${into.byteLength} bytes, tensor has ${bytes}`);
+      target.into = into;
+    }
+    return target.into;
   }
 
   return {
@@ -120,7 +127,7 @@ export function createSafetensorsSink(totalBytes: number, route: (tensors: Tenso
         const t = targets[next]!;
         const from = Math.max(position, t.begin);
         const to = Math.min(chunkEnd, t.end);
-        if (to > from) t.into.set(chunk.subarray(offset + (from - position), offset + (to - position)), from - t.begin);
+        if (to > from) bufferFor(t).set(chunk.subarray(offset + (from - position), offset + (to - position)), from - t.begin);
         if (to === t.end) next++;
         else break;
       }

@@ -83,6 +83,17 @@ describe("the inference engine", () => {
     expect(tf.memory().numTensors).toBeLessThan(before);
   });
 
+  it("loads a weights file whose dense tensors come before the conv ones", async () => {
+    const inOrder = await makeTinyPackage({ layers: LOGIT_LAYERS, seed: 5 });
+    const reversed = await makeTinyPackage({ layers: LOGIT_LAYERS, seed: 5, denseFirst: true });
+    const a = await loadClassifier(inOrder.manifest, streamOf(inOrder.weights));
+    const b = await loadClassifier(reversed.manifest, streamOf(reversed.weights));
+    const x = randomInput(24 * 24 * 3, 8);
+    expect([...b.forward([x])[0]!]).toEqual([...a.forward([x])[0]!]);
+    a.dispose();
+    b.dispose();
+  });
+
   it("refuses a weights stream that ends early", async () => {
     const pkg = await makeTinyPackage();
     await expect(loadClassifier(pkg.manifest, streamOf(pkg.weights.slice(0, pkg.weights.length - 10)))).rejects.toThrow(/ended after/);

@@ -46,7 +46,9 @@ export const TINY_LAYERS: Layer[] = [
 
 export const TINY_LABELS = ["circle", "square", "triangle", "star", "cross"];
 
-export async function makeTinyPackage(options: { id?: string; seed?: number; layers?: Layer[]; size?: number } = {}): Promise<TinyPackage> {
+export async function makeTinyPackage(
+  options: { id?: string; seed?: number; layers?: Layer[]; size?: number; denseFirst?: boolean } = {},
+): Promise<TinyPackage> {
   const random = mulberry32(options.seed ?? 1);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
   const layers = options.layers ?? TINY_LAYERS;
@@ -102,7 +104,8 @@ export async function makeTinyPackage(options: { id?: string; seed?: number; lay
     tensors.push({ name: `${layer.name}.scale`, dtype: "F32", shape: [outputs], data: new Uint8Array(scale.buffer) });
     tensors.push({ name: `${layer.name}.bias`, dtype: "F32", shape: [outputs], data: new Uint8Array(bias.buffer.slice(0)) });
   }
-  const weights = writeSafetensors(tensors);
+  // The exporter writes tensors in layer order; a package may order them otherwise.
+  const weights = writeSafetensors(options.denseFirst ? [...tensors].reverse() : tensors);
   const labels = Array.from({ length: fp32[lastDense(layers)]!.shape[0]! }, (_, i) => TINY_LABELS[i] ?? `class-${i}`);
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
