@@ -25,6 +25,9 @@ const repeats = Number(args[args.indexOf("--repeats") + 1]) || 5;
 const passes = Number(args[args.indexOf("--passes") + 1]) || 20; // timed forward passes per repeat and network
 const WARMUP_PASSES = 3;
 const log = (...m) => (json ? process.stderr : process.stdout).write(m.join(" ") + "\n");
+// With --json, stdout carries the one JSON object: wrangler's own logging goes to stderr.
+const writeJson = (value) => process.stdout.write(JSON.stringify(value) + "\n");
+if (json) console.log = console.info = console.warn = (...m) => process.stderr.write(m.join(" ") + "\n");
 
 const root = new URL("..", import.meta.url).pathname;
 const packageDir = join(root, "bench/.packages/alexnet-random-224");
@@ -132,7 +135,7 @@ const result = {
   goals: { memory_peak_bytes: 100e6, forward_ratio: 0.9, cold_start_ms: 1500 },
 };
 if (json) {
-  process.stdout.write(JSON.stringify(result) + "\n");
+  writeJson(result);
 } else {
   const mib = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const fmt = (s, f) => `${f(s.median)} (min ${f(s.min)}, max ${f(s.max)}, n=${s.n})`;

@@ -21,7 +21,7 @@ export interface Classifier {
   readonly kernelMemoryBytes: number;
   /** Model memory at its peak during the load (see Network.loadPeakBytes). */
   readonly loadPeakBytes: number;
-  /** Where the load's time went, in ms: streaming + verifying weights, packing convs, kernel warm-up. */
+  /** Where the load's time went, in ms: streaming + verifying weights (convs are packed on the way), building, warm-up. */
   readonly loadTimings: { weightsMs: number; buildMs: number; warmupMs: number };
   dispose(): void;
 }
