@@ -9,6 +9,9 @@ import tinySamples from "../fixtures/tiny-package/samples.safetensors";
 import grayManifest from "../fixtures/tiny-gray-package/manifest.json";
 import grayWeights from "../fixtures/tiny-gray-package/weights.safetensors";
 import graySamples from "../fixtures/tiny-gray-package/samples.safetensors";
+import defaultManifest from "../../model/alexnet-fmnist-64-v1/manifest.json";
+import defaultWeights from "../../model/alexnet-fmnist-64-v1/weights.safetensors";
+import defaultSamples from "../../model/alexnet-fmnist-64-v1/samples.safetensors";
 
 /** Reads the F32 tensors of a samples.safetensors file. */
 function readSamples(file: ArrayBuffer): Map<string, { shape: number[]; data: Float32Array }> {
@@ -26,6 +29,7 @@ function readSamples(file: ArrayBuffer): Map<string, { shape: number[]; data: Fl
 const packages = [
   ["an RGB package", tinyManifest, tinyWeights, tinySamples],
   ["a greyscale package", grayManifest, grayWeights, graySamples],
+  ["the shipped default model", defaultManifest, defaultWeights, defaultSamples],
 ] as const;
 
 describe("packages written by the PyTorch exporter", () => {
