@@ -180,9 +180,12 @@ class ImageFolder(Dataset):
         return len(self.samples)
 
     def load_rgb(self, path: str):
-        from PIL import Image
+        from PIL import Image, ImageOps
         img = Image.open(path)
         img.load()
+        # Phone photos are often stored rotated with an EXIF orientation tag; the Worker applies it
+        # (src/image/orientation.ts), so training must see the picture the same way up.
+        img = ImageOps.exif_transpose(img)
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             img = img.convert("RGBA")
             bg = Image.new("RGBA", img.size, self.background + (255,))

@@ -94,3 +94,13 @@ def test_ten_crop_evaluation_gives_ten_views_per_image(tmp_path):
     make_folder(tmp_path, {"cat": 1})
     x, _ = D.ImageFolder(str(tmp_path), "val", 32, train=False, ten_crop=True)[0]
     assert x.shape == (10, 3, 32, 32)
+
+
+def test_image_folder_sees_a_photo_the_right_way_up_as_the_worker_does(tmp_path):
+    make_folder(tmp_path, {"cat": 1})
+    path = tmp_path / "train" / "cat" / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation 6: stored 90 degrees counter-clockwise, shown rotated back
+    Image.new("RGB", (40, 20), (200, 30, 30)).save(path, exif=exif)
+    ds = D.ImageFolder(str(tmp_path), "train", 32, train=False)
+    assert ds.load_rgb(str(path)).size == (20, 40)  # width and height as a person sees the photo
