@@ -83,6 +83,19 @@ function checkPersistDir() {
   writeFileSync(stampPath, `${ours}\n`);
 }
 
+const LOCAL_POINTER_CHECK_SECONDS = 2;
+
+/** The id /v1/models reports, polled until it is `expected` (a Worker that loaded earlier switches soon). */
+async function servedModelId(expected) {
+  let id;
+  for (let i = 0; i < 10; i++) {
+    id = (await (await fetch(`http://${IP}:${port}/v1/models`)).json()).id;
+    if (id === expected) break;
+    await new Promise((r) => setTimeout(r, LOCAL_POINTER_CHECK_SECONDS * 500));
+  }
+  return id;
+}
+
 /** The running wrangler dev, once started: every exit path stops it. */
 let dev;
 
@@ -102,7 +115,9 @@ async function main() {
   // wrangler dev starts (tens of seconds) while the bucket is seeded: nothing asks the Worker for the
   // model before the pointer is written, and a failed seeding stops it again.
   log(`starting wrangler dev on http://${IP}:${port} (Ctrl-C stops it)`);
-  dev = startWranglerDev({ cwd: root, port, ip: IP, persistTo, stdio: "inherit" });
+  // Locally the Worker re-reads the model pointer every 2 s (deployed: wrangler.toml's 30 s), so a model
+  // published while it runs, or a request that came in before seeding finished, is soon answered by it.
+  dev = startWranglerDev({ cwd: root, port, ip: IP, persistTo, stdio: "inherit", vars: { POINTER_CHECK_SECONDS: String(LOCAL_POINTER_CHECK_SECONDS) } });
   let stopping = false;
   const stop = async (signal) => {
     if (stopping) return;
@@ -124,7 +139,12 @@ async function main() {
 
   await dev.waitFor("/healthz", 120_000);
   const ready = await dev.waitFor("/readyz", 120_000).catch((error) => error);
-  if (ready instanceof Error) log(`the Worker answers, but the model did not load: ${ready.message}`);
+  if (ready instanceof Error) {
+    log(`the Worker answers, but the model did not load: ${ready.message}`);
+    return;
+  }
+  const served = await servedModelId(id);
+  if (served !== id) log(`the Worker still serves ${served}, not ${id}; it re-reads the pointer every ${LOCAL_POINTER_CHECK_SECONDS} s`);
   else log(`ready: serving ${id} on http://${IP}:${port}  (demo page: http://${IP}:${port}/ , API: http://${IP}:${port}/openapi.json)`);
 }
 
