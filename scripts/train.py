@@ -376,12 +376,16 @@ def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on):
 
 def training_record(cfg, history, trained_on):
     recipe = {k: cfg[k] for k in ("batch_size", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs",
-                                  "label_smoothing", "pad_crop", "pca_sigma", "dropout", "width", "two_tower")}
+                                  "label_smoothing", "width", "two_tower")}
     recipe["optimizer"] = "sgd"
+    recipe["dropout"] = cfg["dropout"] if cfg["dropout"] >= 0 else (0.4 if cfg["arch"] == "alexnet-bn" else 0.5)
+    if cfg["dataset"] == "fashion-mnist":  # only the augmentation that was applied
+        recipe["augmentation"] = f"random crop of the 28x28 image padded by {cfg['pad_crop']}, horizontal flip"
+    else:
+        recipe["augmentation"] = f"random crop, horizontal flip, PCA colour noise sigma {cfg['pca_sigma']}"
     rec = {"arch": cfg["arch"], "epochs": len(history) if history else 0, "seed": cfg["seed"],
            "device": trained_on, "torch": torch.__version__.split("+")[0], "python": sys.version.split()[0],
            "date": datetime.date.today().isoformat(), "input_size": cfg["input_size"], "recipe": recipe,
-           "threads": torch.get_num_threads() if trained_on == "cpu" else None,
            "wall_seconds": round(sum(h.get("epoch_seconds", 0) for h in history), 1) if history else 0}
     if cfg["note"]:
         rec["note"] = cfg["note"]
