@@ -4,7 +4,7 @@ Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository r
 
   # the default model: paper AlexNet on Fashion-MNIST, CPU, reduced input size, package into model/
   nice -n 5 /usr/bin/python3 scripts/train.py --input-size 64 --epochs 6 --schedule cosine --warmup-epochs 0.3 \
-      --out runs/fmnist-64 --export-dir model/alexnet-fmnist-64-v1
+      --out runs/fmnist-64 --export-dir model/alexnet-fmnist-64-v3
 
   # your own images: root/train/<class>/*.jpg and root/val/<class>/*.jpg (the ImageNet layout)
   /usr/bin/python3 scripts/train.py --dataset /data/flowers --input-size 224 --epochs 90 \
@@ -83,7 +83,7 @@ seed = 0                    # seeds python, numpy, torch (+ rank); data order is
 # output
 out = "runs/default"        # checkpoint directory: ckpt.pt, config.json, metrics.csv, curves.png, confusion.png
 resume = ""                 # checkpoint to resume from (or to export with --export-only)
-export_dir = ""             # write the model package here at the end (rank 0), e.g. model/alexnet-fmnist-64-v1
+export_dir = ""             # write the model package here at the end (rank 0), e.g. model/alexnet-fmnist-64-v3
 model_id = ""               # package id; default: the export directory's name
 samples = 4                 # number of test inputs stored in samples.safetensors
 export_only = False         # export the --resume checkpoint, train nothing
