@@ -337,6 +337,7 @@ def save_checkpoint(path, model, optimizer, scheduler, scaler, cfg, epoch, histo
 
 def write_metrics(out_dir, history, confusion, labels):
     from training.plots import write_confusion_png, write_curves_png, write_metrics_csv
+    os.makedirs(out_dir, exist_ok=True)  # --export-only may name an --out that no run created
     write_metrics_csv(os.path.join(out_dir, "metrics.csv"), history)
     write_curves_png(os.path.join(out_dir, "curves.png"), history)
     if confusion is not None:

@@ -77,3 +77,13 @@ def test_a_bad_flag_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--arch", "resnet"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--arch 'resnet' is not one of" in proc.stderr
+
+
+def test_export_only_packages_a_checkpoint_into_an_output_folder_that_does_not_exist_yet(tmp_path):
+    needs_fmnist()
+    run_train(TINY + ["--epochs", "1", "--out", str(tmp_path / "run")])
+    pkg, out = str(tmp_path / "exported-v1"), str(tmp_path / "not" / "made" / "yet")
+    run_train(TINY + ["--export-only", "--resume", str(tmp_path / "run" / "ckpt.pt"), "--export-dir", pkg,
+                      "--out", out, "--no-onnx"])
+    manifest = load_package(pkg)[0]
+    assert manifest["id"] == "exported-v1" and os.path.getsize(os.path.join(out, "metrics.csv")) > 0
