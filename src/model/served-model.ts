@@ -8,6 +8,8 @@
  *   package, that package is loaded and verified while the old one keeps answering; only a complete,
  *   verified model replaces it. If the new one fails, the old one stays.
  * - A model is disposed only after the last request that leased it has finished with it.
+ * - During a switch both models are resident. Two full 224x224 AlexNets exceed the 128 MB isolate limit:
+ *   the platform then restarts the isolate, and the fresh isolate loads the new package directly.
  */
 import { loadClassifier, type Classifier } from "../engine/classifier";
 import { ModelUnavailableError, openWeights, readManifest, readPointer } from "./store";
