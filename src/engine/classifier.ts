@@ -67,7 +67,7 @@ function wrap(manifest: Manifest, network: Network, loadTimings: Classifier["loa
   const forward = (inputs: readonly Float32Array[]): Float32Array[] =>
     inputs.map((x, i) => {
       if (x.length !== size) throw new Error(`input ${i} has ${x.length} values, the model takes ${size}`);
-      return network.forward(x, 1);
+      return network.forward(x);
     });
   return {
     manifest,

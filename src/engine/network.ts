@@ -32,8 +32,11 @@ export interface NetworkPlan {
 }
 
 export interface Network {
-  /** Runs `batch` NHWC inputs; returns batch x classes probabilities (or logits, without softmax). */
-  forward(input: Float32Array, batch: number): Float32Array;
+  /**
+   * Runs one NHWC input; returns its class probabilities (or logits, without softmax). One at a time:
+   * the wasm heaps never shrink, so a batch would leave them sized for its activations.
+   */
+  forward(input: Float32Array): Float32Array;
   readonly classes: number;
   /** Runs our own kernels a few times on zeros: V8 runs new wasm in its baseline tier first. */
   warmUp(): void;
@@ -66,7 +69,7 @@ export function planNetwork(layers: readonly Layer[], input: InputShape): Networ
   const denseShapes: DenseShape[] = [];
   let flattened = false;
   let softmax = false;
-  const lrnNeeds = { values: 0, channels: 0, size: 0 }; // per example; times the batch at run time
+  const lrnNeeds = { values: 0, channels: 0, size: 0 }; // the largest LRN input, one example
 
   layers.forEach((layer, index) => {
     const where = `layer ${index} (${layer.op})`;
@@ -221,14 +224,13 @@ function buildNetwork(
       for (let i = 0; i < 3; i++) dense.run(zeros, 1);
       if (lrnNeeds.values > 0) lrn.run(new Float32Array(lrnNeeds.values), lrnNeeds.channels, { size: lrnNeeds.size, alpha: 1e-4, beta: 0.75, k: 2 });
     },
-    forward(data, batch) {
+    forward(data) {
       if (disposed) throw new NetworkError("the network was disposed");
-      const expected = batch * input.height * input.width * input.channels;
+      const expected = input.height * input.width * input.channels;
       if (data.length !== expected) throw new NetworkError(`input has ${data.length} values, expected ${expected}`);
-      if (batch !== 1) throw new NetworkError("the network runs one example at a time (its LRN memory is sized for one)");
-      const flat = features(tf.tensor4d(data, [batch, input.height, input.width, input.channels]));
-      const out = dense.run(flat, batch);
-      if (softmax) softmaxRows(out, batch);
+      const flat = features(tf.tensor4d(data, [1, input.height, input.width, input.channels]));
+      const out = dense.run(flat, 1);
+      if (softmax) softmaxInPlace(out);
       return out;
     },
     dispose() {
@@ -331,14 +333,10 @@ function convToTensors(c: ConvWeights): ConvTensors {
   return { filters, biases };
 }
 
-/** Numerically stable softmax of each row, in place. */
-function softmaxRows(values: Float32Array, batch: number): void {
-  const n = values.length / batch;
-  for (let r = 0; r < batch; r++) {
-    const row = values.subarray(r * n, (r + 1) * n);
-    const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += row[i] = Math.exp(row[i]! - max);
-    for (let i = 0; i < n; i++) row[i]! /= sum;
-  }
+/** Numerically stable softmax, in place. */
+function softmaxInPlace(row: Float32Array): void {
+  const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += row[i] = Math.exp(row[i]! - max);
+  for (let i = 0; i < row.length; i++) row[i]! /= sum;
 }
