@@ -47,7 +47,28 @@ def feature_shape(features: nn.Module, input_size: int, in_channels: int = 3) ->
     return tuple(out.shape[1:])
 
 
-class AlexNet(nn.Module):
+class FeaturesThenClassifier(nn.Module):
+    """`features` (convolutions) -> flatten -> `classifier` (dense): the shape of every AlexNet here."""
+
+    features: nn.Sequential
+    classifier: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+def dropout_classifier(in_features: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """The paper's fc6-fc7-fc8 with dropout before fc6 and fc7; indices 1, 4, 6 are torchvision's keys."""
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+        nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, num_classes),
+    )
+
+
+class AlexNet(FeaturesThenClassifier):
     """The paper's AlexNet; `two_tower` groups conv2, conv4, conv5 into 2 (the paper's GPU split)."""
 
     def __init__(self, num_classes: int = 1000, input_size: int = 224, two_tower: bool = False,
@@ -67,20 +88,11 @@ class AlexNet(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
         c, fh, fw = feature_shape(self.features, input_size)
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(c * fh * fw, h), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(h, h), nn.ReLU(inplace=True),
-            nn.Linear(h, num_classes),
-        )
+        self.classifier = dropout_classifier(c * fh * fw, h, num_classes, dropout)
         he_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
 
-
-class AlexNetBN(nn.Module):
+class AlexNetBN(FeaturesThenClassifier):
     """Keras-tutorial AlexNet: valid padding, 2x2 pools, 11x11 conv2, BN after every conv and hidden dense."""
 
     def __init__(self, num_classes: int = 1000, input_size: int = 224, dropout: float = 0.4,
@@ -105,13 +117,8 @@ class AlexNetBN(nn.Module):
         )
         he_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
 
-
-class AlexNetTV(nn.Module):
+class AlexNetTV(FeaturesThenClassifier):
     """torchvision.models.alexnet's layout and state_dict keys, without the adaptive pool.
 
     torchvision's AdaptiveAvgPool2d((6, 6)) is the identity at 224x224 (the feature map is already 6x6), so
@@ -134,16 +141,7 @@ class AlexNetTV(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
         c, fh, fw = feature_shape(self.features, input_size)
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(c * fh * fw, h), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(h, h), nn.ReLU(inplace=True),
-            nn.Linear(h, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
+        self.classifier = dropout_classifier(c * fh * fw, h, num_classes, dropout)
 
 
 def build_model(arch: str, num_classes: int, input_size: int, two_tower: bool = False,
