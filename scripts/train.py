@@ -71,6 +71,7 @@ step_epochs = 30            # step: epochs between lr/10
 warmup_epochs = 0.0         # linear lr warm-up from 0 over this many epochs (all schedules)
 label_smoothing = 0.0       # cross-entropy label smoothing
 pad_crop = 2                # Fashion-MNIST: random crop of the 28x28 image padded by this many pixels (0 = off)
+random_erase = 0.0          # Fashion-MNIST: probability of erasing one random rectangle (Zhong et al. 2017; 0 = off)
 pca_sigma = 0.1             # RGB folders: the paper's PCA colour noise sigma (0 = off)
 ten_crop = False            # also report the paper's 10-crop test accuracy at the end (image folders)
 # system
@@ -83,6 +84,7 @@ seed = 0                    # seeds python, numpy, torch (+ rank); data order is
 # output
 out = "runs/default"        # checkpoint directory: ckpt.pt, config.json, metrics.csv, curves.png, confusion.png
 resume = ""                 # checkpoint to resume from (or to export with --export-only)
+init = ""                   # start from these weights: a model package directory (training/init_weights.py)
 export_dir = ""             # write the model package here at the end (rank 0), e.g. model/alexnet-fmnist-64-v3
 model_id = ""               # package id; default: the export directory's name
 samples = 4                 # number of test inputs stored in samples.safetensors
@@ -172,7 +174,8 @@ def set_rng_state(state):
 def make_datasets(cfg):
     """(train, test, labels, preprocess block of the manifest)."""
     if cfg["dataset"] == "fashion-mnist":
-        train = D.FashionMNIST(cfg["fmnist_dir"], "train", cfg["input_size"], True, cfg["pad_crop"], cfg["train_subset"])
+        train = D.FashionMNIST(cfg["fmnist_dir"], "train", cfg["input_size"], True, cfg["pad_crop"], cfg["train_subset"],
+                               erase=cfg["random_erase"])
         test = D.FashionMNIST(cfg["fmnist_dir"], "test", cfg["input_size"], False, 0, cfg["test_subset"])
         return train, test, train.classes, D.fmnist_preprocess(cfg["input_size"])
     train = D.ImageFolder(cfg["dataset"], "train", cfg["input_size"], True, cfg["pca_sigma"])
@@ -382,12 +385,16 @@ def training_record(cfg, history, trained_on):
     recipe["dropout"] = cfg["dropout"] if cfg["dropout"] >= 0 else (0.4 if cfg["arch"] == "alexnet-bn" else 0.5)
     if cfg["dataset"] == "fashion-mnist":  # only the augmentation that was applied
         recipe["augmentation"] = f"random crop of the 28x28 image padded by {cfg['pad_crop']}, horizontal flip"
+        if cfg["random_erase"]:
+            recipe["augmentation"] += f", random erasing p={cfg['random_erase']}"
     else:
         recipe["augmentation"] = f"random crop, horizontal flip, PCA colour noise sigma {cfg['pca_sigma']}"
     rec = {"arch": cfg["arch"], "epochs": len(history) if history else 0, "seed": cfg["seed"],
            "device": trained_on, "torch": torch.__version__.split("+")[0], "python": sys.version.split()[0],
            "date": datetime.date.today().isoformat(), "input_size": cfg["input_size"], "recipe": recipe,
            "wall_seconds": round(sum(h.get("epoch_seconds", 0) for h in history), 1) if history else 0}
+    if cfg["init"]:
+        rec["initialised_from"] = os.path.basename(os.path.normpath(cfg["init"]))
     if cfg["note"]:
         rec["note"] = cfg["note"]
     return rec
@@ -428,6 +435,11 @@ def main(argv=None):
     scheduler = make_scheduler(cfg, optimizer)
     scaler = make_scaler(rt["cuda"] and cfg["amp"])
     start_epoch, history = 0, []
+    if cfg["init"] and not cfg["resume"]:  # a resumed run already holds the initialised (and trained) weights
+        from training.init_weights import init_from_package
+        fresh = init_from_package(model, cfg["init"])
+        if rt["master"]:
+            print(f"initialised from {cfg['init']}" + (f"; new layers: {', '.join(fresh)}" if fresh else ""), flush=True)
     if cfg["resume"]:
         # the checkpoint holds numpy/python RNG states: PyTorch >= 2.6 loads weights_only by default
         ckpt = torch.load(cfg["resume"], map_location="cpu", weights_only=False)

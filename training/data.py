@@ -78,13 +78,14 @@ class FashionMNIST(Dataset):
     Evaluation: the manifest's preprocess only (resize to size, /255, normalise, gray into 3 channels).
     """
 
-    def __init__(self, root: str, split: str, size: int, train: bool, pad: int = 2, subset: int = 0):
+    def __init__(self, root: str, split: str, size: int, train: bool, pad: int = 2, subset: int = 0,
+                 erase: float = 0.0):
         images, labels = load_fmnist(root, split)
         if subset:
             images, labels = images[:subset], labels[:subset]
         self.images = torch.from_numpy(images.copy())
         self.labels = torch.from_numpy(labels.copy())
-        self.size, self.train, self.pad = size, train, pad
+        self.size, self.train, self.pad, self.erase = size, train, pad, erase
         self.classes = list(FMNIST_LABELS)
 
     def __len__(self) -> int:
@@ -99,8 +100,27 @@ class FashionMNIST(Dataset):
                 img = img[top:top + 28, left:left + 28]
             if torch.rand(()) < 0.5:
                 img = img.flip(-1)
+            if self.erase and torch.rand(()) < self.erase:
+                img = random_erase(img)
         x = (resize_gray(img, self.size) / 255.0 - FMNIST_MEAN) / FMNIST_STD
         return x.unsqueeze(0).expand(3, -1, -1).contiguous(), self.labels[i]
+
+
+def random_erase(img: torch.Tensor) -> torch.Tensor:
+    """Random Erasing (Zhong et al. 2017, arXiv:1708.04896): blank a rectangle of 2-40% of the area with aspect
+    0.3-3.3, filled with random gray. The paper reports it lowers Fashion-MNIST error for every net it tried."""
+    h, w = img.shape[-2:]
+    for _ in range(10):
+        area = h * w * float(torch.empty(()).uniform_(0.02, 0.4))
+        aspect = float(torch.empty(()).uniform_(0.3, 1 / 0.3))
+        eh, ew = int(round((area * aspect) ** 0.5)), int(round((area / aspect) ** 0.5))
+        if 0 < eh < h and 0 < ew < w:
+            top = int(torch.randint(0, h - eh + 1, ()))
+            left = int(torch.randint(0, w - ew + 1, ()))
+            img = img.clone()
+            img[..., top:top + eh, left:left + ew] = torch.randint(0, 256, (eh, ew)).float()
+            return img
+    return img
 
 
 def fmnist_preprocess(size: int) -> dict:
