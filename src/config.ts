@@ -41,3 +41,18 @@ export const RETRY_AFTER_SECONDS = 5;
 /** R2 keys (docs/model-package.md, "R2 layout"). */
 export const POINTER_KEY = "models/current.json";
 export const packageKey = (id: string, file: string): string => `models/${id}/${file}`;
+
+/**
+ * The isolate's memory budget (src/memory/budget.ts). Cloudflare allows 128 MB per isolate, JS heap and wasm
+ * memories together (https://developers.cloudflare.com/workers/platform/limits/#memory); the ledger hands out
+ * what is left after the runtime's own share: the JS heap of the loaded code (tfjs, Hono, zod) and workerd's
+ * per-isolate overhead. RUNTIME_MARGIN_BYTES is that share, to be set from the inspector measurement
+ * (`npm run bench:memory`).
+ */
+export const ISOLATE_MEMORY_BYTES = 128 * 1000 * 1000;
+export const RUNTIME_MARGIN_BYTES = 16 * 1024 * 1024;
+export const MEMORY_BUDGET_BYTES = ISOLATE_MEMORY_BYTES - RUNTIME_MARGIN_BYTES;
+/** Requests that may wait for memory at once; the next is answered 503 `overloaded` at once. */
+export const MEMORY_QUEUE_MAX = 16;
+/** Longest a request waits for memory before 503 `overloaded`: a few forward passes' worth. */
+export const MEMORY_WAIT_MS = 2_000;

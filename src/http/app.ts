@@ -5,7 +5,8 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
-import { MAX_BODY_BYTES, POINTER_CHECK_INTERVAL_MS } from "../config";
+import { MAX_BODY_BYTES, MEMORY_BUDGET_BYTES, MEMORY_QUEUE_MAX, MEMORY_WAIT_MS, POINTER_CHECK_INTERVAL_MS, RETRY_AFTER_SECONDS } from "../config";
+import { createMemoryBudget, type MemoryBudget } from "../memory/budget";
 import { createModelHolder, type ModelHolder } from "../model/served-model";
 import { errorResponse, notFound, onError } from "./errors";
 import { registerClassify } from "./routes/classify";
@@ -20,10 +21,13 @@ export interface ServedModel {
   acquire(): ReturnType<ModelHolder["acquire"]>;
 }
 
-export type AppEnv = { Bindings: Bindings; Variables: { model: ServedModel } };
+export type AppEnv = { Bindings: Bindings; Variables: { model: ServedModel; budget: MemoryBudget } };
 
-export function createApp(options: { models?: ModelHolder } = {}): OpenAPIHono<AppEnv> {
-  // Module state lives as long as the isolate: one model per isolate, shared by every request.
+export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget } = {}): OpenAPIHono<AppEnv> {
+  // Module state lives as long as the isolate: one memory ledger and one model per isolate, shared by every request.
+  const budget =
+    options.budget ??
+    createMemoryBudget({ capacityBytes: MEMORY_BUDGET_BYTES, maxQueue: MEMORY_QUEUE_MAX, maxWaitMs: MEMORY_WAIT_MS, retryAfterSeconds: RETRY_AFTER_SECONDS });
   const models = options.models ?? createModelHolder();
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
@@ -36,6 +40,7 @@ export function createApp(options: { models?: ModelHolder } = {}): OpenAPIHono<A
     const seconds = Number(c.env.POINTER_CHECK_SECONDS);
     const interval = Number.isFinite(seconds) && c.env.POINTER_CHECK_SECONDS !== undefined ? seconds * 1000 : POINTER_CHECK_INTERVAL_MS;
     c.set("model", { acquire: () => models.acquire(c.env.MODELS, interval) });
+    c.set("budget", budget);
     await next();
   });
   app.use(
