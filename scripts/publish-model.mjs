@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { PackageError } from "./lib/model-package.mjs";
 import { publishPackage, rollback } from "./lib/publish.mjs";
+import { LocalBucketError, openLocalBucket } from "./lib/local-r2.mjs";
 import { modelsBucketName, openBucket, WranglerError } from "./lib/wrangler-r2.mjs";
 
 const USAGE = `usage: npm run publish-model -- <package dir> [--local | --remote] [--persist-to DIR]
@@ -54,16 +55,22 @@ if (values.local && values.remote) fail(`choose one of --local and --remote\n${U
 if (values.rollback ? positionals.length > 0 : positionals.length !== 1) fail(USAGE);
 
 const root = resolve(import.meta.dirname, "..");
-const bucket = openBucket({
-  bucket: modelsBucketName(resolve(root, "wrangler.toml")),
-  mode: values.remote ? "remote" : "local",
-  persistTo: resolve(values["persist-to"]),
-  cwd: root,
-});
+const name = modelsBucketName(resolve(root, "wrangler.toml"));
+// The local bucket is opened directly (one Miniflare for every call); the remote one through wrangler.
+const bucket = values.remote
+  ? openBucket({ bucket: name, mode: "remote", cwd: root })
+  : openLocalBucket({ bucket: name, persistTo: resolve(values["persist-to"]) });
 
+let failure;
 try {
   if (values.rollback) await rollback(bucket);
   else await publishPackage(bucket, resolve(positionals[0]));
 } catch (error) {
-  fail(error instanceof PackageError || error instanceof WranglerError ? error.message : error.stack);
+  failure = error;
+} finally {
+  await bucket.close?.();
+}
+if (failure) {
+  const known = failure instanceof PackageError || failure instanceof WranglerError || failure instanceof LocalBucketError;
+  fail(known ? failure.message : failure.stack);
 }

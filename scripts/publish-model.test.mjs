@@ -1,6 +1,7 @@
 /**
  * Runs scripts/publish-model.mjs for real, with --local against a temporary persist directory, on the
- * fixture packages. Slow (every step starts wrangler, 3-6 s a call): `npm run test:scripts`.
+ * fixture packages: `npm run test:scripts`. The bucket is read back through a Miniflare instance of its
+ * own, and once through the wrangler CLI, to show that wrangler (and so `wrangler dev`) sees what it wrote.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -8,6 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { openLocalBucket } from "./lib/local-r2.mjs";
 import { openBucket } from "./lib/wrangler-r2.mjs";
 
 const root = resolve(import.meta.dirname, "..");
@@ -16,7 +18,16 @@ const TINY_GRAY = join(root, "test/fixtures/tiny-gray-package");
 
 let work;
 let persistTo;
-let bucket;
+
+/** Opens the local bucket for one question and closes it again: publish-model writes it from another process. */
+async function withBucket(question) {
+  const bucket = openLocalBucket({ bucket: "alexnet-edge-models", persistTo });
+  try {
+    return await question(bucket);
+  } finally {
+    await bucket.close();
+  }
+}
 
 function publish(...args) {
   const result = spawnSync(process.execPath, [join(root, "scripts/publish-model.mjs"), ...args, "--local", "--persist-to", persistTo], {
@@ -28,7 +39,7 @@ function publish(...args) {
 }
 
 async function servedId() {
-  const pointer = await bucket.get("models/current.json");
+  const pointer = await withBucket((bucket) => bucket.get("models/current.json"));
   return pointer && JSON.parse(pointer.toString()).id;
 }
 
@@ -36,7 +47,6 @@ describe("npm run publish-model -- --local", { concurrency: false }, () => {
   before(() => {
     work = mkdtempSync(join(tmpdir(), "publish-model-test-"));
     persistTo = join(work, "state");
-    bucket = openBucket({ bucket: "alexnet-edge-models", mode: "local", persistTo, cwd: root, log: () => {} });
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -46,8 +56,14 @@ describe("npm run publish-model -- --local", { concurrency: false }, () => {
     assert.match(out, /weights\.safetensors: stored and verified/);
     assert.match(out, /tiny-package is now the served model/);
     assert.equal(await servedId(), "tiny-package");
-    const weights = await bucket.digest("models/tiny-package/weights.safetensors");
+    const weights = await withBucket((bucket) => bucket.digest("models/tiny-package/weights.safetensors"));
     assert.equal(weights.sha256, JSON.parse(readFileSync(join(TINY, "manifest.json"), "utf8")).weights.sha256);
+  });
+
+  it("wrangler reads the pointer it wrote from the same persist directory", async () => {
+    const wrangler = openBucket({ bucket: "alexnet-edge-models", mode: "local", persistTo, cwd: root, log: () => {} });
+    const pointer = await wrangler.get("models/current.json");
+    assert.equal(JSON.parse(pointer.toString()).id, "tiny-package");
   });
 
   it("publishing the same package again uploads nothing and changes nothing", () => {
@@ -68,7 +84,7 @@ describe("npm run publish-model -- --local", { concurrency: false }, () => {
     assert.equal(code, 1, out);
     assert.match(out, /SHA-256 .* the manifest says/);
     assert.doesNotMatch(out, /uploading/);
-    assert.equal(await bucket.get("models/tiny-gray-package/manifest.json"), null);
+    assert.equal(await withBucket((bucket) => bucket.get("models/tiny-gray-package/manifest.json")), null);
     assert.equal(await servedId(), "tiny-package");
   });
 

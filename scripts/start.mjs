@@ -12,9 +12,11 @@
  * Steps: builds the wasm kernel if it is missing (`npm run build:wasm`); runs
  * `wrangler dev --port 8787 --ip 127.0.0.1 --persist-to .state` in its own process group; meanwhile publishes
  * the package to that local bucket with the same code as `npm run publish-model -- DIR --local` (skips files
- * already there, reads every file back to check its SHA-256, then points models/current.json at it); then
- * waits until /readyz answers. Ctrl-C (or SIGTERM) stops wrangler and workerd with it. Exits non-zero if
- * any step fails.
+ * already there, reads every file back to check its SHA-256, then points models/current.json at it), through
+ * one Miniflare instance on the same persist directory (scripts/lib/local-r2.mjs), not the wrangler CLI;
+ * only then asks the Worker for /readyz, so the Worker is never asked for a model that is not there yet.
+ * Prints how long each step took. Ctrl-C (or SIGTERM) stops wrangler and workerd with it. Exits non-zero
+ * if any step fails.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -23,7 +25,8 @@ import { parseArgs } from "node:util";
 import { findDefaultPackage } from "./lib/model-package.mjs";
 import { publishPackage } from "./lib/publish.mjs";
 import { assertPortFree, startWranglerDev, workerdVersion } from "./lib/wrangler-dev.mjs";
-import { modelsBucketName, openBucket } from "./lib/wrangler-r2.mjs";
+import { openLocalBucket } from "./lib/local-r2.mjs";
+import { modelsBucketName } from "./lib/wrangler-r2.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 const IP = "127.0.0.1";
@@ -31,6 +34,9 @@ const IP = "127.0.0.1";
 const STAMP = "workerd-version.txt";
 
 const log = (line) => console.log(`start: ${line}`);
+const startedAt = Date.now();
+/** Seconds since npm start began, for the step timings it prints. */
+const elapsed = () => `${((Date.now() - startedAt) / 1000).toFixed(1)} s`;
 function fail(message) {
   console.error(`start: ${message}`);
   process.exit(1);
@@ -96,8 +102,9 @@ async function servedModelId(expected) {
   return id;
 }
 
-/** The running wrangler dev, once started: every exit path stops it. */
+/** The running wrangler dev and the seeding bucket, once started: every exit path stops them. */
 let dev;
+let bucket;
 
 async function main() {
   await assertPortFree(port, IP);
@@ -112,18 +119,18 @@ async function main() {
   const packageDir = values.model ? resolve(values.model) : findDefaultPackage(join(root, "model"));
   if (!existsSync(join(packageDir, "manifest.json"))) fail(`${values.model} is not a model package: it has no manifest.json`);
   checkPersistDir();
-  // wrangler dev starts (tens of seconds) while the bucket is seeded: nothing asks the Worker for the
-  // model before the pointer is written, and a failed seeding stops it again.
+  // wrangler dev starts (seconds: bundling, then workerd) while the bucket is seeded; nothing asks the
+  // Worker for the model before the pointer is written, and a failed seeding stops it again.
   log(`starting wrangler dev on http://${IP}:${port} (Ctrl-C stops it)`);
   // Locally the Worker re-reads the model pointer every 2 s (deployed: wrangler.toml's 30 s), so a model
-  // published while it runs, or a request that came in before seeding finished, is soon answered by it.
+  // published while it runs is soon answered by it.
   dev = startWranglerDev({ cwd: root, port, ip: IP, persistTo, stdio: "inherit", vars: { POINTER_CHECK_SECONDS: String(LOCAL_POINTER_CHECK_SECONDS) } });
   let stopping = false;
   const stop = async (signal) => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping wrangler dev and workerd`);
-    await dev.stop();
+    await Promise.all([dev.stop(), bucket?.close()]);
     process.exit(signal === "SIGINT" ? 130 : 143);
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(signal));
@@ -134,10 +141,14 @@ async function main() {
   });
 
   log(`seeding the local R2 bucket in ${shown(persistTo)} with ${shown(packageDir)}`);
-  const bucket = openBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), mode: "local", persistTo, cwd: root, log });
+  bucket = openLocalBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), persistTo });
   const { id } = await publishPackage(bucket, packageDir, { log });
+  await bucket.close();
+  bucket = undefined;
+  log(`seeded at ${elapsed()}`);
 
   await dev.waitFor("/healthz", 120_000);
+  log(`wrangler dev answers at ${elapsed()}; loading the model`);
   const ready = await dev.waitFor("/readyz", 120_000).catch((error) => error);
   if (ready instanceof Error) {
     log(`the Worker answers, but the model did not load: ${ready.message}`);
@@ -145,10 +156,10 @@ async function main() {
   }
   const served = await servedModelId(id);
   if (served !== id) log(`the Worker still serves ${served}, not ${id}; it re-reads the pointer every ${LOCAL_POINTER_CHECK_SECONDS} s`);
-  else log(`ready: serving ${id} on http://${IP}:${port}  (demo page: http://${IP}:${port}/ , API: http://${IP}:${port}/openapi.json)`);
+  else log(`ready at ${elapsed()}: serving ${id} on http://${IP}:${port}  (demo page: http://${IP}:${port}/ , API: http://${IP}:${port}/openapi.json)`);
 }
 
 main().catch(async (error) => {
-  if (dev) await dev.stop();
+  await Promise.all([dev?.stop(), bucket?.close()]);
   fail(error?.message ?? String(error));
 });

@@ -49,7 +49,10 @@ export function startWranglerDev({ cwd, port, ip = "127.0.0.1", persistTo, inspe
     cwd,
     detached: true,
     stdio: ["ignore", stdio, stdio],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    // CLOUDFLARE_CF_FETCH_ENABLED=false: Miniflare would fetch a sample `Request.cf` object from
+    // workers.cloudflare.com at start, and offline print a warning with a stack trace twice. The Worker never
+    // reads request.cf, so the built-in placeholder serves as well; a value the user set wins.
+    env: { CLOUDFLARE_CF_FETCH_ENABLED: "false", ...process.env, WRANGLER_SEND_METRICS: "false" },
   });
   const exited = new Promise((resolveExit) => child.on("exit", (code, signal) => resolveExit({ code, signal })));
   let output = "";

@@ -18,7 +18,8 @@ import { chromium } from "playwright-core";
 import { findDefaultPackage } from "../../scripts/lib/model-package.mjs";
 import { publishPackage } from "../../scripts/lib/publish.mjs";
 import { freePort, startWranglerDev } from "../../scripts/lib/wrangler-dev.mjs";
-import { modelsBucketName, openBucket } from "../../scripts/lib/wrangler-r2.mjs";
+import { openLocalBucket } from "../../scripts/lib/local-r2.mjs";
+import { modelsBucketName } from "../../scripts/lib/wrangler-r2.mjs";
 
 const root = resolve(import.meta.dirname, "../..");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -58,11 +59,15 @@ describe("the demo page in headless Chromium", () => {
     mkdirSync(persistTo);
     const [port, inspectorPort] = [await freePort(), await freePort()];
     log(`model ${model.dir}${model.trained ? "" : " (untrained: only checked against the API's answer)"}`);
-    // wrangler dev starts while the package is published into the same persist directory: both take
-    // tens of seconds. The Worker re-reads the pointer on every request (POINTER_CHECK_SECONDS=0).
+    // wrangler dev starts while the package is published into the same persist directory, as npm start
+    // does. The Worker re-reads the pointer on every request (POINTER_CHECK_SECONDS=0).
     dev = startWranglerDev({ cwd: root, port, persistTo, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "0" } });
-    const bucket = openBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), mode: "local", persistTo, cwd: root, log });
-    await publishPackage(bucket, model.dir, { log });
+    const bucket = openLocalBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), persistTo });
+    try {
+      await publishPackage(bucket, model.dir, { log });
+    } finally {
+      await bucket.close();
+    }
     await dev.waitFor("/readyz", 90_000);
     log(`Worker ready at ${dev.url}`);
     browser = await chromium.launch({
