@@ -4,7 +4,7 @@
  * Weights stay int8 in this module's memory (the whole reason the 61 M-parameter AlexNet fits a 128 MB
  * Worker). Activations are quantized per call to int16 with a "wide" scale and multiplied with
  * `i32x4.dot_i16x8_s`, which beat widening the weights to f32 by 2.2x and keeps the activation error
- * ~16x lower than 8-bit activations at the same speed (shared/platform-notes.md, "int8 dense layers").
+ * ~16x lower than 8-bit activations at the same speed (docs/platform-notes.md, "int8 dense layers").
  * The arithmetic is specified in docs/model-package.md ("The served arithmetic"); the exporter
  * simulates exactly this, so keep the two in step.
  *

@@ -8,7 +8,7 @@
  *
  * Runs `wrangler deploy --dry-run --outdir <temp dir>`, then prints every file's raw and gzip size and
  * the totals. Limit: a Worker may be up to 64 MiB uncompressed (Cloudflare, since 2026-09;
- * shared/platform-notes.md, "Platform limits"). Exits 1 if the build fails or the total is over it.
+ * docs/platform-notes.md, "Workers limits the design must fit"). Exits 1 if the build fails or the total is over it.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";

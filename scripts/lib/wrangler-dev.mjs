@@ -1,6 +1,6 @@
 /**
  * Runs `wrangler dev` in its own process group, so that stopping it stops the workerd it starts too
- * (killing wrangler alone leaves workerd running: shared/platform-notes.md, "Node, wrangler, vitest").
+ * (killing wrangler alone leaves workerd running: docs/platform-notes.md, "Node, wrangler and the local runtime").
  */
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";

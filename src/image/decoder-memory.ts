@@ -1,6 +1,6 @@
 /**
  * Accounts for the WebAssembly memory the image decoders hold. Workers allow 128 MB per isolate for the JS
- * heap and every wasm memory together, and local workerd does not enforce it (shared/platform-notes.md), so
+ * heap and every wasm memory together, and local workerd does not enforce it (docs/platform-notes.md, "WebAssembly in a Worker"), so
  * the benchmark adds these figures to the isolate's memory itself.
  */
 const live = new Set<WebAssembly.Memory>();

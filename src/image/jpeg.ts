@@ -3,7 +3,7 @@
  * exports. The package's own wrapper reads the .wasm with `fs` and compiles it from bytes, which Workers
  * forbid; wrangler bundles the imported .wasm as a precompiled module, which we instantiate here.
  *
- * Why these choices (measurements in shared/platform-notes.md, "Decoding images inside workerd"):
+ * Why these choices (measurements in docs/platform-notes.md, "Decoding images inside workerd"):
  * - Decoding at libjpeg's reduced DCT scale (n/8) just above the model's input means a 12 MP photo never
  *   exists at full size: ~4 MiB instead of ~100 MiB, and 4x faster.
  * - A fresh instance per decode (~0.1 ms): a wasm memory never shrinks, so one large decode would otherwise
