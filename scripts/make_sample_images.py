@@ -6,7 +6,8 @@
   (Fashion-MNIST, MIT licence, from Debian's dataset-fashion-mnist).
 - samples/photos/*.jpg: scikit-image's astronaut, chelsea and coffee (public domain / CC0, from Debian's
   python3-skimage) re-encoded as JPEG, and matplotlib's grace_hopper.jpg (python-matplotlib-data) copied;
-  sources and licences in samples/photos/LICENSES.md.
+  sources and licences in samples/photos/LICENSES.md. These are outside what the default Fashion-MNIST
+  model knows (samples/README.md says what they are for).
 """
 import os
 import shutil
