@@ -2,7 +2,7 @@
  * The image pipeline in one call: bytes of a JPEG or PNG in, the model's input tensor out.
  * sniff (415) -> pixel limit from the header (413) -> decode (422) -> EXIF orientation -> preprocess.
  */
-import { MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../config";
+import { JPEG_DECODE_OVERSAMPLING, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../config";
 import type { InputShape, Preprocess } from "../model/manifest";
 import { ImageError } from "./errors";
 import { decodeJpeg } from "./jpeg";
@@ -27,7 +27,8 @@ export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, in
   let { width, height } = header;
   if (header.type === "jpeg") {
     const orientation = readJpegOrientation(bytes);
-    image = applyOrientation(decodeJpeg(bytes, preprocess.resize.shorter_side).image, orientation);
+    const minShorterSide = JPEG_DECODE_OVERSAMPLING * preprocess.resize.shorter_side;
+    image = applyOrientation(decodeJpeg(bytes, minShorterSide).image, orientation);
     if (swapsAxes(orientation)) [width, height] = [height, width];
   } else {
     image = await decodePng(bytes, preprocess.background);
