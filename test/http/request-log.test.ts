@@ -1,6 +1,8 @@
 import { env, SELF } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createApp } from "../../src/http/app";
 import type { RequestLogLine } from "../../src/http/middleware/request-log";
+import { createModelHolder } from "../../src/model/served-model";
 import { appWithEnv } from "../support/app-with-env";
 import { testPicture } from "../support/png";
 import { makeTinyPackage, publishToBucket } from "../support/tiny-package";
@@ -98,5 +100,16 @@ describe("the request log of a failure on the server's side", () => {
     const body = await response.json<{ error: { code: string } }>();
     expect(lines).toHaveLength(1);
     expect(errors).toEqual([expect.objectContaining({ status: 503, error: body.error.code, route: "/v1/models", detail: expect.stringMatching(/ModelUnavailableError/) })]);
+  });
+
+  it("holds a 500's stack in the log line and nothing of it in the answer", async () => {
+    const models = { ...createModelHolder(), acquire: () => Promise.reject(new TypeError("a bug deep in the model holder")) };
+    const app = createApp({ models });
+    const { result: response, errors } = await logLines(async () => app.request("https://edge.test/v1/models", {}, env));
+    expect(response.status).toBe(500);
+    const text = await response.text();
+    expect(JSON.parse(text)).toMatchObject({ error: { code: "internal_error" } });
+    expect(text).not.toContain("a bug deep");
+    expect(errors).toEqual([expect.objectContaining({ status: 500, error: "internal_error", detail: expect.stringContaining("TypeError: a bug deep in the model holder") })]);
   });
 });
