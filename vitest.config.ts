@@ -6,12 +6,25 @@ export default defineConfig({
   plugins: [
     cloudflareTest({
       wrangler: { configPath: "./wrangler.toml" },
-      // Check the model pointer on every request, so a test that publishes a package sees it at once.
-      miniflare: { bindings: { POINTER_CHECK_SECONDS: "0" } },
+      miniflare: {
+        // Check the model pointer on every request, so a test that publishes a package sees it at once.
+        // No API keys and no CORS, whatever a developer's .dev.vars holds: tests that need them set them
+        // on their own app (test/http/access-control.test.ts).
+        bindings: { POINTER_CHECK_SECONDS: "0", API_KEYS: "", CORS_ORIGINS: "" },
+        ratelimits: {
+          // wrangler.toml's 60 a minute would throttle the suite, whose requests all come from one address.
+          RATE_LIMITER: { namespace_id: "1001", simple: { limit: 1_000_000, period: 60 } },
+          // A limiter that runs out after 3, for the tests of the 429 answer (Miniflare simulates it).
+          TIGHT_RATE_LIMITER: { namespace_id: "1002", simple: { limit: 3, period: 60 } },
+        },
+      },
     }),
   ],
   test: {
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 60_000,
+    // The Worker writes one log line per request (src/http/middleware/request-log.ts): hundreds per run.
+    // Tests that check them spy on console; here they would only bury the output that matters.
+    onConsoleLog: (log) => !/^\{\s*message: (\x1b\[\d+m)?'request'/.test(log),
   },
 });

@@ -91,11 +91,14 @@ function checkPersistDir() {
 
 const LOCAL_POINTER_CHECK_SECONDS = 2;
 
-/** The id /v1/models reports, polled until it is `expected` (a Worker that loaded earlier switches soon). */
+/**
+ * The id /readyz reports, polled until it is `expected` (a Worker that loaded earlier switches soon).
+ * /readyz, not /v1/models: it stays open when .dev.vars sets API_KEYS.
+ */
 async function servedModelId(expected) {
   let id;
   for (let i = 0; i < 10; i++) {
-    id = (await (await fetch(`http://${IP}:${port}/v1/models`)).json()).id;
+    id = (await (await fetch(`http://${IP}:${port}/readyz`)).json()).model;
     if (id === expected) break;
     await new Promise((r) => setTimeout(r, LOCAL_POINTER_CHECK_SECONDS * 500));
   }

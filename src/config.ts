@@ -66,3 +66,16 @@ export const MEMORY_BUDGET_BYTES = ISOLATE_MEMORY_BYTES - RUNTIME_MARGIN_BYTES;
 export const MEMORY_QUEUE_MAX = 16;
 /** Longest a request waits for memory before 503 `overloaded`: a few forward passes' worth. */
 export const MEMORY_WAIT_MS = 2_000;
+
+/**
+ * Rate limits (src/http/middleware/rate-limit.ts). The limit itself lives on the RATE_LIMITER binding in
+ * wrangler.toml (`[ratelimits.simple]`), which the Worker cannot read back; this must equal its `period`,
+ * the longest a refused client may have to wait for its window to roll over (Retry-After).
+ */
+export const RATE_LIMIT_PERIOD_SECONDS = 60;
+
+/**
+ * How long browsers may cache a CORS preflight answer. Chromium caps it at 2 h, Firefox at 24 h; 10 min
+ * saves a preflight per classify while a changed CORS_ORIGINS still reaches browsers soon.
+ */
+export const CORS_MAX_AGE_SECONDS = 600;

@@ -5,23 +5,50 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
-import { MAX_BODY_BYTES, MEMORY_BUDGET_BYTES, MEMORY_QUEUE_MAX, MEMORY_WAIT_MS, POINTER_CHECK_INTERVAL_MS, RETRY_AFTER_SECONDS } from "../config";
+import {
+  CORS_MAX_AGE_SECONDS,
+  MAX_BODY_BYTES,
+  MEMORY_BUDGET_BYTES,
+  MEMORY_QUEUE_MAX,
+  MEMORY_WAIT_MS,
+  POINTER_CHECK_INTERVAL_MS,
+  RATE_LIMIT_PERIOD_SECONDS,
+  RETRY_AFTER_SECONDS,
+} from "../config";
 import { createMemoryBudget, type MemoryBudget } from "../memory/budget";
 import { createModelHolder, type ModelHolder } from "../model/served-model";
+import { registerApiKeyScheme } from "./access-docs";
 import { errorResponse, notFound, onError } from "./errors";
+import { apiKey, type ApiKeyEnv } from "./middleware/api-key";
+import { corsFromEnv } from "./middleware/cors";
+import { rateLimit, type RateLimitEnv } from "./middleware/rate-limit";
+import { noteModel, requestLog, type RequestLogEnv } from "./middleware/request-log";
 import { registerClassify } from "./routes/classify";
 import { registerDemo } from "./routes/demo";
 import { registerHealth } from "./routes/health";
 import { registerModels } from "./routes/models";
 
-/** The Worker's bindings, generated from wrangler.toml by `npm run cf-typegen`: MODELS (R2), POINTER_CHECK_SECONDS. */
-export type Bindings = Env;
+/**
+ * The Worker's bindings, generated from wrangler.toml by `npm run cf-typegen` (MODELS, RATE_LIMITER,
+ * POINTER_CHECK_SECONDS, CORS_ORIGINS), and the API_KEYS secret, which may be unset.
+ */
+export type Bindings = Env & { API_KEYS?: string };
 
 export interface ServedModel {
   acquire(): ReturnType<ModelHolder["acquire"]>;
 }
 
-export type AppEnv = { Bindings: Bindings; Variables: { model: ServedModel; budget: MemoryBudget } };
+export type AppEnv = {
+  Bindings: Bindings;
+  Variables: { model: ServedModel; budget: MemoryBudget } & ApiKeyEnv["Variables"] & RateLimitEnv["Variables"] & RequestLogEnv["Variables"];
+};
+
+/** Routes that need an API key when API_KEYS is set; the rest (/, /healthz, /readyz, /openapi.json) stay open. */
+const KEYED_ROUTES = ["/v1/classify", "/v1/models"];
+/** Routes that cost real CPU per request (a forward pass per image): these are rate limited. */
+const LIMITED_ROUTES = ["/v1/classify"];
+/** Answer headers a cross-origin page may read. */
+const EXPOSED_HEADERS = ["Server-Timing", "X-Request-Id", "Retry-After", "WWW-Authenticate"];
 
 export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget } = {}): OpenAPIHono<AppEnv> {
   // Module state lives as long as the isolate: one memory ledger and one model per isolate, shared by every request.
@@ -36,13 +63,25 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
   });
 
   app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(requestLog());
+  // Before the key check: preflights carry no Authorization, and a 401 must carry CORS headers to be readable.
+  app.use(corsFromEnv({ maxAgeSeconds: CORS_MAX_AGE_SECONDS, exposeHeaders: EXPOSED_HEADERS }));
   app.use(async (c, next) => {
     const seconds = Number(c.env.POINTER_CHECK_SECONDS);
     const interval = Number.isFinite(seconds) && c.env.POINTER_CHECK_SECONDS !== undefined ? seconds * 1000 : POINTER_CHECK_INTERVAL_MS;
-    c.set("model", { acquire: () => models.acquire(c.env.MODELS, interval) });
+    c.set("model", {
+      acquire: async () => {
+        const lease = await models.acquire(c.env.MODELS, interval);
+        noteModel(c, lease.classifier.manifest.id);
+        return lease;
+      },
+    });
     c.set("budget", budget);
     await next();
   });
+  for (const path of KEYED_ROUTES) app.use(path, apiKey({ realm: "alexnet-edge" }));
+  // After the key check: a verified key is counted as itself, not as the address it comes from.
+  for (const path of LIMITED_ROUTES) app.use(path, rateLimit({ retryAfterSeconds: RATE_LIMIT_PERIOD_SECONDS }));
   app.use(
     "/v1/*",
     bodyLimit({
@@ -55,6 +94,7 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
   registerModels(app);
   registerClassify(app);
   registerDemo(app);
+  registerApiKeyScheme(app);
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: { title: "alexnet-edge", version: "1", description: "AlexNet image classification on Cloudflare Workers." },

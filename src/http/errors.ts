@@ -8,6 +8,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { RETRY_AFTER_SECONDS } from "../config";
 import { ImageError } from "../image";
 import { ModelUnavailableError } from "../model/store";
+import { noteError } from "./middleware/request-log";
 
 /** A request the client must change: thrown anywhere in the HTTP layer, answered by `onError`. */
 export class ApiError extends HTTPException {
@@ -22,7 +23,9 @@ export class ApiError extends HTTPException {
   }
 }
 
+/** The answer, and its code for the request's log line. */
 export function errorResponse(c: Context, status: ContentfulStatusCode, code: string, message: string, headers?: Record<string, string>): Response {
+  noteError(c, code);
   return c.json({ error: { code, message } }, status, headers);
 }
 
@@ -30,15 +33,26 @@ export function onError(error: Error, c: Context): Response {
   if (error instanceof ApiError) return errorResponse(c, error.status as ContentfulStatusCode, error.code, error.message);
   if (error instanceof ImageError) return errorResponse(c, error.status, error.code, error.message);
   if (error instanceof ModelUnavailableError) {
-    console.error(`model unavailable (${error.code}): ${error.message}`);
-    return errorResponse(c, 503, error.code, error.message, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+    const response = errorResponse(c, 503, error.code, error.message, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+    noteError(c, error.code, describe(error));
+    return response;
   }
   if (error instanceof HTTPException) {
     const status = error.status as ContentfulStatusCode;
     return errorResponse(c, status, status === 413 ? "body_too_large" : "bad_request", error.message || "The request could not be processed.");
   }
-  console.error("unhandled error:", error);
-  return errorResponse(c, 500, "internal_error", "The server failed to handle this request; it has been logged.");
+  const response = errorResponse(c, 500, "internal_error", "The server failed to handle this request; it has been logged.");
+  noteError(c, "internal_error", error.stack ?? describe(error));
+  return response;
+}
+
+/** An error and its causes, for the log line only. */
+function describe(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error, depth = 0; e !== undefined && depth < 4; e = e instanceof Error ? e.cause : undefined, depth++) {
+    parts.push(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+  }
+  return parts.join(" <- ");
 }
 
 export function notFound(c: Context): Response {

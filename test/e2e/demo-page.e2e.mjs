@@ -2,6 +2,8 @@
  * End to end, in a real headless Chromium: starts the Worker with `wrangler dev` on a free port and a
  * temporary persist directory, publishes a model into it with the publish script's code (--local), opens
  * the demo page, uploads a sample image through the file picker and checks the labels the page shows.
+ * A second Worker on the same bucket, started alongside with API_KEYS set, checks that the page asks for a
+ * key, refuses a wrong one, and classifies with the right one.
  *
  * Run: `npm run test:e2e`. Needs Debian's chromium (/usr/bin/chromium, or set CHROMIUM) and playwright-core.
  * The model: $E2E_MODEL if set, else the default package in model/, else test/fixtures/tiny-gray-package.
@@ -48,8 +50,34 @@ function chooseModel() {
 const log = (line) => console.log(line);
 let work;
 let dev;
+let keyed;
 let browser;
+/** The key the second Worker wants. */
+const KEY = "e2e-key-7f3a9c01d2";
 const model = chooseModel();
+
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+/** A page's timing line shows real phases (never 0 ms) or says there are none (a deployed Worker's clock). */
+function assertHonestTiming(timing) {
+  assert.match(timing, /^Server: (timing not available|((decode|preprocess|inference) [\d.]+ ms)( · (decode|preprocess|inference) [\d.]+ ms)*) · round trip \d+ ms/);
+  for (const [, ms] of timing.matchAll(/(?:decode|preprocess|inference) ([\d.]+) ms/g)) assert.ok(Number(ms) > 0, `a phase shown as ${ms} ms: ${timing}`);
+}
+
+// On a timeout node --test ends this file's process without running after(): stop the Workers' process
+// groups then too, or they outlive the test (wrangler dev runs detached).
+for (const signal of ["SIGTERM", "SIGINT"]) {
+  process.once(signal, () => {
+    for (const worker of [dev, keyed]) {
+      try {
+        if (worker) process.kill(-worker.child.pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+    process.exit(1);
+  });
+}
 
 describe("the demo page in headless Chromium", () => {
   before(async () => {
@@ -57,28 +85,28 @@ describe("the demo page in headless Chromium", () => {
     work = mkdtempSync(join(tmpdir(), "alexnet-edge-e2e-"));
     const persistTo = join(work, "state");
     mkdirSync(persistTo);
-    const [port, inspectorPort] = [await freePort(), await freePort()];
+    const [port, inspectorPort, keyedPort, keyedInspectorPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     log(`model ${model.dir}${model.trained ? "" : " (untrained: only checked against the API's answer)"}`);
     // wrangler dev starts while the package is published into the same persist directory, as npm start
     // does. The Worker re-reads the pointer on every request (POINTER_CHECK_SECONDS=0).
-    dev = startWranglerDev({ cwd: root, port, persistTo, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "0" } });
+    // API_KEYS empty: open, whatever a developer's .dev.vars holds. The keyed Worker starts at the same
+    // time, so it costs no extra wait.
+    dev = startWranglerDev({ cwd: root, port, persistTo, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "0", API_KEYS: "" } });
+    keyed = startWranglerDev({ cwd: root, port: keyedPort, persistTo, inspectorPort: keyedInspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "0", API_KEYS: KEY } });
     const bucket = openLocalBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), persistTo });
     try {
       await publishPackage(bucket, model.dir, { log });
     } finally {
       await bucket.close();
     }
-    await dev.waitFor("/readyz", 90_000);
-    log(`Worker ready at ${dev.url}`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    await Promise.all([dev.waitFor("/readyz", 90_000), keyed.waitFor("/readyz", 90_000)]);
+    log(`Workers ready at ${dev.url} (open) and ${keyed.url} (API_KEYS set)`);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
 
   after(async () => {
     await browser?.close();
-    await dev?.stop();
+    await Promise.all([dev?.stop(), keyed?.stop()]);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -113,7 +141,7 @@ describe("the demo page in headless Chromium", () => {
     assert.equal(labels.length, Math.min(5, info.labels.length));
     assert.deepEqual(labels, api.predictions.map((p) => p.label));
     if (model.trained && trueLabel) assert.equal(labels[0], trueLabel, `the default model should recognise ${sample.name}`);
-    assert.match(timing, /decode [\d.]+ ms · preprocess [\d.]+ ms · inference [\d.]+ ms/);
+    assertHonestTiming(timing);
     assert.match(timing, new RegExp(`model ${info.id.replace(/[.]/g, "\\.")}`));
     assert.deepEqual(errors, []);
 
@@ -126,5 +154,31 @@ describe("the demo page in headless Chromium", () => {
     mkdirSync(join(root, "test-results"), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     log(`screenshot: ${SCREENSHOT}`);
+  });
+
+  it("asks for a key, refuses a wrong one, and classifies with the right one", async () => {
+    assert.equal((await fetch(`${keyed.url}/v1/models`)).status, 401);
+    const info = await (await fetch(`${keyed.url}/v1/models`, { headers: { Authorization: `Bearer ${KEY}` } })).json();
+    const page = await browser.newPage({ viewport: { width: 900, height: 720 } });
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(keyed.url + "/");
+    await page.locator("#key:not([hidden])").waitFor({ timeout: 15_000 });
+
+    await page.fill("#key-input", "not-the-key");
+    await page.click("#key button");
+    await page.locator("#status").filter({ hasText: "not accepted" }).waitFor({ timeout: 15_000 });
+
+    await page.fill("#key-input", KEY);
+    await page.click("#key button");
+    await page.locator("#model").filter({ hasText: info.id }).waitFor({ timeout: 15_000 });
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("alexnet-edge.api-key")), KEY);
+
+    await page.locator("#samples button").first().click();
+    await page.locator("#result:not([hidden])").waitFor({ timeout: 30_000 });
+    assert.equal((await page.locator("#predictions .label").allTextContents()).length, Math.min(5, info.labels.length));
+    assertHonestTiming(await page.locator("#timing").textContent());
+    assert.deepEqual(errors, []);
+    log(`with API_KEYS: the page asked for a key and classified with it`);
   });
 });

@@ -30,9 +30,9 @@ describe("POST /v1/classify through the Worker", () => {
     expect(scores.reduce((a, b) => a + b)).toBeCloseTo(1, 4);
   });
 
-  it("reports timings and a request id in headers", async () => {
+  it("reports a request id, and timings only for phases the clock saw (test/http/server-timing.test.ts)", async () => {
     const response = await postImage(testPicture(24, 2));
-    expect(response.headers.get("server-timing")).toMatch(/decode;dur=[\d.]+, preprocess;dur=[\d.]+, inference;dur=[\d.]+/);
+    expect(response.headers.get("server-timing") ?? "").toMatch(/^((decode|preprocess|inference);dur=\d+\.\d(, |$))*$/);
     expect(response.headers.get("x-request-id")).toMatch(/^[\w-]{8,}$/);
   });
 

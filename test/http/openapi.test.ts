@@ -16,7 +16,7 @@ describe("GET /openapi.json", () => {
     expect(Object.keys(doc.paths).sort()).toEqual(["/healthz", "/readyz", "/v1/classify", "/v1/models"]);
     const classify = doc.paths["/v1/classify"]!.post!;
     expect(Object.keys(classify.requestBody!.content).sort()).toEqual(["application/json", "image/*", "multipart/form-data"]);
-    expect(Object.keys(classify.responses).sort()).toEqual(["200", "400", "413", "415", "422", "503"]);
+    expect(Object.keys(classify.responses).sort()).toEqual(["200", "400", "401", "413", "415", "422", "429", "503"]);
     expect(Object.keys(doc.components.schemas.Prediction!.properties!)).toEqual(["label", "score"]);
     expect(Object.keys(doc.components.schemas.Error!.properties!)).toEqual(["error"]);
   });

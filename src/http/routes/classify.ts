@@ -1,9 +1,11 @@
 /** POST /v1/classify: image(s) in, top-k labels out. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { ImageError, prepareImage } from "../../image";
+import { keyedRoute, rateLimitedResponse, unauthorizedResponse } from "../access-docs";
 import type { AppEnv } from "../app";
 import { ApiError } from "../errors";
 import { readClassifyRequest } from "../read-images";
+import { serverTiming } from "../server-timing";
 import { batchResponseSchema, classifyJsonSchema, classifyQuerySchema, classifyResponseSchema, errorSchema, type BatchResponse, type ClassifyResponse } from "../schemas";
 
 const errors = (description: string) => ({ description, content: { "application/json": { schema: errorSchema } } });
@@ -12,6 +14,7 @@ export const classifyRoute = createRoute({
   method: "post",
   path: "/v1/classify",
   summary: "Classify one image, or a batch sent as multipart/form-data",
+  ...keyedRoute,
   request: {
     query: classifyQuerySchema,
     body: {
@@ -32,15 +35,20 @@ export const classifyRoute = createRoute({
     200: {
       description: "Labels sorted by score, highest first. A multipart request gets `results`, one per image, in order.",
       headers: {
-        "Server-Timing": { schema: { type: "string" }, description: "decode, preprocess and inference time in ms" },
+        "Server-Timing": {
+          schema: { type: "string" },
+          description: "decode, preprocess and inference time in ms, each only where the runtime's clock advanced (a deployed Worker's moves only at I/O): often absent when deployed.",
+        },
         "X-Request-Id": { schema: { type: "string" } },
       },
       content: { "application/json": { schema: z.union([classifyResponseSchema, batchResponseSchema]) } },
     },
     400: errors("Malformed request: bad top_k, JSON or base64, no image."),
+    ...unauthorizedResponse,
     413: errors("Body, batch or image pixel count over its limit."),
     415: errors("Not a supported image type (JPEG, PNG)."),
     422: errors("An image that cannot be decoded."),
+    ...rateLimitedResponse,
     503: errors("The model cannot be served right now; see Retry-After."),
   },
 });
@@ -72,7 +80,7 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
       const started = performance.now();
       const predictions = classifier.classify(tensors, Math.min(input.topK, manifest.labels.length));
       const inferenceMs = performance.now() - started;
-      c.header("Server-Timing", `decode;dur=${decodeMs.toFixed(1)}, preprocess;dur=${preprocessMs.toFixed(1)}, inference;dur=${inferenceMs.toFixed(1)}`);
+      c.header("Server-Timing", serverTiming({ decode: decodeMs, preprocess: preprocessMs, inference: inferenceMs }));
       if (input.batch) {
         const body: BatchResponse = { model: manifest.id, results: predictions.map((p) => ({ predictions: p })) };
         return c.json(body);

@@ -1,5 +1,6 @@
 /** GET /v1/models: what the served model is, from its manifest. */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { keyedRoute, unauthorizedResponse } from "../access-docs";
 import type { AppEnv } from "../app";
 import { errorSchema, modelInfoSchema, type ModelInfo } from "../schemas";
 
@@ -7,8 +8,10 @@ export const modelsRoute = createRoute({
   method: "get",
   path: "/v1/models",
   summary: "The served model: id, input size, labels, measured accuracy, training record",
+  ...keyedRoute,
   responses: {
     200: { description: "The served model.", content: { "application/json": { schema: modelInfoSchema } } },
+    ...unauthorizedResponse,
     503: { description: "The model cannot be served right now.", content: { "application/json": { schema: errorSchema } } },
   },
 });
