@@ -306,7 +306,7 @@ const EMPTY = new Uint8Array(0);
  * Room reserved beyond the transposed and packed copies: XNNPACK rounds output channels up to its tile
  * and keeps biases beside the weights. 5% left the heap at 35 MiB for AlexNet (40 MiB growing freely).
  */
-const RESERVE_FACTOR = 1.05;
+export const RESERVE_FACTOR = 1.05;
 
 /** Dequantizes a conv layer's int8 HWIO weights and splits them into one tensor per group. */
 function convToTensors(c: ConvWeights): ConvTensors {

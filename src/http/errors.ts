@@ -30,8 +30,8 @@ export function onError(error: Error, c: Context): Response {
   if (error instanceof ApiError) return errorResponse(c, error.status as ContentfulStatusCode, error.code, error.message);
   if (error instanceof ImageError) return errorResponse(c, error.status, error.code, error.message);
   if (error instanceof ModelUnavailableError) {
-    console.error(`model unavailable (${error.code}): ${error.message}`);
-    return errorResponse(c, 503, error.code, error.message, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+    // The model store logged the detail (R2 keys, hashes, the cause) once per failure; the message names none.
+    return errorResponse(c, 503, error.code, error.message, { "Retry-After": String(error.retryAfterSeconds ?? RETRY_AFTER_SECONDS) });
   }
   if (error instanceof HTTPException) {
     const status = error.status as ContentfulStatusCode;
