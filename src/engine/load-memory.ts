@@ -10,7 +10,7 @@
  */
 import type { Manifest } from "../model/manifest";
 import { RESERVE_FACTOR } from "./network";
-import { useWasmBackend, wasmHeapBytes } from "./tfjs-wasm-backend";
+import { initialHeapBytes, useWasmBackend, wasmHeapBytes } from "./tfjs-wasm-backend";
 
 const WASM_PAGE = 65536;
 /** The weights stream's one read buffer (src/model/store.ts). */
@@ -24,8 +24,12 @@ const HEAP_GROWTH_STEP = 0.2;
 const pages = (bytes: number) => Math.ceil(bytes / WASM_PAGE) * WASM_PAGE;
 const align16 = (n: number) => (n + 15) & ~15;
 
-/** Bytes the load of `manifest` may hold at its peak, counting the tfjs heap as it is now. */
-export async function estimateLoadBytes(manifest: Manifest): Promise<number> {
+/**
+ * Bytes the load of `manifest` may hold at its peak, counting the whole tfjs heap as `residentBytes` does.
+ * `alongside`: the models loaded now stay resident, so the conv weights need new heap; otherwise they are
+ * freed first, and the heap, which never shrinks, only needs to be as large as a fresh one plus this model.
+ */
+export async function estimateLoadBytes(manifest: Manifest, options: { alongside: boolean } = { alongside: true }): Promise<number> {
   await useWasmBackend(); // the heap's current size is part of the figure, as in residentBytes
   let [h, w, c] = [manifest.input.height, manifest.input.width, manifest.input.channels];
   let flat = 0;
@@ -64,6 +68,7 @@ export async function estimateLoadBytes(manifest: Manifest): Promise<number> {
   const lrn = pages(WASM_PAGE + 4 * Math.max(1, lrnValues) + 4 * (lrnChannels + lrnSize + 4));
   const heapNow = wasmHeapBytes();
   const heapGrowth = Math.max(RESERVE_FACTOR * 2 * convFp32 + largestFp32, HEAP_GROWTH_STEP * heapNow);
+  const heap = options.alongside ? heapNow + heapGrowth : Math.max(heapNow, initialHeapBytes() + heapGrowth);
   const staging = stagedConv + largestFp32 + READ_BUFFER_BYTES;
-  return Math.ceil(dense + lrn + heapNow + heapGrowth + staging);
+  return Math.ceil(dense + lrn + heap + staging);
 }

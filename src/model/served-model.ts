@@ -171,7 +171,7 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
     let estimate: number;
     try {
       manifest = await readManifest(bucket, id, store);
-      estimate = await estimateLoadBytes(manifest);
+      estimate = await estimateLoadBytes(manifest, { alongside: false }); // nothing is resident when this runs
       checkFits(manifest, estimate);
     } catch (error) {
       throw failed(id, error);
@@ -259,17 +259,19 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
 
   async function switchTo(bucket: R2Bucket, old: Served, id: string): Promise<void> {
     let manifest: Manifest;
-    let estimate: number;
+    let besideBytes: number;
+    let aloneBytes: number;
     try {
       manifest = await readManifest(bucket, id, store);
-      estimate = await estimateLoadBytes(manifest);
-      checkFits(manifest, estimate);
+      besideBytes = await estimateLoadBytes(manifest, { alongside: true });
+      aloneBytes = await estimateLoadBytes(manifest, { alongside: false });
+      checkFits(manifest, aloneBytes);
     } catch (error) {
       failed(id, error);
       return;
     }
     const started = now();
-    const beside = budget.tryReserve(estimate, `model ${id}`);
+    const beside = budget.tryReserve(besideBytes, `model ${id}`);
     if (beside) {
       let next: Served;
       try {
@@ -294,7 +296,7 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
       served = undefined;
       free(old);
       try {
-        const reservation = await reserveFor(manifest, estimate, switchWaitMs);
+        const reservation = await reserveFor(manifest, aloneBytes, switchWaitMs);
         try {
           served = await load(bucket, manifest, reservation);
         } catch (error) {
