@@ -48,6 +48,28 @@ export const POINTER_CHECK_INTERVAL_MS = 30_000;
 /** Seconds a client is told to wait (Retry-After) when the model cannot be served. */
 export const RETRY_AFTER_SECONDS = 5;
 
+/**
+ * Longest wait for one R2 call or one 1 MiB read of a body before the load counts it as a fault. R2 answers
+ * in tens of ms and a 1 MiB read even at 10 MB/s takes 0.1 s; 10 s means a stalled connection, and a
+ * request waiting on the load should get a 503 rather than hang until the platform cancels it.
+ */
+export const R2_READ_TIMEOUT_MS = 10_000;
+
+/**
+ * Retry backoff after a model package fails to load, per isolate and per package id: the first retry after
+ * 2 s (a transient R2 fault clears fast), doubling to at most 10 min. A full AlexNet load re-reads ~60 MB,
+ * so a broken package must not be retried by every request, nor by every isolate every pointer check.
+ */
+export const MODEL_RETRY_BASE_MS = 2_000;
+export const MODEL_RETRY_MAX_MS = 600_000;
+
+/**
+ * Longest a request waits while the isolate switches models through "free the old one, then load the new"
+ * (when both do not fit the memory budget). A full AlexNet streams from R2 and loads in 1-3 s; past
+ * 15 s the request gets 503 `model_unavailable` with Retry-After instead of hanging.
+ */
+export const SWITCH_WAIT_MS = 15_000;
+
 /** R2 keys (docs/model-package.md, "R2 layout"). */
 export const POINTER_KEY = "models/current.json";
 export const packageKey = (id: string, file: string): string => `models/${id}/${file}`;

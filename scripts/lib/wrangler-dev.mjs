@@ -38,10 +38,12 @@ export function freePort(host = "127.0.0.1") {
 }
 
 /**
- * @param {{ cwd: string, port: number, ip?: string, persistTo: string, inspectorPort?: number, stdio?: "inherit" | "pipe", vars?: Record<string, string> }} options
+ * @param {{ cwd: string, port: number, ip?: string, persistTo: string, inspectorPort?: number, stdio?: "inherit" | "pipe", vars?: Record<string, string>, config?: string }} options
+ *   `config`: a wrangler.toml other than the one in `cwd` (a benchmark's own Worker entry).
  */
-export function startWranglerDev({ cwd, port, ip = "127.0.0.1", persistTo, inspectorPort, stdio = "inherit", vars = {} }) {
+export function startWranglerDev({ cwd, port, ip = "127.0.0.1", persistTo, inspectorPort, stdio = "inherit", vars = {}, config }) {
   const args = [WRANGLER_BIN, "dev", "--port", String(port), "--ip", ip, "--persist-to", persistTo, "--show-interactive-dev-session=false"];
+  if (config) args.push("--config", config);
   if (inspectorPort) args.push("--inspector-port", String(inspectorPort));
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
   // stdin is not inherited: a background process group that reads the terminal would be stopped (SIGTTIN).

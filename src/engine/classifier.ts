@@ -5,7 +5,7 @@
 import type { Manifest } from "../model/manifest";
 import { createSafetensorsSink } from "../model/safetensors";
 import { planNetwork, type Network } from "./network";
-import { useWasmBackend } from "./tfjs-wasm-backend";
+import { useWasmBackend, wasmHeapBytes } from "./tfjs-wasm-backend";
 
 export interface Prediction {
   label: string;
@@ -19,6 +19,11 @@ export interface Classifier {
   /** Raw network output (probabilities, or logits when the manifest has no softmax) for a batch. */
   forward(inputs: readonly Float32Array[]): Float32Array[];
   readonly kernelMemoryBytes: number;
+  /**
+   * Memory the model keeps resident: its own kernel memories plus the whole tfjs wasm heap, which holds its
+   * conv weights and never shrinks (shared by every model of the isolate, so two resident models both count it).
+   */
+  readonly residentBytes: number;
   /** Model memory at its peak during the load (see Network.loadPeakBytes). */
   readonly loadPeakBytes: number;
   /** Where the load's time went, in ms: streaming + verifying weights (convs are packed on the way), building, warm-up. */
@@ -52,10 +57,9 @@ export async function loadClassifier(manifest: Manifest, weights: AsyncIterable<
   const streamed = performance.now();
   const network = plan.build();
   const built = performance.now();
-  const warmUp = wrap(manifest, network, { weightsMs: 0, buildMs: 0, warmupMs: 0 });
   network.warmUp(); // tiers up our kernels before a client waits on them
   const timings = { weightsMs: streamed - started, buildMs: built - streamed, warmupMs: performance.now() - built };
-  return { ...warmUp, loadTimings: timings };
+  return wrap(manifest, network, timings);
 }
 
 const inputSize = (m: Manifest) => m.input.height * m.input.width * m.input.channels;
@@ -77,6 +81,9 @@ function wrap(manifest: Manifest, network: Network, loadTimings: Classifier["loa
     },
     get kernelMemoryBytes() {
       return network.kernelMemoryBytes;
+    },
+    get residentBytes() {
+      return network.kernelMemoryBytes + wasmHeapBytes();
     },
     loadPeakBytes: network.loadPeakBytes,
     loadTimings,

@@ -280,8 +280,8 @@ function packConvolutions(convs: ConvWeights[], kernelBytes: number): PackedConv
   const bySize = [...convs].sort((a, b) => b.weight.byteLength - a.weight.byteLength);
   const fp32 = (c: ConvWeights) => 4 * c.weight.byteLength;
   // What packing needs: tfjs's transposed copy and XNNPACK's packed copy of every layer, plus the
-  // largest upload in flight. Reserved at once so the heap does not overshoot while growing.
-  reserveWasmHeap(RESERVE_FACTOR * convs.reduce((sum, c) => sum + 2 * fp32(c), 0) + (bySize[0] ? fp32(bySize[0]) : 0));
+  // largest upload in flight. Reserved before packing so the heap does not overshoot while growing.
+  reserveWasmHeap([...convs.flatMap((c) => [fp32(c), RESERVE_FACTOR * fp32(c)]), bySize[0] ? fp32(bySize[0]) : 0]);
   for (const conv of bySize) {
     const packed = convToTensors(conv);
     sample(4 * conv.weight.byteLength); // the fp32 copy convToTensors just uploaded from
@@ -306,7 +306,7 @@ const EMPTY = new Uint8Array(0);
  * Room reserved beyond the transposed and packed copies: XNNPACK rounds output channels up to its tile
  * and keeps biases beside the weights. 5% left the heap at 35 MiB for AlexNet (40 MiB growing freely).
  */
-const RESERVE_FACTOR = 1.05;
+export const RESERVE_FACTOR = 1.05;
 
 /** Dequantizes a conv layer's int8 HWIO weights and splits them into one tensor per group. */
 function convToTensors(c: ConvWeights): ConvTensors {

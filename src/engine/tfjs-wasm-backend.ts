@@ -39,7 +39,12 @@ async function start(): Promise<void> {
   tf.registerBackend(BACKEND, () => new BackendWasm(module as never), 2);
   if (!(await tf.setBackend(BACKEND))) throw new Error("tfjs refused the wasm backend");
   await tf.ready();
+  startHeapBytes = wasmHeapBytes();
 }
+
+/** The tfjs wasm heap's size right after the backend started, before any model: what no model owns. */
+let startHeapBytes = 0;
+export const initialHeapBytes = (): number => startHeapBytes;
 
 async function instantiate(): Promise<EmscriptenModule> {
   const config = {
@@ -96,14 +101,21 @@ export function releasePackedFilter(filter: tf.Tensor): void {
 }
 
 /**
- * Grows the tfjs wasm heap in one step so that `bytes` more fit in it. Emscripten grows its heap by at
- * least 20% of its size each time it runs out, so growing step by step overshoots by up to a fifth;
- * one allocation of the known total, freed at once, leaves free room that later allocations fill.
+ * Makes room in the tfjs wasm heap for `blocks` (byte sizes) before they are allocated one by one.
+ * Emscripten grows its heap by at least 20% of its size each time it runs out, so growing step by step
+ * overshoots by up to a fifth: in a fresh heap one allocation of the total, freed at once, grows it in one
+ * step. A heap that held an earlier model has holes where that model's weights were (the heap never
+ * shrinks): there one contiguous block would not fit them and would grow the heap by the whole total
+ * (measured: a switch between two 64x64 AlexNets grew it from ~36 to ~72 MB), so each block is allocated
+ * on its own, largest first, letting the holes take what they can, then all are freed.
  */
-export function reserveWasmHeap(bytes: number): void {
+export function reserveWasmHeap(blocks: readonly number[]): void {
   const backend = tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(ptr: number): void } };
-  const ptr = backend.wasm._malloc(bytes);
-  if (ptr) backend.wasm._free(ptr);
+  const sizes = blocks.filter((n) => n > 0).map(Math.ceil);
+  const fresh = wasmHeapBytes() === startHeapBytes;
+  const allocations = fresh ? [sizes.reduce((a, b) => a + b, 0)] : sizes.sort((a, b) => b - a);
+  const pointers = allocations.map((n) => backend.wasm._malloc(n));
+  for (const ptr of pointers) if (ptr) backend.wasm._free(ptr);
 }
 
 /** Bytes currently held by the tfjs wasm heap (it grows, never shrinks). */

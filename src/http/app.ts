@@ -3,6 +3,7 @@
  * passes image bytes to the image pipeline and preprocessed inputs to the served model.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import {
@@ -55,7 +56,7 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
   const budget =
     options.budget ??
     createMemoryBudget({ capacityBytes: MEMORY_BUDGET_BYTES, maxQueue: MEMORY_QUEUE_MAX, maxWaitMs: MEMORY_WAIT_MS, retryAfterSeconds: RETRY_AFTER_SECONDS });
-  const models = options.models ?? createModelHolder();
+  const models = options.models ?? createModelHolder({ budget });
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) return errorResponse(c, 400, "bad_request", result.error.issues.map((i) => i.message).join("; "));
@@ -71,7 +72,7 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
     const interval = Number.isFinite(seconds) && c.env.POINTER_CHECK_SECONDS !== undefined ? seconds * 1000 : POINTER_CHECK_INTERVAL_MS;
     c.set("model", {
       acquire: async () => {
-        const lease = await models.acquire(c.env.MODELS, interval);
+        const lease = await models.acquire(c.env.MODELS, interval, { waitUntil: waitUntilOf(c) });
         noteModel(c, lease.classifier.manifest.id);
         return lease;
       },
@@ -103,4 +104,17 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
   app.onError(onError);
   app.notFound(notFound);
   return app;
+}
+
+/**
+ * The request's ExecutionContext.waitUntil, where the runtime gives one: the model's pointer check runs in it,
+ * after the response, instead of before it. Hono throws when there is none (app.request in tests).
+ */
+function waitUntilOf(c: Context<AppEnv>): ((work: Promise<unknown>) => void) | undefined {
+  try {
+    const ctx = c.executionCtx;
+    return (work) => ctx.waitUntil(work);
+  } catch {
+    return undefined;
+  }
 }

@@ -33,7 +33,8 @@ export function onError(error: Error, c: Context): Response {
   if (error instanceof ApiError) return errorResponse(c, error.status as ContentfulStatusCode, error.code, error.message);
   if (error instanceof ImageError) return errorResponse(c, error.status, error.code, error.message);
   if (error instanceof ModelUnavailableError) {
-    const response = errorResponse(c, 503, error.code, error.message, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+    // The model store logged the detail (R2 keys, hashes, the cause) once per failure; the message names none.
+    const response = errorResponse(c, 503, error.code, error.message, { "Retry-After": String(error.retryAfterSeconds ?? RETRY_AFTER_SECONDS) });
     noteError(c, error.code, describe(error));
     return response;
   }

@@ -60,4 +60,21 @@ describe("the memory budget", () => {
     granted.release();
     held.release();
   });
+
+  it("resizes a reservation in place: shrinking lets a queued request in, growing only while it fits", async () => {
+    const b = budget();
+    const model = await b.reserve(90, { label: "model" });
+    const queued = b.reserve(20);
+    expect(model.resize(70)).toBe(true);
+    const granted = await queued;
+    expect(b.reservedBytes).toBe(90);
+    expect(model.resize(81)).toBe(false);
+    expect(model.bytes).toBe(70);
+    expect(model.resize(80)).toBe(true);
+    expect(b.reservedBytes).toBe(100);
+    model.release();
+    expect(model.resize(10)).toBe(false);
+    expect(b.reservedBytes).toBe(20);
+    granted.release();
+  });
 });

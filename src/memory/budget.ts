@@ -25,6 +25,12 @@ export interface Reservation {
   readonly label: string;
   /** Gives the bytes back; a second call does nothing. */
   release(): void;
+  /**
+   * Changes the reserved amount in place, for a holder that reserved an estimate and now knows the real
+   * figure (a model after its load). Shrinking always succeeds and lets queued requests in; growing
+   * succeeds only if the extra bytes fit now. Returns whether the reservation now holds `bytes`.
+   */
+  resize(bytes: number): boolean;
 }
 
 export interface ReserveOptions {
@@ -71,11 +77,14 @@ export function createMemoryBudget(options: BudgetOptions): MemoryBudget {
   const queue: Waiter[] = [];
   let reserved = 0;
 
-  function grant(bytes: number, label: string): Reservation {
+  function grant(initialBytes: number, label: string): Reservation {
+    let bytes = initialBytes;
     reserved += bytes;
     let released = false;
     const reservation: Reservation = {
-      bytes,
+      get bytes() {
+        return bytes;
+      },
       label,
       release() {
         if (released) return;
@@ -83,6 +92,14 @@ export function createMemoryBudget(options: BudgetOptions): MemoryBudget {
         reserved -= bytes;
         live.delete(reservation);
         drain();
+      },
+      resize(next) {
+        if (released || !(next >= 0)) return false;
+        if (next > bytes && reserved + (next - bytes) > capacityBytes) return false;
+        reserved += next - bytes;
+        bytes = next;
+        drain();
+        return true;
       },
     };
     live.add(reservation);

@@ -37,7 +37,7 @@ describe("the model store and its lifecycle", () => {
     expect(await errorCode(response)).toBe("model_not_found");
   });
 
-  it("refuses to serve weights that fail their SHA-256 check", async () => {
+  it("refuses to serve weights that fail their SHA-256 check, telling the client without R2 keys or hashes", async () => {
     const pkg = await makeTinyPackage({ id: "tampered-v1" });
     const weights = pkg.weights.slice();
     weights[weights.length - 3]! ^= 0xff; // same length, one byte changed
@@ -46,7 +46,8 @@ describe("the model store and its lifecycle", () => {
     expect(response.status).toBe(503);
     const body = await response.json<{ error: { code: string; message: string } }>();
     expect(body.error.code).toBe("model_corrupt");
-    expect(body.error.message).toMatch(/SHA-256/);
+    expect(body.error.message).toBe("The published model failed its integrity check.");
+    expect(body.error.message).not.toMatch(/models\/|[0-9a-f]{64}/);
   });
 
   it("refuses a truncated weights file", async () => {
