@@ -3,9 +3,8 @@
  * passes image bytes to the image pipeline and preprocessed inputs to the served model.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
-import { MAX_BODY_BYTES, MEMORY_BUDGET_BYTES, MEMORY_QUEUE_MAX, MEMORY_WAIT_MS, POINTER_CHECK_INTERVAL_MS, RETRY_AFTER_SECONDS } from "../config";
+import { MEMORY_BUDGET_BYTES, MEMORY_QUEUE_MAX, MEMORY_WAIT_MS, POINTER_CHECK_INTERVAL_MS, RETRY_AFTER_SECONDS } from "../config";
 import { createMemoryBudget, type MemoryBudget } from "../memory/budget";
 import { createModelHolder, type ModelHolder } from "../model/served-model";
 import { errorResponse, notFound, onError } from "./errors";
@@ -43,13 +42,7 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
     c.set("budget", budget);
     await next();
   });
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => errorResponse(c, 413, "body_too_large", `The body is over the ${MAX_BODY_BYTES / 1024 / 1024} MiB limit.`),
-    }),
-  );
+  // Body limits are per input form and enforced as the body is read (src/http/read-images.ts).
 
   registerHealth(app);
   registerModels(app);

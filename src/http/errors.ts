@@ -7,6 +7,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { RETRY_AFTER_SECONDS } from "../config";
 import { ImageError } from "../image";
+import { OverloadedError } from "../memory/budget";
 import { ModelUnavailableError } from "../model/store";
 
 /** A request the client must change: thrown anywhere in the HTTP layer, answered by `onError`. */
@@ -32,6 +33,10 @@ export function onError(error: Error, c: Context): Response {
   if (error instanceof ModelUnavailableError) {
     console.error(`model unavailable (${error.code}): ${error.message}`);
     return errorResponse(c, 503, error.code, error.message, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+  }
+  if (error instanceof OverloadedError) {
+    // The isolate's memory ledger is full of other requests: a retry soon, or on another isolate, succeeds.
+    return errorResponse(c, 503, "overloaded", `The server is busy: ${error.message}. Try again shortly.`, { "Retry-After": String(error.retryAfterSeconds) });
   }
   if (error instanceof HTTPException) {
     const status = error.status as ContentfulStatusCode;
