@@ -4,15 +4,15 @@
  * model's int8 dense weights (~56 MiB for the full AlexNet) already take half of.
  */
 
-/** Largest request body accepted, in bytes. Cloudflare's Free/Pro zones stop at 100 MB anyway. */
-export const MAX_BODY_BYTES = 20 * 1024 * 1024;
 
 /** Images per request in a multipart batch. Each costs one forward pass (~0.1 s of CPU). */
 export const MAX_BATCH_IMAGES = 8;
 
 /**
  * Largest baseline JPEG accepted, in pixels, read from its header before decoding. It decodes at a
- * reduced DCT scale: a 12 MP photo peaks at ~2 MiB of decoder memory (measured, test/image).
+ * reduced DCT scale: a 12 MP photo's decoder memory is its file plus ~0.8 MiB (measured,
+ * test/image/cost.test.ts). Elongated ones that scaling cannot shrink (65000x240) are under this limit but
+ * refused by their computed cost (MAX_IMAGE_WORKING_BYTES).
  */
 export const MAX_JPEG_PIXELS = 16_000_000;
 
@@ -28,16 +28,19 @@ export const JPEG_DECODE_OVERSAMPLING = 2;
 
 /**
  * Largest progressive JPEG accepted. libjpeg keeps all its DCT coefficients while decoding, at any
- * scale: 36.8 MiB of decoder memory at 12 MP (measured), which next to the ~92 MiB the full AlexNet
- * holds would break the 128 MB isolate limit. 4 MP costs ~12 MiB.
+ * scale: 2 bytes a sample, 3 bytes a pixel at 4:2:0 (36.8 MiB of decoder memory at 12 MP, measured).
+ * 1.5 MP at 4:2:0 with a 1 MiB file costs ~8.6 MiB with its raster, resize and tensor, within
+ * MAX_IMAGE_WORKING_BYTES; a 4:4:4 one of the same size does not fit and is refused by its computed cost
+ * (src/image/cost.ts).
  */
-export const MAX_PROGRESSIVE_JPEG_PIXELS = 4_000_000;
+export const MAX_PROGRESSIVE_JPEG_PIXELS = 1_500_000;
 
 /**
- * Largest PNG accepted, in pixels. PNGs cannot be downscaled while decoding, and the inflated rows
- * plus the RGB raster cost ~7 bytes a pixel in JS memory: 1920x1080 (2.07 MP) fits, ~15 MiB.
+ * Largest PNG accepted, in pixels. PNGs cannot be downscaled while decoding: the RGB raster (3 bytes a
+ * pixel) and the resize's horizontal pass (~0.9 rows of float RGB per source row of the crop) are held at
+ * once. 1.5 MP (e.g. 1632x918, 1224x1224) costs at most ~8.6 MiB, within MAX_IMAGE_WORKING_BYTES.
  */
-export const MAX_PNG_PIXELS = 2_100_000;
+export const MAX_PNG_PIXELS = 1_500_000;
 
 /** `top_k` when the request names none. */
 export const DEFAULT_TOP_K = 5;
@@ -101,3 +104,42 @@ export const RATE_LIMIT_PERIOD_SECONDS = 60;
  * saves a preflight per classify while a changed CORS_ORIGINS still reaches browsers soon.
  */
 export const CORS_MAX_AGE_SECONDS = 600;
+
+/**
+ * What the largest model we serve holds, counted: the full AlexNet-224's wasm heaps and kernel memory at
+ * their peak after a forward pass, 93.0 MiB measured by `npm run bench` (README, "Performance and memory").
+ * The forward pass's activations live in those heaps, and passes never overlap (they are synchronous).
+ */
+export const FULL_MODEL_BYTES = 93 * 1024 * 1024;
+/**
+ * What one request may hold at its limits: its body, one image being decoded and its input tensor. Every
+ * input form's limits below are sized so that one request at them fits beside the full model: a request
+ * that could never fit would only ever get 503.
+ */
+export const REQUEST_MEMORY_BYTES = MEMORY_BUDGET_BYTES - FULL_MODEL_BYTES;
+/**
+ * Largest image file, in bytes: a raw body, a multipart body (all its images together) or the bytes a JSON
+ * body decodes to. A JPEG is held twice while it decodes (the body, and its copy in the decoder's wasm
+ * memory), so 2 x 4 MiB plus a 12 MP photo's scaled decode (~3.5 MiB) is what fits REQUEST_MEMORY_BYTES.
+ */
+export const MAX_IMAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * Room a body needs beyond its images: a multipart body's boundaries and part headers, or the chunk in
+ * flight while a body streams in.
+ */
+export const BODY_SLACK_BYTES = 64 * 1024;
+/** Largest multipart body: its images, together at most MAX_IMAGE_BYTES, and their part headers. */
+export const MAX_MULTIPART_BODY_BYTES = MAX_IMAGE_BYTES + BODY_SLACK_BYTES;
+/**
+ * What decoding one image may need, from its header (src/image/cost.ts): decoder memory at the chosen DCT
+ * scale, rasters, resize buffers and the input tensor. Beside the largest body's reservation (a multipart
+ * body and a chunk in flight) it fills REQUEST_MEMORY_BYTES; an image over it is refused with 413 before
+ * decoding. Each request reserves it before reading its body, and shrinks to the computed figure once the
+ * headers are read (src/http/routes/classify.ts).
+ */
+export const MAX_IMAGE_WORKING_BYTES = REQUEST_MEMORY_BYTES - MAX_MULTIPART_BODY_BYTES - BODY_SLACK_BYTES;
+/**
+ * Largest JSON body. JSON is parsed as it streams in and never held, so its size costs only parse time:
+ * an image at MAX_IMAGE_BYTES written as `[n, n, ...]` takes up to 5 characters a byte ("255, ").
+ */
+export const MAX_JSON_BODY_BYTES = 5 * MAX_IMAGE_BYTES + 64 * 1024;

@@ -4,11 +4,9 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import {
   CORS_MAX_AGE_SECONDS,
-  MAX_BODY_BYTES,
   MEMORY_BUDGET_BYTES,
   MEMORY_QUEUE_MAX,
   MEMORY_WAIT_MS,
@@ -83,13 +81,7 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
   for (const path of KEYED_ROUTES) app.use(path, apiKey({ realm: "alexnet-edge" }));
   // After the key check: a verified key is counted as itself, not as the address it comes from.
   for (const path of LIMITED_ROUTES) app.use(path, rateLimit({ retryAfterSeconds: RATE_LIMIT_PERIOD_SECONDS }));
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => errorResponse(c, 413, "body_too_large", `The body is over the ${MAX_BODY_BYTES / 1024 / 1024} MiB limit.`),
-    }),
-  );
+  // Body limits are per input form and enforced as the body is read (src/http/read-images.ts).
 
   registerHealth(app);
   registerModels(app);

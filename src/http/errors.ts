@@ -7,6 +7,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { RETRY_AFTER_SECONDS } from "../config";
 import { ImageError } from "../image";
+import { OverloadedError } from "../memory/budget";
 import { ModelUnavailableError } from "../model/store";
 import { noteError } from "./middleware/request-log";
 
@@ -37,6 +38,10 @@ export function onError(error: Error, c: Context): Response {
     const response = errorResponse(c, 503, error.code, error.message, { "Retry-After": String(error.retryAfterSeconds ?? RETRY_AFTER_SECONDS) });
     noteError(c, error.code, describe(error));
     return response;
+  }
+  if (error instanceof OverloadedError) {
+    // The isolate's memory ledger is full of other requests: a retry soon, or on another isolate, succeeds.
+    return errorResponse(c, 503, "overloaded", `The server is busy: ${error.message}. Try again shortly.`, { "Retry-After": String(error.retryAfterSeconds) });
   }
   if (error instanceof HTTPException) {
     const status = error.status as ContentfulStatusCode;

@@ -1,12 +1,20 @@
 /**
- * Turns a classify request into encoded image bytes and `top_k`, whatever form it came in:
- * raw bytes (`Content-Type: image/*`), multipart `image` fields (a batch), or JSON `{"image": ...}` as
- * Workers AI's image classification accepts. Decoding is the image pipeline's job, not this file's.
+ * Turns a classify request into encoded image bytes and `top_k`, whatever form it came in, each read within
+ * bounded memory (issue 7): raw bytes (`Content-Type: image/*`), multipart `image` fields (a batch), or JSON
+ * `{"image": ...}` as Workers AI's image classification accepts. `top_k` from the query, a form field or the
+ * JSON body is validated by the schemas /openapi.json publishes (schemas.ts). Decoding is the image
+ * pipeline's job, not this file's.
  */
 import type { Context } from "hono";
-import { DEFAULT_TOP_K, MAX_BATCH_IMAGES } from "../config";
+import type { z } from "@hono/zod-openapi";
+import { BODY_SLACK_BYTES, DEFAULT_TOP_K, MAX_BATCH_IMAGES, MAX_IMAGE_BYTES, MAX_JSON_BODY_BYTES, MAX_MULTIPART_BODY_BYTES } from "../config";
+import { bodyChunks, checkDeclaredLength, contentLength, readBody } from "./body/read-body";
+import { JsonImageParser } from "./body/json-image";
+import { multipartBoundary, parseMultipart } from "./body/multipart";
 import { ApiError } from "./errors";
-import { classifyJsonSchema, topKSchema } from "./schemas";
+import { classifyFormSchema, classifyJsonSchema, classifyQuerySchema } from "./schemas";
+
+export type InputForm = "raw" | "multipart" | "json";
 
 export interface ClassifyInput {
   images: Uint8Array[];
@@ -15,83 +23,78 @@ export interface ClassifyInput {
   batch: boolean;
 }
 
-export async function readClassifyRequest(c: Context): Promise<ClassifyInput> {
+/** The input form from Content-Type (415 for any other), and a declared length over its limit refused (413). */
+export function inputForm(c: Context): InputForm {
   const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  const queryTopK = c.req.query("top_k");
-  if (type.startsWith("image/") || type === "application/octet-stream") {
-    return { images: [await nonEmpty(new Uint8Array(await c.req.arrayBuffer()))], topK: parseTopK(queryTopK), batch: false };
+  const form: InputForm | undefined =
+    type.startsWith("image/") || type === "application/octet-stream" ? "raw" : type === "multipart/form-data" ? "multipart" : type === "application/json" ? "json" : undefined;
+  if (!form) {
+    throw new ApiError(
+      415,
+      "unsupported_media_type",
+      `Content-Type ${type || "(none)"} is not accepted: send image bytes (image/jpeg, image/png), multipart/form-data with "image" fields, or application/json.`,
+    );
   }
-  if (type === "multipart/form-data") return readMultipart(c, queryTopK);
-  if (type === "application/json") return readJson(c, queryTopK);
-  throw new ApiError(
-    415,
-    "unsupported_media_type",
-    `Content-Type ${type || "(none)"} is not accepted: send image bytes (image/jpeg, image/png), multipart/form-data with "image" fields, or application/json.`,
-  );
+  checkDeclaredLength(c.req.raw, BODY_LIMITS[form].bytes, BODY_LIMITS[form].what);
+  return form;
 }
 
-function parseTopK(value: unknown): number {
-  if (value === undefined || value === null || value === "") return DEFAULT_TOP_K;
-  const result = topKSchema.safeParse(value);
+const BODY_LIMITS: Record<InputForm, { bytes: number; what: string }> = {
+  raw: { bytes: MAX_IMAGE_BYTES, what: "image" },
+  multipart: { bytes: MAX_MULTIPART_BODY_BYTES, what: "multipart body" },
+  json: { bytes: MAX_JSON_BODY_BYTES, what: "JSON body" },
+};
+
+/**
+ * What reading the body will hold, known before reading it: a raw or multipart body is held once, at its
+ * declared length (or its limit, when none is declared); a JSON body is never held, only the image it decodes
+ * to, which is at most 3/4 of the body (base64; a byte array takes at least 2 characters a byte). Each form
+ * also has a chunk in flight.
+ */
+export function bodyReservationBytes(c: Context, form: InputForm): number {
+  const declared = contentLength(c.req.raw);
+  const held =
+    form === "json"
+      ? Math.min(declared === undefined ? MAX_IMAGE_BYTES : Math.ceil((declared * 3) / 4), MAX_IMAGE_BYTES)
+      : Math.min(declared ?? BODY_LIMITS[form].bytes, BODY_LIMITS[form].bytes);
+  return held + BODY_SLACK_BYTES;
+}
+
+/** `top_k` from the query (undefined when absent), checked before the body is read. */
+export function queryTopK(c: Context): number | undefined {
+  const query = c.req.query();
+  return validTopK(classifyQuerySchema.shape.top_k, query.top_k === "" ? undefined : query.top_k);
+}
+
+export async function readClassifyRequest(c: Context, form: InputForm, fromQuery: number | undefined): Promise<ClassifyInput> {
+  const request = c.req.raw;
+  if (form === "raw") {
+    return { images: [nonEmpty(await readBody(request, MAX_IMAGE_BYTES, "image"))], topK: fromQuery ?? DEFAULT_TOP_K, batch: false };
+  }
+  if (form === "multipart") {
+    const boundary = multipartBoundary(c.req.header("content-type") ?? "");
+    const body = await readBody(request, MAX_MULTIPART_BODY_BYTES, "multipart body");
+    const parsed = parseMultipart(body, boundary, MAX_BATCH_IMAGES, (count) => new ApiError(413, "too_many_images", `A batch holds at most ${MAX_BATCH_IMAGES} images; this one has more (${count} so far).`));
+    if (parsed.images.length === 0) throw new ApiError(400, "missing_image", 'The form has no "image" file field.');
+    const topK = validTopK(classifyFormSchema.shape.top_k, parsed.topK) ?? fromQuery ?? DEFAULT_TOP_K;
+    return { images: parsed.images.map(nonEmpty), topK, batch: true };
+  }
+  const parser = new JsonImageParser(MAX_IMAGE_BYTES, 0);
+  for await (const chunk of bodyChunks(request, MAX_JSON_BODY_BYTES, "JSON body")) parser.write(chunk);
+  const body = parser.end();
+  const topK = validTopK(classifyJsonSchema.shape.top_k, body.topK) ?? fromQuery ?? DEFAULT_TOP_K;
+  return { images: [nonEmpty(body.image)], topK, batch: false };
+}
+
+/** Checks `value` with the published schema of the field; undefined when absent. */
+function validTopK(schema: z.ZodType<number | undefined>, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const result = schema.safeParse(value);
   if (!result.success) throw new ApiError(400, "invalid_top_k", `${result.error.issues[0]?.message ?? "top_k is invalid"} (got ${JSON.stringify(value)}).`);
   return result.data;
 }
 
-async function nonEmpty(bytes: Uint8Array): Promise<Uint8Array> {
+function nonEmpty(bytes: Uint8Array): Uint8Array {
   if (bytes.length === 0) throw new ApiError(400, "empty_image", "The request carries no image bytes.");
   return bytes;
-}
-
-async function readMultipart(c: Context, queryTopK: string | undefined): Promise<ClassifyInput> {
-  let form: FormData;
-  try {
-    form = await c.req.formData();
-  } catch (cause) {
-    throw new ApiError(400, "malformed_multipart", "The multipart/form-data body could not be parsed.", { cause });
-  }
-  const fields = form.getAll("image");
-  if (fields.length === 0) throw new ApiError(400, "missing_image", 'The form has no "image" field.');
-  if (fields.length > MAX_BATCH_IMAGES) {
-    throw new ApiError(413, "too_many_images", `A batch holds at most ${MAX_BATCH_IMAGES} images; this one has ${fields.length}.`);
-  }
-  const images: Uint8Array[] = [];
-  for (const field of fields) {
-    if (typeof field === "string") throw new ApiError(400, "missing_image", 'Each "image" field must be a file, not text.');
-    images.push(await nonEmpty(new Uint8Array(await field.arrayBuffer())));
-  }
-  const formTopK = form.get("top_k");
-  return { images, topK: parseTopK(typeof formTopK === "string" ? formTopK : queryTopK), batch: true };
-}
-
-async function readJson(c: Context, queryTopK: string | undefined): Promise<ClassifyInput> {
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch (cause) {
-    throw new ApiError(400, "invalid_json", "The body is not valid JSON.", { cause });
-  }
-  if (typeof body === "object" && body !== null && "top_k" in body) parseTopK((body as { top_k: unknown }).top_k);
-  const parsed = classifyJsonSchema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ApiError(400, "invalid_body", `The JSON body needs "image" as an array of byte values 0-255 or a base64 string (${issue?.path.join(".") || "body"}: ${issue?.message}).`);
-  }
-  const { image, top_k } = parsed.data;
-  const bytes = typeof image === "string" ? decodeBase64(image) : Uint8Array.from(image);
-  return { images: [await nonEmpty(bytes)], topK: top_k ?? parseTopK(queryTopK), batch: false };
-}
-
-function decodeBase64(text: string): Uint8Array {
-  const payload = text.startsWith("data:") ? text.slice(text.indexOf(",") + 1) : text;
-  const clean = payload.replace(/\s+/g, "");
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(clean) || clean.length % 4 === 1) {
-    throw new ApiError(400, "invalid_base64", 'The "image" string is not valid base64.');
-  }
-  const standard = clean.replace(/-/g, "+").replace(/_/g, "/");
-  try {
-    const binary = atob(standard.padEnd(Math.ceil(standard.length / 4) * 4, "="));
-    return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
-  } catch (cause) {
-    throw new ApiError(400, "invalid_base64", 'The "image" string is not valid base64.', { cause });
-  }
 }

@@ -1,9 +1,9 @@
 /**
- * The API's shapes, defined once: they validate JSON requests, type the handlers' answers and generate
- * /openapi.json.
+ * The API's shapes, defined once: they validate requests (query, form fields, JSON members), type the
+ * handlers' answers and generate /openapi.json.
  */
 import { z } from "@hono/zod-openapi";
-import { DEFAULT_TOP_K } from "../config";
+import { DEFAULT_TOP_K, MAX_BATCH_IMAGES, MAX_IMAGE_BYTES } from "../config";
 
 export const topKSchema = z.coerce
   .number({ error: "top_k must be a whole number of at least 1" })
@@ -14,14 +14,32 @@ export const topKSchema = z.coerce
 
 export const classifyQuerySchema = z.object({ top_k: topKSchema.optional() });
 
+/**
+ * The multipart form. Its file parts are split from the body without copies (src/http/body/multipart.ts);
+ * its text field `top_k` is validated by this schema.
+ */
+export const classifyFormSchema = z.object({
+  image: z
+    .array(z.string().openapi({ format: "binary" }))
+    .min(1)
+    .max(MAX_BATCH_IMAGES)
+    .openapi({ description: `One or more image files (JPEG or PNG): a batch of at most ${MAX_BATCH_IMAGES}, ${MAX_IMAGE_BYTES} bytes together.` }),
+  top_k: topKSchema.optional(),
+});
+
+/**
+ * The JSON body. "image" is parsed as the body streams in, straight into bytes (src/http/body/json-image.ts,
+ * which enforces exactly this shape: no JS array of numbers is ever built for zod to check); `top_k` is
+ * validated by this schema. Strict: other keys are refused.
+ */
 export const classifyJsonSchema = z
-  .object({
+  .strictObject({
     image: z
       .union([
         z.array(z.number().int().min(0).max(255)).openapi({ description: "The image file's bytes, as numbers 0-255." }),
         z.string().openapi({ description: "The image file's bytes, base64 (a data: URL prefix is accepted)." }),
       ])
-      .openapi({ description: "The encoded image (JPEG or PNG), as Workers AI's image classification accepts it." }),
+      .openapi({ description: `The encoded image (JPEG or PNG), as Workers AI's image classification accepts it; at most ${MAX_IMAGE_BYTES} bytes decoded.` }),
     top_k: topKSchema.optional(),
   })
   .openapi("ClassifyJsonRequest");

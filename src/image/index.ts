@@ -1,4 +1,5 @@
 /** The image pipeline: JPEG/PNG bytes -> the model's input tensor. Wiring only. */
-export { prepareImage, type PreparedImage } from "./prepare-image";
+export { planImage, prepareImage, type ImagePlan, type PreparedImage } from "./prepare-image";
+export { imageCost, imageWorkingBytes, type ImageCost } from "./cost";
 export { ImageError, type ImageErrorCode } from "./errors";
 export { decoderMemoryBytes, decoderMemoryPeakBytes, resetDecoderMemoryPeak } from "./decoder-memory";

@@ -16,31 +16,17 @@
  */
 import { compositeSample } from "./color";
 import { ImageError, undecodable } from "./errors";
+import { type PngInfo, readPngChunks, SAMPLES } from "./png-chunks";
 import type { Raster } from "./raster";
 
 type Rgb = readonly [number, number, number];
-
-interface PngInfo {
-  width: number;
-  height: number;
-  depth: number;
-  colorType: number;
-  interlaced: boolean;
-  palette?: Uint8Array; // RGB triples
-  paletteAlpha?: Uint8Array; // tRNS of a palette image: alpha per entry, missing entries opaque
-  idat: Uint8Array[];
-}
-
-/** Samples per pixel by colour type (PNG 11.2.2). */
-const SAMPLES: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
-const DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 
 /** Adam7 passes (PNG 8.2): x0, y0, dx, dy. A plain image is one pass of every pixel. */
 const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
 const PLAIN = [[0, 0, 1, 1]] as const;
 
 export async function decodePng(bytes: Uint8Array, background: Rgb): Promise<Raster> {
-  const png = readChunks(bytes);
+  const png = readPngChunks(bytes);
   const { width, height, depth, colorType } = png;
   const spp = SAMPLES[colorType]!;
   const bitsPerPixel = spp * depth;
@@ -87,42 +73,8 @@ export async function decodePng(bytes: Uint8Array, background: Rgb): Promise<Ras
   return { width, height, channels, data: out };
 }
 
-function readChunks(bytes: Uint8Array): PngInfo {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let info: PngInfo | undefined;
-  for (let pos = 8; pos + 12 <= bytes.length; ) {
-    const length = view.getUint32(pos);
-    const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
-    const data = bytes.subarray(pos + 8, pos + 8 + length);
-    if (pos + 12 + length > bytes.length) break; // cut short: missing image data shows as truncation below
-    if (type !== "IDAT" && crc32(bytes.subarray(pos + 4, pos + 8 + length)) !== view.getUint32(pos + 8 + length)) {
-      throw undecodable(`The PNG's ${type} chunk is corrupt (bad checksum).`);
-    }
-    if (type === "IHDR") info = parseHeader(data);
-    else if (!info) throw undecodable("The PNG does not start with its header chunk.");
-    else if (type === "PLTE") info.palette = data;
-    else if (type === "tRNS" && info.colorType === 3) info.paletteAlpha = data;
-    else if (type === "IDAT") info.idat.push(data);
-    else if (type === "IEND") break;
-    pos += 12 + length;
-  }
-  if (!info) throw undecodable("The PNG header is truncated.");
-  if (info.colorType === 3 && (!info.palette || info.palette.length % 3 !== 0 || info.palette.length === 0)) {
-    throw undecodable("The palette PNG has no valid palette.");
-  }
-  if (info.idat.length === 0) throw undecodable("The PNG holds no image data.");
-  return info;
-}
-
-function parseHeader(d: Uint8Array): PngInfo {
-  const view = new DataView(d.buffer, d.byteOffset, d.byteLength);
-  if (d.length !== 13) throw undecodable("The PNG header chunk is corrupt.");
-  const [depth, colorType, compression, filter, interlace] = [d[8]!, d[9]!, d[10]!, d[11]!, d[12]!];
-  if (!DEPTHS[colorType]?.includes(depth) || compression !== 0 || filter !== 0 || interlace > 1) {
-    throw undecodable(`The PNG header is invalid (colour type ${colorType}, bit depth ${depth}).`);
-  }
-  return { width: view.getUint32(0), height: view.getUint32(4), depth, colorType, interlaced: interlace === 1, idat: [] };
-}
+/** Compressed bytes handed to the inflater at a time; its output comes in 4 KiB pieces (measured in workerd). */
+export const INFLATE_PIECE_BYTES = 64 * 1024;
 
 /**
  * Streams the zlib data through the runtime's inflater, handing each piece to `consume`. Refuses (422) data
@@ -132,8 +84,11 @@ async function inflate(parts: Uint8Array[], expected: number, consume: (chunk: U
   const stream = new DecompressionStream("deflate");
   const writer = stream.writable.getWriter();
   // Copies: a stream may take ownership of what it is given, and these are views of the caller's body.
+  // Fed in bounded pieces: one IDAT chunk may be the whole file, and a copy of it would double the body.
   const feeding = (async () => {
-    for (const part of parts) await writer.write(part.slice());
+    for (const part of parts) {
+      for (let at = 0; at < part.length; at += INFLATE_PIECE_BYTES) await writer.write(part.slice(at, at + INFLATE_PIECE_BYTES));
+    }
     await writer.close();
   })();
   feeding.catch(() => undefined); // a failure here also fails the reader, which reports it
@@ -253,21 +208,4 @@ function rowWriter(png: PngInfo, out: Uint8Array, channels: 1 | 3, bg: Rgb) {
       }
     }
   };
-}
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 as PNG defines it (PNG Annex D). */
-function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }

@@ -1,9 +1,11 @@
 /**
- * The image pipeline in one call: bytes of a JPEG or PNG in, the model's input tensor out.
- * sniff (415) -> pixel limit from the header (413) -> decode (422) -> EXIF orientation -> preprocess.
+ * The image pipeline in two calls, so the caller can reserve memory between them:
+ * - planImage: sniff (415) -> the header's pixel limits and computed working memory (413), nothing decoded;
+ * - prepareImage: decode (422) -> EXIF orientation -> preprocess, into the model's input tensor.
  */
-import { JPEG_DECODE_OVERSAMPLING, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../config";
+import { MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../config";
 import type { InputShape, Preprocess } from "../model/manifest";
+import { imageWorkingBytes, jpegDecodeSide } from "./cost";
 import { ImageError } from "./errors";
 import { decodeJpeg } from "./jpeg";
 import { applyOrientation, readJpegOrientation, swapsAxes } from "./orientation";
@@ -12,23 +14,42 @@ import { toInputTensor } from "./preprocess";
 import type { Raster } from "./raster";
 import { type ImageHeader, sniffImage } from "./sniff";
 
+export interface ImagePlan {
+  header: ImageHeader;
+  /** What decoding and preprocessing will hold at most (src/image/cost.ts), to reserve before decoding. */
+  workingBytes: number;
+}
+
 export interface PreparedImage {
   tensor: Float32Array; // input.height * input.width * input.channels, NHWC, normalised
-  decodeMs: number; // header probe + decode + orientation
+  decodeMs: number; // decode + orientation
   preprocessMs: number; // colour, resize, crop, normalise
   source: { type: "jpeg" | "png"; width: number; height: number }; // full size, as displayed (EXIF applied)
 }
 
-export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape): Promise<PreparedImage> {
-  const start = performance.now();
+/** Reads the header and refuses (413) an image over its pixel limit or whose decoding would not fit the budget. */
+export function planImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape): ImagePlan {
   const header = sniffImage(bytes);
   refuseOverLimit(header);
+  const workingBytes = imageWorkingBytes(header, preprocess, input);
+  if (workingBytes > MAX_IMAGE_WORKING_BYTES) {
+    const { width, height } = header;
+    throw new ImageError(
+      "image_too_large",
+      `Decoding this ${width}x${height} ${kind(header)} would need ${mib(workingBytes)} MiB; an image may use at most ${mib(MAX_IMAGE_WORKING_BYTES)} MiB. Send it smaller or less elongated.`,
+    );
+  }
+  return { header, workingBytes };
+}
+
+export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape, plan?: ImagePlan): Promise<PreparedImage> {
+  const { header } = plan ?? planImage(bytes, preprocess, input);
+  const start = performance.now();
   let image: Raster;
   let { width, height } = header;
   if (header.type === "jpeg") {
     const orientation = readJpegOrientation(bytes);
-    const minShorterSide = JPEG_DECODE_OVERSAMPLING * preprocess.resize.shorter_side;
-    image = applyOrientation(decodeJpeg(bytes, minShorterSide).image, orientation);
+    image = applyOrientation(decodeJpeg(bytes, jpegDecodeSide(preprocess)).image, orientation);
     if (swapsAxes(orientation)) [width, height] = [height, width];
   } else {
     image = await decodePng(bytes, preprocess.background);
@@ -43,10 +64,13 @@ export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, in
   };
 }
 
-function refuseOverLimit({ type, width, height, progressive }: ImageHeader): void {
+function refuseOverLimit(header: ImageHeader): void {
+  const { type, width, height, progressive } = header;
   const limit = type === "png" ? MAX_PNG_PIXELS : progressive ? MAX_PROGRESSIVE_JPEG_PIXELS : MAX_JPEG_PIXELS;
   if (width * height > limit) {
-    const what = progressive ? "progressive JPEG" : type.toUpperCase();
-    throw new ImageError("image_too_large", `The ${what} is ${width}x${height} (${width * height} pixels); the limit is ${limit} pixels.`);
+    throw new ImageError("image_too_large", `The ${kind(header)} is ${width}x${height} (${width * height} pixels); the limit is ${limit} pixels.`);
   }
 }
+
+const kind = (header: ImageHeader): string => (header.progressive ? "progressive JPEG" : header.type.toUpperCase());
+const mib = (bytes: number): string => (bytes / 1048576).toFixed(1);

@@ -3,17 +3,39 @@
  * dimensions from the header, so an image over the pixel limit is refused before any decoder allocates for it.
  */
 import { ImageError, undecodable } from "./errors";
-import { isStartOfFrame, jpegSegments } from "./jpeg-markers";
+import { isStartOfFrame, jpegSegments, SOS } from "./jpeg-markers";
+import { readPngChunks } from "./png-chunks";
 
 export type ImageType = "jpeg" | "png";
 
-export interface ImageHeader {
-  type: ImageType;
+interface HeaderBase {
   width: number; // as stored, before any EXIF orientation
   height: number;
+  /** The file's size in bytes: a JPEG decoder holds a copy of it. */
+  fileBytes: number;
+}
+
+export interface JpegHeader extends HeaderBase {
+  type: "jpeg";
   /** A progressive JPEG: libjpeg keeps every DCT coefficient while decoding it, whatever the scale. */
   progressive: boolean;
+  /** Each component's sampling factors (T.81 B.2.2), which size libjpeg's buffers. */
+  components: { h: number; v: number }[];
+  /**
+   * libjpeg buffers the whole image's DCT coefficients: progressive JPEGs, and sequential ones whose first
+   * scan does not carry every component (their scans come one component at a time; jdinput.c).
+   */
+  buffersCoefficients: boolean;
 }
+
+export interface PngHeader extends HeaderBase {
+  type: "png";
+  progressive: false;
+  depth: number;
+  colorType: number;
+}
+
+export type ImageHeader = JpegHeader | PngHeader;
 
 const SUPPORTED = "Send a JPEG or PNG image.";
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -38,32 +60,45 @@ export function sniffImage(bytes: Uint8Array): ImageHeader {
   );
 }
 
-function jpegHeader(bytes: Uint8Array): ImageHeader {
+function jpegHeader(bytes: Uint8Array): JpegHeader {
+  let frame: Omit<JpegHeader, "buffersCoefficients"> | undefined;
   for (const s of jpegSegments(bytes)) {
     if (isStartOfFrame(s.marker)) {
-      if (s.end - s.start < 6) throw undecodable("The JPEG frame header is corrupt.");
-      // T.81 B.2.2: precision (1 byte), height (2), width (2). Height 0 (defined later by DNL) is legal
-      // JPEG that libjpeg does not support, so it is refused here with the other unusable sizes.
+      // T.81 B.2.2: precision (1 byte), height (2), width (2), component count Nf (1), then per component
+      // its id (1), sampling factors H << 4 | V (1) and quantisation table (1). Height 0 (defined later by
+      // DNL) is legal JPEG that libjpeg does not support, so it is refused with the other unusable sizes.
       // SOF2, SOF6, SOF10, SOF14 are the progressive frames (T.81 Table B.1).
+      if (frame) throw undecodable("The JPEG has more than one frame header.");
+      const count = s.end - s.start >= 6 ? bytes[s.start + 5]! : 0;
+      if (count === 0 || s.end - s.start < 6 + 3 * count) throw undecodable("The JPEG frame header is corrupt.");
+      const components = Array.from({ length: count }, (_, i) => {
+        const factors = bytes[s.start + 7 + 3 * i]!;
+        return { h: factors >> 4, v: factors & 15 };
+      });
+      if (components.some((c) => c.h < 1 || c.h > 4 || c.v < 1 || c.v > 4)) throw undecodable("The JPEG frame header is corrupt.");
+      const [width, height] = nonEmpty("JPEG", u16(bytes, s.start + 3), u16(bytes, s.start + 1));
       const progressive = [0xc2, 0xc6, 0xca, 0xce].includes(s.marker);
-      return checked("jpeg", u16(bytes, s.start + 3), u16(bytes, s.start + 1), progressive);
+      frame = { type: "jpeg", width, height, fileBytes: bytes.length, progressive, components };
+    } else if (s.marker === SOS) {
+      if (!frame) break;
+      // B.2.3: the scan header starts with its component count Ns.
+      const inScan = s.end > s.start ? bytes[s.start]! : 0;
+      return { ...frame, buffersCoefficients: frame.progressive || inScan < frame.components.length };
     }
   }
-  throw undecodable("The JPEG has no frame header before its first scan.");
+  throw undecodable(frame ? "The JPEG has no image data." : "The JPEG has no frame header before its first scan.");
 }
 
-function pngHeader(bytes: Uint8Array): ImageHeader {
-  // PNG spec 5.3 and 11.2.2: IHDR must come first; width and height are 4-byte big-endian, at most 2^31 - 1.
-  if (bytes.length < 33 || ascii(bytes, 12, 4) !== "IHDR") throw undecodable("The PNG header is truncated or corrupt.");
-  const width = u32(bytes, 16);
-  const height = u32(bytes, 20);
-  if (width > 0x7fffffff || height > 0x7fffffff) throw undecodable("The PNG header is corrupt.");
-  return checked("png", width, height);
+function pngHeader(bytes: Uint8Array): PngHeader {
+  // The header the decoder will use: readPngChunks checks the chunk order (one IHDR, first) for both.
+  const png = readPngChunks(bytes);
+  const [width, height] = nonEmpty("PNG", png.width, png.height);
+  return { type: "png", width, height, fileBytes: bytes.length, progressive: false, depth: png.depth, colorType: png.colorType };
 }
 
-function checked(type: ImageType, width: number, height: number, progressive = false): ImageHeader {
-  if (width === 0 || height === 0) throw undecodable(`The ${type.toUpperCase()} header says the image is empty.`);
-  return { type, width, height, progressive };
+function nonEmpty(type: string, width: number, height: number): [number, number] {
+  if (width === 0 || height === 0) throw undecodable(`The ${type} header says the image is empty.`);
+  return [width, height];
 }
 
 function ascii(b: Uint8Array, at: number, n: number): string {
@@ -71,4 +106,3 @@ function ascii(b: Uint8Array, at: number, n: number): string {
 }
 
 const u16 = (b: Uint8Array, at: number): number => (b[at]! << 8) | b[at + 1]!;
-const u32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) >>> 0) + (b[at + 1]! << 16) + (b[at + 2]! << 8) + b[at + 3]!;

@@ -17,6 +17,20 @@ describe("the memory budget", () => {
     expect(b.reservedBytes).toBe(0);
   });
 
+  it("a shrunk reservation gives back the difference at once, to the queue first, and never grows", async () => {
+    const b = budget();
+    const worstCase = await b.reserve(90);
+    const waiting = b.reserve(50);
+    worstCase.shrink(40);
+    expect(worstCase.bytes).toBe(40);
+    expect((await waiting).bytes).toBe(50);
+    expect(b.reservedBytes).toBe(90);
+    worstCase.shrink(60); // larger than held: ignored
+    expect(worstCase.bytes).toBe(40);
+    worstCase.release();
+    expect(b.reservedBytes).toBe(50);
+  });
+
   it("queues a request that does not fit and grants it, in order, when memory is released", async () => {
     const b = budget();
     const big = await b.reserve(90);

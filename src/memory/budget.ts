@@ -21,6 +21,7 @@ export class OverloadedError extends Error {
 }
 
 export interface Reservation {
+  /** Bytes held now. */
   readonly bytes: number;
   readonly label: string;
   /** Gives the bytes back; a second call does nothing. */
@@ -31,6 +32,12 @@ export interface Reservation {
    * succeeds only if the extra bytes fit now. Returns whether the reservation now holds `bytes`.
    */
   resize(bytes: number): boolean;
+  /**
+   * Gives back all but `bytes` (never grows it). For work reserved at its worst case before it could be
+   * measured: taking all it may need at once, then shrinking, never holds memory while waiting for more,
+   * so requests cannot deadlock each other in the queue.
+   */
+  shrink(bytes: number): void;
 }
 
 export interface ReserveOptions {
@@ -66,10 +73,17 @@ export interface BudgetOptions {
 interface Waiter {
   bytes: number;
   label: string;
-  resolve: (r: Reservation) => void;
-  reject: (e: Error) => void;
-  timer?: ReturnType<typeof setTimeout>;
+  /** Set by drain() when the bytes are granted; the waiter's own timer hands it over. */
+  granted?: Reservation;
 }
+
+/**
+ * How often a queued request looks whether it has been granted. It must learn it from a timer of its own:
+ * resolving its promise from the request that released the memory ran its continuation in that other
+ * request's context, where reading its own body failed with "Cannot perform I/O on behalf of a different
+ * request" (workerd 1.20261102, 24 concurrent requests in test/http/classify.test.ts).
+ */
+const POLL_MS = 5;
 
 export function createMemoryBudget(options: BudgetOptions): MemoryBudget {
   const { capacityBytes, maxQueue, retryAfterSeconds } = options;
@@ -77,29 +91,35 @@ export function createMemoryBudget(options: BudgetOptions): MemoryBudget {
   const queue: Waiter[] = [];
   let reserved = 0;
 
-  function grant(initialBytes: number, label: string): Reservation {
-    let bytes = initialBytes;
+  function grant(bytes: number, label: string): Reservation {
     reserved += bytes;
+    let held = bytes;
     let released = false;
     const reservation: Reservation = {
       get bytes() {
-        return bytes;
+        return held;
       },
       label,
       release() {
         if (released) return;
         released = true;
-        reserved -= bytes;
+        reserved -= held;
         live.delete(reservation);
         drain();
       },
       resize(next) {
         if (released || !(next >= 0)) return false;
-        if (next > bytes && reserved + (next - bytes) > capacityBytes) return false;
-        reserved += next - bytes;
-        bytes = next;
+        if (next > held && reserved + (next - held) > capacityBytes) return false;
+        reserved += next - held;
+        held = next;
         drain();
         return true;
+      },
+      shrink(to) {
+        if (released || !(to >= 0) || to >= held) return;
+        reserved -= held - to;
+        held = to;
+        drain();
       },
     };
     live.add(reservation);
@@ -110,8 +130,7 @@ export function createMemoryBudget(options: BudgetOptions): MemoryBudget {
   function drain(): void {
     while (queue.length > 0 && reserved + queue[0]!.bytes <= capacityBytes) {
       const w = queue.shift()!;
-      if (w.timer !== undefined) clearTimeout(w.timer);
-      w.resolve(grant(w.bytes, w.label));
+      w.granted = grant(w.bytes, w.label);
     }
   }
 
@@ -143,14 +162,18 @@ export function createMemoryBudget(options: BudgetOptions): MemoryBudget {
         return Promise.reject(overloaded("the server is busy with other requests"));
       }
       return new Promise<Reservation>((resolve, reject) => {
-        const waiter: Waiter = { bytes, label, resolve, reject };
-        waiter.timer = setTimeout(() => {
+        const waiter: Waiter = { bytes, label };
+        const deadline = Date.now() + maxWaitMs;
+        const poll = () => {
+          if (waiter.granted) return resolve(waiter.granted);
+          if (Date.now() < deadline) return void setTimeout(poll, POLL_MS);
           const i = queue.indexOf(waiter);
           if (i >= 0) queue.splice(i, 1);
           reject(overloaded("the server stayed busy with other requests"));
           drain(); // a large head that timed out may have been blocking smaller ones behind it
-        }, maxWaitMs);
+        };
         queue.push(waiter);
+        setTimeout(poll, POLL_MS);
       });
     },
     snapshot() {

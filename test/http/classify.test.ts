@@ -1,7 +1,7 @@
 import { env, SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { makeTinyPackage, publishToBucket } from "../support/tiny-package";
-import { encodePng, testPicture, toBase64 } from "../support/png";
+import { chunk, encodePng, ihdr, pngOf, scanlines, testPicture, toBase64, zlibStored } from "../support/png";
 
 const URL_CLASSIFY = "https://edge.test/v1/classify";
 
@@ -153,6 +153,57 @@ describe("bad requests get a JSON error with the right status", () => {
     expect(statuses).toEqual(Array.from({ length: 24 }, (_, i) => [200, 422, 415][i % 3]));
     const answers = await Promise.all(responses.filter((r) => r.status === 200).map((r) => r.json<Answer>()));
     for (const a of answers) expect(a).toEqual(answers[0]);
+  });
+
+  it("422 for the issue's PNG whose second IHDR is 20000x20000, answered at once", async () => {
+    const started = Date.now();
+    const bomb = pngOf(chunk("IHDR", ihdr(1, 1)), chunk("IHDR", ihdr(20000, 20000)), chunk("IDAT", zlibStored(scanlines(1, 3))), chunk("IEND", new Uint8Array()));
+    await expectError(await postImage(bomb), 422, "undecodable_image");
+    expect(Date.now() - started).toBeLessThan(5000); // before the fix: a 1.2 GB raster, ~30 s
+  });
+
+  it("400 invalid_image_bytes for a JSON byte value outside 0-255, naming where", async () => {
+    const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: '{"image":[137,80,300]}' });
+    await expectError(response.clone(), 400, "invalid_image_bytes");
+    expect((await response.json<{ error: { message: string } }>()).error.message).toMatch(/^image\[2\] is 300/);
+  });
+
+  it("400 invalid_body for a JSON key the published schema does not have", async () => {
+    const body = JSON.stringify({ image: toBase64(testPicture(24, 1)), model: "@cf/microsoft/resnet-50" });
+    await expectError(await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body }), 400, "invalid_body");
+  });
+
+  it("413 for a body without Content-Length that runs past the image limit while streaming", async () => {
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 6 * 1024 * 1024) return controller.close();
+        controller.enqueue(new Uint8Array(64 * 1024).fill(0xff));
+        sent += 64 * 1024;
+      },
+    });
+    const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "image/jpeg" }, body: stream });
+    await expectError(response, 413, "body_too_large");
+  });
+
+  it("top_k is checked by the schema /openapi.json publishes, in the query, the form and the JSON body", async () => {
+    const doc = await (await SELF.fetch("https://edge.test/openapi.json")).json<{ paths: Record<string, Record<string, unknown>> }>();
+    const text = JSON.stringify(doc.paths["/v1/classify"]);
+    expect(text).toMatch(/"top_k":\{[^}]*"maximum":1000/);
+    const form = new FormData();
+    form.append("image", new File([testPicture(24, 1)], "a.png"));
+    form.append("top_k", "1001");
+    const json = JSON.stringify({ image: toBase64(testPicture(24, 1)), top_k: 1001 });
+    const answers = [
+      await postImage(testPicture(24, 1), "?top_k=1001"),
+      await SELF.fetch(URL_CLASSIFY, { method: "POST", body: form }),
+      await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: json }),
+    ];
+    for (const answer of answers) {
+      const body = await answer.clone().json<{ error: { message: string } }>();
+      expect(body.error.message).toMatch(/^top_k must be at most 1000/);
+      await expectError(answer, 400, "invalid_top_k");
+    }
   });
 
   it("404 as JSON for an unknown path", async () => {

@@ -14,7 +14,8 @@ function crc32(bytes: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function chunk(type: string, data: Uint8Array): Uint8Array {
+/** One PNG chunk: length, type, data and CRC. */
+export function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);
   const view = new DataView(out.buffer);
   view.setUint32(0, data.length);
@@ -24,7 +25,7 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
-function zlibStored(raw: Uint8Array): Uint8Array {
+export function zlibStored(raw: Uint8Array): Uint8Array {
   const blocks: number[] = [0x78, 0x01];
   for (let at = 0; at < raw.length || at === 0; at += 65535) {
     const part = raw.subarray(at, at + 65535);
@@ -78,4 +79,35 @@ export function toBase64(bytes: Uint8Array): string {
   let s = "";
   for (const b of bytes) s += String.fromCharCode(b);
   return btoa(s);
+}
+
+export const PNG_SIGNATURE = Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]);
+
+/** An IHDR chunk's data: 8-bit samples, colour type 2 (RGB) unless given, no interlacing. */
+export function ihdr(width: number, height: number, colorType = 2): Uint8Array {
+  const data = new Uint8Array(13);
+  const view = new DataView(data.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  data.set([8, colorType, 0, 0, 0], 8);
+  return data;
+}
+
+/** Filtered scanlines (filter 0) of `rows` rows of `rowBytes` bytes each, all `value`. */
+export function scanlines(rows: number, rowBytes: number, value = 0): Uint8Array {
+  const raw = new Uint8Array(rows * (1 + rowBytes)).fill(value);
+  for (let y = 0; y < rows; y++) raw[y * (1 + rowBytes)] = 0;
+  return raw;
+}
+
+/** A PNG file of the given chunks, in the given order (the signature is added). */
+export function pngOf(...chunks: Uint8Array[]): Uint8Array {
+  const parts = [PNG_SIGNATURE, ...chunks];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -1,12 +1,23 @@
 /** POST /v1/classify: image(s) in, top-k labels out. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
-import { ImageError, prepareImage } from "../../image";
+import { ImageError, planImage, prepareImage } from "../../image";
+import { MAX_IMAGE_WORKING_BYTES } from "../../config";
+import type { Reservation } from "../../memory/budget";
 import { keyedRoute, rateLimitedResponse, unauthorizedResponse } from "../access-docs";
 import type { AppEnv } from "../app";
 import { ApiError } from "../errors";
-import { readClassifyRequest } from "../read-images";
+import { bodyReservationBytes, inputForm, queryTopK, readClassifyRequest } from "../read-images";
 import { serverTiming } from "../server-timing";
-import { batchResponseSchema, classifyJsonSchema, classifyQuerySchema, classifyResponseSchema, errorSchema, type BatchResponse, type ClassifyResponse } from "../schemas";
+import {
+  batchResponseSchema,
+  classifyFormSchema,
+  classifyJsonSchema,
+  classifyQuerySchema,
+  classifyResponseSchema,
+  errorSchema,
+  type BatchResponse,
+  type ClassifyResponse,
+} from "../schemas";
 
 const errors = (description: string) => ({ description, content: { "application/json": { schema: errorSchema } } });
 
@@ -21,12 +32,7 @@ export const classifyRoute = createRoute({
       required: true,
       content: {
         "image/*": { schema: z.string().openapi({ format: "binary", description: "The image file itself (JPEG or PNG)." }) },
-        "multipart/form-data": {
-          schema: z.object({
-            image: z.array(z.string().openapi({ format: "binary" })).openapi({ description: "One or more image files: a batch." }),
-            top_k: z.string().optional(),
-          }),
-        },
+        "multipart/form-data": { schema: classifyFormSchema },
         "application/json": { schema: classifyJsonSchema },
       },
     },
@@ -43,43 +49,68 @@ export const classifyRoute = createRoute({
       },
       content: { "application/json": { schema: z.union([classifyResponseSchema, batchResponseSchema]) } },
     },
-    400: errors("Malformed request: bad top_k, JSON or base64, no image."),
+    400: errors("Malformed request: bad top_k, JSON, byte values or base64, no image."),
     ...unauthorizedResponse,
-    413: errors("Body, batch or image pixel count over its limit."),
+    413: errors("Body, batch, image size or the memory decoding it needs over its limit."),
     415: errors("Not a supported image type (JPEG, PNG)."),
     422: errors("An image that cannot be decoded."),
     ...rateLimitedResponse,
-    503: errors("The model cannot be served right now; see Retry-After."),
+    503: errors("The model cannot be served right now, or the server is out of memory for more requests (`overloaded`); see Retry-After."),
   },
 });
 
 export function registerClassify(app: OpenAPIHono<AppEnv>): void {
   app.openAPIRegistry.registerPath(classifyRoute);
   app.post(classifyRoute.path.replace(/{(\w+)}/g, ":$1"), async (c) => {
-    const input = await readClassifyRequest(c);
+    // What needs no body first: a wrong Content-Type, a body declared over its limit or a bad top_k costs nothing.
+    const form = inputForm(c);
+    const fromQuery = queryTopK(c);
+    // The model first, so a request never holds memory while it waits for a model load, which needs room in
+    // the same ledger.
     const lease = await c.var.model.acquire();
+    let reservation: Reservation | undefined;
     try {
       const { classifier } = lease;
       const { manifest } = classifier;
+      const scores = scoresBytes(manifest.labels.length);
+      // Before reading: the body, and the most decoding any accepted image may need. Reserving per image
+      // only after the body is in would hold the body while waiting for more, and requests holding bodies
+      // could then wait on each other until they all time out; reserving the worst case once and shrinking
+      // it to the computed figure never waits while holding.
+      reservation = await c.var.budget.reserve(bodyReservationBytes(c, form) + MAX_IMAGE_WORKING_BYTES + scores, {
+        label: `classify ${c.get("requestId") ?? ""}`.trim(),
+      });
+      const input = await readClassifyRequest(c, form, fromQuery);
+      // Every header read before any decode: what the batch needs is then known, and held for its duration.
+      const plans = input.images.map((bytes, index) => {
+        try {
+          return planImage(bytes, manifest.preprocess, manifest.input);
+        } catch (error) {
+          throw inBatch(error, index, input.images.length);
+        }
+      });
+      reservation.shrink(heldBytes(input.images) + Math.max(...plans.map((p) => p.workingBytes)) + scores);
+
+      const topK = Math.min(input.topK, manifest.labels.length);
       let decodeMs = 0;
       let preprocessMs = 0;
-      const tensors: Float32Array[] = [];
+      let inferenceMs = 0;
+      const predictions = [];
+      // One image at a time, each classified before the next is decoded: a batch never holds more than one
+      // raster and one input tensor.
       for (const [index, bytes] of input.images.entries()) {
+        let prepared;
         try {
-          const prepared = await prepareImage(bytes, manifest.preprocess, manifest.input);
-          decodeMs += prepared.decodeMs;
-          preprocessMs += prepared.preprocessMs;
-          tensors.push(prepared.tensor);
+          prepared = await prepareImage(bytes, manifest.preprocess, manifest.input, plans[index]);
         } catch (error) {
-          if (error instanceof ImageError && input.images.length > 1) {
-            throw new ApiError(error.status, error.code, `Image ${index + 1} of ${input.images.length}: ${error.message}`, { cause: error });
-          }
-          throw error;
+          throw inBatch(error, index, input.images.length);
         }
+        decodeMs += prepared.decodeMs;
+        preprocessMs += prepared.preprocessMs;
+        const started = performance.now();
+        predictions.push(classifier.classify([prepared.tensor], topK)[0]!);
+        inferenceMs += performance.now() - started;
       }
-      const started = performance.now();
-      const predictions = classifier.classify(tensors, Math.min(input.topK, manifest.labels.length));
-      const inferenceMs = performance.now() - started;
       c.header("Server-Timing", serverTiming({ decode: decodeMs, preprocess: preprocessMs, inference: inferenceMs }));
       if (input.batch) {
         const body: BatchResponse = { model: manifest.id, results: predictions.map((p) => ({ predictions: p })) };
@@ -88,7 +119,24 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
       const body: ClassifyResponse = { model: manifest.id, predictions: predictions[0]! };
       return c.json(body);
     } finally {
+      reservation?.release();
       lease.release();
     }
   });
 }
+
+/** An image's error in a batch names the image. */
+function inBatch(error: unknown, index: number, count: number): unknown {
+  if (error instanceof ImageError && count > 1) {
+    return new ApiError(error.status, error.code, `Image ${index + 1} of ${count}: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
+/** What the body holds once read: the buffers the images are views of (one, for a multipart batch). */
+function heldBytes(images: Uint8Array[]): number {
+  return [...new Set(images.map((i) => i.buffer))].reduce((sum, buffer) => sum + buffer.byteLength, 0);
+}
+
+/** The forward pass's output and its sorted copy in JS; its activations live in the model's own heaps. */
+const scoresBytes = (labels: number): number => labels * 4 * 2 + labels * 64;

@@ -1,0 +1,88 @@
+/**
+ * multipart/form-data (RFC 7578) split over a body already held in one buffer: each part is a view of that
+ * buffer, never a copy, so a batch of images is held once. (The runtime's `formData()` keeps the body and
+ * a File copy of every part: twice.) Only what the classify route reads is kept: "image" file parts and the
+ * "top_k" text field; other fields are ignored, as a form's extra fields usually are.
+ */
+import { ApiError } from "../errors";
+
+export interface MultipartForm {
+  images: Uint8Array[];
+  /** top_k as written, if the form has it. */
+  topK: string | undefined;
+}
+
+const malformed = (why: string) => new ApiError(400, "malformed_multipart", `The multipart/form-data body could not be parsed: ${why}.`);
+const CRLF_CRLF = Uint8Array.of(13, 10, 13, 10);
+const MAX_HEADERS = 8 * 1024; // a part's headers; real ones are a few hundred bytes
+
+/** The boundary from a Content-Type such as `multipart/form-data; boundary="abc"` (RFC 2046 5.1.1). */
+export function multipartBoundary(contentType: string): string {
+  const match = /;\s*boundary=(?:"([^"]{1,70})"|([^\s;"]{1,70}))/i.exec(contentType);
+  const boundary = match?.[1] ?? match?.[2];
+  if (!boundary) throw malformed("its Content-Type names no boundary");
+  return boundary;
+}
+
+export function parseMultipart(body: Uint8Array, boundary: string, maxImages: number, tooMany: (count: number) => Error): MultipartForm {
+  const delimiter = new TextEncoder().encode(`\r\n--${boundary}`);
+  // The first boundary may open the body without the CRLF before it (no preamble).
+  const dashBoundary = delimiter.subarray(2);
+  let at: number;
+  if (startsWith(body, dashBoundary, 0)) at = dashBoundary.length;
+  else {
+    const found = indexOf(body, delimiter, 0);
+    if (found < 0) throw malformed("no boundary was found");
+    at = found + delimiter.length;
+  }
+  const form: MultipartForm = { images: [], topK: undefined };
+  let imageCount = 0;
+  for (;;) {
+    if (body[at] === 45 && body[at + 1] === 45) return form; // "--": the closing boundary
+    at = skipLineEnd(body, at);
+    const headersEnd = indexOf(body, CRLF_CRLF, at, at + MAX_HEADERS);
+    if (headersEnd < 0) throw malformed("a part's headers do not end");
+    const headers = new TextDecoder().decode(body.subarray(at, headersEnd));
+    const contentStart = headersEnd + 4;
+    const contentEnd = indexOf(body, delimiter, contentStart);
+    if (contentEnd < 0) throw malformed("the body ends inside a part");
+    const disposition = /^content-disposition:\s*form-data(.*)$/im.exec(headers)?.[1] ?? "";
+    const name = param(disposition, "name");
+    if (name === "image") {
+      if (++imageCount > maxImages) throw tooMany(imageCount);
+      // A file part has a filename (RFC 7578 4.2); an "image" sent as a text field is a client mistake.
+      if (param(disposition, "filename") === undefined) throw new ApiError(400, "missing_image", 'Each "image" field must be a file, not text.');
+      form.images.push(body.subarray(contentStart, contentEnd));
+    } else if (name === "top_k") {
+      form.topK = new TextDecoder().decode(body.subarray(contentStart, Math.min(contentEnd, contentStart + 64)));
+    }
+    at = contentEnd + delimiter.length;
+  }
+}
+
+function param(disposition: string, key: string): string | undefined {
+  const match = new RegExp(`;\\s*${key}="([^"]*)"|;\\s*${key}=([^;\\s]*)`, "i").exec(disposition);
+  return match ? (match[1] ?? match[2]) : undefined;
+}
+
+/** After a boundary: optional transport padding (spaces, tabs), then CRLF. */
+function skipLineEnd(body: Uint8Array, at: number): number {
+  while (body[at] === 32 || body[at] === 9) at++;
+  if (body[at] !== 13 || body[at + 1] !== 10) throw malformed("a boundary is not followed by a line end");
+  return at + 2;
+}
+
+function startsWith(body: Uint8Array, needle: Uint8Array, at: number): boolean {
+  if (at + needle.length > body.length) return false;
+  for (let i = 0; i < needle.length; i++) if (body[at + i] !== needle[i]) return false;
+  return true;
+}
+
+/** The first index of `needle` in body[from, to), or -1; scans for its first byte with the native indexOf. */
+function indexOf(body: Uint8Array, needle: Uint8Array, from: number, to = body.length): number {
+  const first = needle[0]!;
+  for (let at = body.indexOf(first, from); at >= 0 && at + needle.length <= to; at = body.indexOf(first, at + 1)) {
+    if (startsWith(body, needle, at)) return at;
+  }
+  return -1;
+}

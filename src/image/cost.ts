@@ -1,0 +1,134 @@
+/**
+ * What the image pipeline will hold for one image, computed from its header before anything is decoded, so
+ * the request can reserve it in the isolate's memory ledger (src/memory/budget.ts) or be refused with 413.
+ * Every term is an upper bound on an allocation the pipeline makes; the decoder's wasm term is checked against
+ * the real decoder's memory in test/image/cost.test.ts and must never come out lower.
+ *
+ * JPEG (src/image/jpeg.ts, libjpeg-turbo in wasm; measured figures in that test):
+ * - the wasm memory: its initial 128 KiB, libjpeg's fixed state, a copy of the file, the raster at the chosen
+ *   DCT scale, row buffers per component across the scaled width, and, when libjpeg buffers the whole image's
+ *   DCT coefficients (progressive, or one component a scan), 2 bytes for every coefficient of every block;
+ * - in JS: the raster copied out, its RGB conversion (CMYK), its EXIF-oriented copy.
+ * PNG (src/image/png.ts): the inflater's state and the pieces in flight, two rows, and the raster.
+ * Then, for both, preprocessing (src/image/preprocess.ts): grey conversion, the resize's filter taps, its
+ * horizontal pass over the source rows the crop needs, its output, and the input tensor.
+ */
+import { JPEG_DECODE_OVERSAMPLING } from "../config";
+import type { InputShape, Preprocess } from "../model/manifest";
+import { dctScale } from "./jpeg";
+import { INFLATE_PIECE_BYTES } from "./png";
+import { SAMPLES } from "./png-chunks";
+import { resizedSize } from "./preprocess";
+import type { ImageHeader, JpegHeader, PngHeader } from "./sniff";
+
+const PAGE = 64 * 1024;
+/** The jpeg-turbo module's initial memory (2 pages, measured). */
+const WASM_INITIAL_BYTES = 128 * 1024;
+/**
+ * libjpeg's fixed state, Huffman and quantisation tables and allocator slack: ~330 KiB measured on a
+ * 240x65000 image, where the other terms are exact; never more than 320 KiB over the terms below on the
+ * fixtures (test/image/cost.test.ts).
+ */
+const LIBJPEG_FIXED_BYTES = 384 * 1024;
+/**
+ * Row buffers per scaled output column, per component and per vertical sampling factor: libjpeg's main
+ * buffer, upsampler and colour converter. Measured up to ~11 (8000x240 at 4:4:4, full scale); 24 leaves a
+ * 2x margin.
+ */
+const ROW_BYTES_PER_COLUMN = 24;
+/** zlib's state and window, a piece of compressed input in flight and the inflater's queued 4 KiB outputs. */
+const INFLATER_BYTES = 3 * INFLATE_PIECE_BYTES + 128 * 1024;
+
+export interface ImageCost {
+  /** The JPEG decoder's wasm memory at its largest (0 for PNG). */
+  decoderBytes: number;
+  /** Decoded rasters held in JS (raster, conversions, orientation) and the PNG inflater. */
+  rasterBytes: number;
+  /** Preprocessing's buffers and the input tensor. */
+  preprocessBytes: number;
+  total: number;
+}
+
+/** The bytes the pipeline holds, at most, to turn this image into the model's input. */
+export function imageWorkingBytes(header: ImageHeader, preprocess: Preprocess, input: InputShape): number {
+  return imageCost(header, preprocess, input).total;
+}
+
+export function imageCost(header: ImageHeader, preprocess: Preprocess, input: InputShape): ImageCost {
+  const { decoderBytes, rasterBytes, raster } = header.type === "jpeg" ? jpegCost(header, preprocess) : pngCost(header);
+  const preprocessBytes = preprocessCost(raster.width, raster.height, raster.channels, preprocess, input);
+  return { decoderBytes, rasterBytes, preprocessBytes, total: decoderBytes + rasterBytes + preprocessBytes };
+}
+
+/** The shorter side a JPEG is decoded to at least (DCT scaling picks the smallest n/8 that reaches it). */
+export function jpegDecodeSide(preprocess: Preprocess): number {
+  return JPEG_DECODE_OVERSAMPLING * preprocess.resize.shorter_side;
+}
+
+interface Decoded {
+  decoderBytes: number;
+  rasterBytes: number;
+  raster: { width: number; height: number; channels: 1 | 3 };
+}
+
+/** libjpeg-turbo's wasm memory for this header at the DCT scale jpeg.ts will choose. */
+export function jpegDecoderBytes(header: JpegHeader, shorterSide: number): number {
+  const { width, height, components } = header;
+  const n = dctScale(width, height, shorterSide);
+  const w = Math.ceil((width * n) / 8);
+  const h = Math.ceil((height * n) / 8);
+  const outChannels = components.length === 1 ? 1 : components.length === 4 ? 4 : 3; // CMYK comes out as 4
+  const hMax = Math.max(...components.map((c) => c.h));
+  const vMax = Math.max(...components.map((c) => c.v));
+  // jdcoefct.c: a whole-image array of JBLOCKs (64 x 2 bytes) per component, its size in blocks rounded
+  // up to the component's sampling factors.
+  const coefficients = header.buffersCoefficients
+    ? components.reduce((sum, c) => {
+        const blocksWide = roundUp(Math.ceil(Math.ceil((width * c.h) / hMax) / 8), c.h);
+        const blocksHigh = roundUp(Math.ceil(Math.ceil((height * c.v) / vMax) / 8), c.v);
+        return sum + blocksWide * blocksHigh * 128;
+      }, 0)
+    : 0;
+  const rows = w * components.length * ROW_BYTES_PER_COLUMN * vMax;
+  const total = WASM_INITIAL_BYTES + LIBJPEG_FIXED_BYTES + header.fileBytes + w * h * outChannels + coefficients + rows;
+  return roundUp(total, PAGE);
+}
+
+function jpegCost(header: JpegHeader, preprocess: Preprocess): Decoded {
+  const n = dctScale(header.width, header.height, jpegDecodeSide(preprocess));
+  const width = Math.ceil((header.width * n) / 8);
+  const height = Math.ceil((header.height * n) / 8);
+  const channels = header.components.length === 1 ? 1 : 3;
+  const pixels = width * height;
+  const copied = pixels * (header.components.length === 4 ? 4 + 3 : channels); // CMYK: the copy and its RGB
+  const oriented = pixels * channels; // applyOrientation's copy, counted whether or not EXIF asks for one
+  return { decoderBytes: jpegDecoderBytes(header, jpegDecodeSide(preprocess)), rasterBytes: copied + oriented, raster: { width, height, channels } };
+}
+
+function pngCost(header: PngHeader): Decoded {
+  const { width, height, depth, colorType } = header;
+  const channels = colorType === 0 ? 1 : 3;
+  const rowBytes = 1 + Math.ceil((width * SAMPLES[colorType]! * depth) / 8);
+  const rows = 2 * rowBytes + width * SAMPLES[colorType]!; // line, prev, and one row of 8-bit samples
+  return { decoderBytes: 0, rasterBytes: INFLATER_BYTES + rows + width * height * channels, raster: { width, height, channels } };
+}
+
+/** toInputTensor's allocations for a raster of this size (src/image/preprocess.ts, resize.ts). */
+function preprocessCost(width: number, height: number, channels: 1 | 3, preprocess: Preprocess, input: InputShape): number {
+  const luma = preprocess.color === "gray" && channels === 3 ? width * height : 0;
+  const c = preprocess.color === "gray" ? 1 : channels;
+  const size = resizedSize(width, height, preprocess.resize.shorter_side);
+  const { height: wh, width: ww } = input;
+  const support = (inSize: number, outSize: number) => Math.ceil(Math.max(1, inSize / outSize));
+  // axisTaps: first and count (Int32) and weights (Float32, 2 * support + 1 per output index), both axes.
+  const taps = ww * (8 + 4 * (2 * support(width, size.width) + 1)) + wh * (8 + 4 * (2 * support(height, size.height) + 1));
+  // resizeWindow's horizontal pass keeps the source rows the window's rows read: the window's share of the
+  // resized height, scaled back, plus the filter's reach at both ends.
+  const rowSpan = Math.min(height, Math.ceil(((wh + 1) * height) / size.height) + 2 * support(height, size.height) + 2);
+  const horizontal = rowSpan * ww * c * 4;
+  const window = wh * ww * c * 4;
+  const tensor = input.height * input.width * input.channels * 4;
+  return luma + taps + horizontal + window + tensor;
+}
+
+const roundUp = (value: number, step: number): number => Math.ceil(value / step) * step;

@@ -1,0 +1,109 @@
+/**
+ * Walks a PNG's chunks (https://www.w3.org/TR/png-3/#5Chunk-layout) and checks their order before anything is
+ * decoded, so the size probe and the decoder read the same header. A file that breaks the order is refused
+ * (422), never guessed at: one with a second IHDR could otherwise pass the pixel limit with a 1x1 header and
+ * be decoded at the size of the second (issue 7).
+ *
+ * The rules (PNG 5.6, "Chunk ordering"): exactly one IHDR, first; at most one PLTE, before the first IDAT;
+ * tRNS before the first IDAT; the IDAT chunks contiguous; IEND last: nothing after it is read. Every chunk's
+ * length must lie within the file, and every chunk but IDAT passes its CRC (zlib checks IDAT's data itself).
+ */
+import { undecodable } from "./errors";
+
+export interface PngInfo {
+  width: number;
+  height: number;
+  depth: number;
+  colorType: number;
+  interlaced: boolean;
+  palette?: Uint8Array; // RGB triples
+  paletteAlpha?: Uint8Array; // tRNS of a palette image: alpha per entry, missing entries opaque
+  idat: Uint8Array[]; // views of the file, in order
+}
+
+/** Samples per pixel by colour type (PNG 11.2.2). */
+export const SAMPLES: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+const DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+
+export function readPngChunks(bytes: Uint8Array): PngInfo {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let info: PngInfo | undefined;
+  let idatEnded = false; // a chunk other than IDAT came after the IDAT run
+  for (let pos = 8; pos < bytes.length; ) {
+    if (pos + 12 > bytes.length) throw undecodable("The PNG is truncated inside a chunk header.");
+    const length = view.getUint32(pos);
+    const type = String.fromCharCode(bytes[pos + 4]!, bytes[pos + 5]!, bytes[pos + 6]!, bytes[pos + 7]!);
+    if (length > 0x7fffffff || pos + 12 + length > bytes.length) {
+      throw undecodable(`The PNG is truncated: its ${printable(type)} chunk claims ${length} bytes, more than the file holds.`);
+    }
+    const data = bytes.subarray(pos + 8, pos + 8 + length);
+    if (type !== "IDAT" && crc32(bytes.subarray(pos + 4, pos + 8 + length)) !== view.getUint32(pos + 8 + length)) {
+      throw undecodable(`The PNG's ${printable(type)} chunk is corrupt (bad checksum).`);
+    }
+    pos += 12 + length;
+    if (!info) {
+      if (type !== "IHDR") throw undecodable("The PNG does not start with its header chunk.");
+      info = parseHeader(data);
+      continue;
+    }
+    const seenIdat = info.idat.length > 0;
+    if (type === "IHDR") throw undecodable("The PNG has more than one header chunk.");
+    if (type === "IEND") break;
+    if (type === "IDAT") {
+      if (idatEnded) throw undecodable("The PNG's image data chunks are not contiguous.");
+      info.idat.push(data);
+      continue;
+    }
+    if (seenIdat) idatEnded = true;
+    if (type === "PLTE") {
+      if (seenIdat) throw undecodable("The PNG's palette comes after its image data.");
+      if (info.palette) throw undecodable("The PNG has more than one palette.");
+      info.palette = data;
+    } else if (type === "tRNS") {
+      if (seenIdat) throw undecodable("The PNG's transparency chunk comes after its image data.");
+      if (info.colorType === 3) info.paletteAlpha = data;
+    }
+  }
+  if (!info) throw undecodable("The PNG header is truncated.");
+  if (info.colorType === 3 && (!info.palette || info.palette.length % 3 !== 0 || info.palette.length === 0)) {
+    throw undecodable("The palette PNG has no valid palette.");
+  }
+  if (info.idat.length === 0) throw undecodable("The PNG holds no image data.");
+  return info;
+}
+
+function parseHeader(d: Uint8Array): PngInfo {
+  const view = new DataView(d.buffer, d.byteOffset, d.byteLength);
+  if (d.length !== 13) throw undecodable("The PNG header chunk is corrupt.");
+  const [depth, colorType, compression, filter, interlace] = [d[8]!, d[9]!, d[10]!, d[11]!, d[12]!];
+  if (!DEPTHS[colorType]?.includes(depth) || compression !== 0 || filter !== 0 || interlace > 1) {
+    throw undecodable(`The PNG header is invalid (colour type ${colorType}, bit depth ${depth}).`);
+  }
+  // PNG 11.2.2: width and height are at most 2^31 - 1.
+  const width = view.getUint32(0);
+  const height = view.getUint32(4);
+  if (width > 0x7fffffff || height > 0x7fffffff) throw undecodable("The PNG header is corrupt.");
+  return { width, height, depth, colorType, interlaced: interlace === 1, idat: [] };
+}
+
+/** A chunk type as it can be shown in a message: four letters, or its bytes in hex. */
+function printable(type: string): string {
+  return /^[A-Za-z]{4}$/.test(type) ? type : [...type].map((c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
+}
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 as PNG defines it (PNG Annex D). */
+function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}

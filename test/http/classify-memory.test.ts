@@ -1,0 +1,116 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { MAX_IMAGE_WORKING_BYTES } from "../../src/config";
+import { createApp } from "../../src/http/app";
+import { createMemoryBudget, type MemoryBudget, type ReserveOptions } from "../../src/memory/budget";
+import { testPicture } from "../support/png";
+import { makeTinyPackage, publishToBucket } from "../support/tiny-package";
+
+const URL_CLASSIFY = "https://edge.test/v1/classify";
+
+/** A ledger that also records what the route asked of it. */
+function recordingBudget(capacityBytes: number) {
+  const inner = createMemoryBudget({ capacityBytes, maxQueue: 16, maxWaitMs: 10_000, retryAfterSeconds: 3 });
+  const seen = { maxWaiting: 0, maxReserved: 0, asked: [] as { label: string; bytes: number }[], shrunkTo: [] as number[] };
+  const budget: MemoryBudget = {
+    capacityBytes,
+    get reservedBytes() {
+      return inner.reservedBytes;
+    },
+    get waiting() {
+      return inner.waiting;
+    },
+    tryReserve: (bytes, label) => inner.tryReserve(bytes, label),
+    snapshot: () => inner.snapshot(),
+    async reserve(bytes: number, options?: ReserveOptions) {
+      seen.asked.push({ label: options?.label ?? "", bytes });
+      const pending = inner.reserve(bytes, options);
+      seen.maxWaiting = Math.max(seen.maxWaiting, inner.waiting);
+      const reservation = await pending;
+      seen.maxReserved = Math.max(seen.maxReserved, inner.reservedBytes);
+      const shrink = reservation.shrink.bind(reservation);
+      return Object.assign(Object.create(reservation) as typeof reservation, {
+        release: () => reservation.release(),
+        shrink: (to: number) => (seen.shrunkTo.push(to), shrink(to)),
+      });
+    },
+  };
+  return { budget, seen, app: createApp({ budget }) };
+}
+
+/** Posts to the app directly, declaring the length as a client would (a Request built here has none). */
+async function post(app: ReturnType<typeof createApp>, body: Uint8Array | string, type = "image/png"): Promise<Response> {
+  const length = typeof body === "string" ? new TextEncoder().encode(body).length : body.length;
+  const ctx = createExecutionContext();
+  const headers = { "content-type": type, "content-length": String(length) };
+  const response = await app.fetch(new Request(URL_CLASSIFY, { method: "POST", headers, body }), env, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+const SLACK = 64 * 1024;
+
+describe("each request reserves its memory in the isolate's ledger before it allocates", () => {
+  beforeEach(async () => {
+    await publishToBucket(env.MODELS, await makeTinyPackage({ id: "tiny-memory-v1" }));
+  });
+
+  it("reserves its body and the worst decode before reading, then holds only what the headers say it needs", async () => {
+    const { app, budget, seen } = recordingBudget(64 << 20);
+    const image = testPicture(40, 1);
+    const json = JSON.stringify({ image: [...image] });
+    expect((await post(app, json, "application/json")).status).toBe(200);
+    expect(seen.asked).toHaveLength(1);
+    // A JSON byte array holds its image, at most 3/4 of the body (base64's ratio), never the body itself.
+    const body = Math.ceil((json.length * 3) / 4) + SLACK;
+    expect(seen.asked[0]!.bytes).toBeGreaterThan(body + MAX_IMAGE_WORKING_BYTES);
+    expect(seen.asked[0]!.bytes).toBeLessThan(body + MAX_IMAGE_WORKING_BYTES + SLACK);
+    // Then the image's own bytes (the buffer grows in place, by a quarter at a time) and its computed decode.
+    const [held] = seen.shrunkTo;
+    expect(held).toBeGreaterThan(image.length + 40 * 40 * 3);
+    expect(held).toBeLessThan(2 * image.length + 1024 * 1024);
+    expect(budget.reservedBytes).toBe(0);
+  });
+
+  it("a request that does not fit gets 503 overloaded with Retry-After, and the next normal one succeeds", async () => {
+    // Room for a small body beside the worst decode, not for a 1 MB one.
+    const { app, budget } = recordingBudget(MAX_IMAGE_WORKING_BYTES + 512 * 1024);
+    const refused = await post(app, testPicture(600, 1)); // ~1 MB: the test PNGs are stored, not deflated
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("3");
+    expect((await refused.json<{ error: { code: string } }>()).error.code).toBe("overloaded");
+    expect(budget.reservedBytes).toBe(0);
+    expect((await post(app, testPicture(40, 2))).status).toBe(200);
+  });
+
+  it("concurrent requests over the budget wait in its queue, then all succeed", async () => {
+    // Room for one request's worst case at a time: the others queue until the one before has read its
+    // headers and shrunk its reservation, or finished.
+    const { app, budget, seen } = recordingBudget(MAX_IMAGE_WORKING_BYTES + 1024 * 1024);
+    const responses = await Promise.all([1, 2, 3, 4, 5, 6].map((seed) => post(app, testPicture(40, seed))));
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(seen.maxWaiting).toBeGreaterThan(0);
+    expect(seen.maxReserved).toBeLessThanOrEqual(budget.capacityBytes);
+    expect(budget.reservedBytes).toBe(0);
+  });
+
+  it("a multipart batch holds its body once and one image's decode at a time", async () => {
+    const { app, budget, seen } = recordingBudget(64 << 20);
+    const images = [10, 20, 40, 30].map((size, i) => testPicture(size, i));
+    const form = new FormData();
+    for (const [i, image] of images.entries()) form.append("image", new File([image], `${i}.png`));
+    const request = new Request(URL_CLASSIFY, { method: "POST", body: form });
+    const bytes = new Uint8Array(await request.clone().arrayBuffer());
+    const ctx = createExecutionContext();
+    const headers = { "content-type": request.headers.get("content-type")!, "content-length": String(bytes.length) };
+    const response = await app.fetch(new Request(URL_CLASSIFY, { method: "POST", headers, body: bytes }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(response.status).toBe(200);
+    expect((await response.json<{ results: unknown[] }>()).results).toHaveLength(4);
+    // The body as sent, plus the largest image's decode: the 40x40 one (4800 bytes of raster), not the sum.
+    const [held] = seen.shrunkTo;
+    expect(held! - bytes.length).toBeGreaterThan(40 * 40 * 3);
+    expect(held! - bytes.length).toBeLessThan(40 * 40 * 3 + 1024 * 1024);
+    expect(budget.reservedBytes).toBe(0);
+  });
+});

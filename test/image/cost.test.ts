@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import { MAX_IMAGE_BYTES, MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../../src/config";
+import { decoderMemoryPeakBytes, ImageError, imageWorkingBytes, prepareImage, resetDecoderMemoryPeak } from "../../src/image";
+import { jpegDecoderBytes } from "../../src/image/cost";
+import { decodeJpeg } from "../../src/image/jpeg";
+import type { JpegHeader, PngHeader } from "../../src/image/sniff";
+import { sniffImage } from "../../src/image/sniff";
+import type { Preprocess } from "../../src/model/manifest";
+import { files } from "../fixtures/images";
+import { memoryFixtures } from "../fixtures/images/memory";
+import { fixture } from "./fixtures";
+
+function fromBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+/** Every JPEG the decoder accepts: the pipeline's fixtures and the memory fixtures' shapes and encodings. */
+const decodable = [
+  ...Object.keys(files)
+    .filter((name) => name.endsWith(".jpg") && !/corrupt|truncated|forged/.test(name))
+    .map((name) => [name, fixture(name)] as const),
+  ...Object.entries(memoryFixtures).map(([name, text]) => [name, fromBase64(text)] as const),
+];
+
+const alexnet: Preprocess = {
+  color: "rgb",
+  background: [0, 0, 0],
+  resize: { shorter_side: 256, filter: "bilinear" },
+  crop: { mode: "center", height: 224, width: 224 },
+  scale: 255,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+};
+const alexnetInput = { height: 224, width: 224, channels: 3 };
+
+describe("the JPEG decoder's memory, computed from the header, is never under the real one", () => {
+  for (const shorterSide of [64, 224, 256]) {
+    it(`at the DCT scale chosen for a shorter side of ${shorterSide}`, () => {
+      const rows: string[] = [];
+      for (const [name, bytes] of decodable) {
+        const header = sniffImage(bytes) as JpegHeader;
+        const computed = jpegDecoderBytes(header, shorterSide);
+        const { memoryBytes, scale } = decodeJpeg(bytes, shorterSide);
+        rows.push(`${name} ${header.width}x${header.height} scale ${scale}/8: real ${memoryBytes}, computed ${computed} (x${(computed / memoryBytes).toFixed(2)})`);
+        expect(computed, name).toBeGreaterThanOrEqual(memoryBytes);
+        // Close enough to be useful: not more than twice the real figure plus the fixed allowance.
+        expect(computed, name).toBeLessThanOrEqual(2 * memoryBytes + 1024 * 1024);
+      }
+      console.log(rows.join("\n"));
+    });
+  }
+});
+
+describe("an image whose decoding would not fit is refused with 413 from its computed cost", () => {
+  /** A real baseline JPEG whose frame header is patched to `width` x `height`. */
+  function withSize(width: number, height: number): Uint8Array {
+    const bytes = fixture("jpeg-baseline.jpg");
+    let at = 2;
+    while (bytes[at + 1] !== 0xc0) at += 2 + ((bytes[at + 2]! << 8) | bytes[at + 3]!);
+    bytes.set([height >> 8, height & 255, width >> 8, width & 255], at + 5);
+    return bytes;
+  }
+
+  // 15.6 MP, under the pixel limit, but DCT scaling cannot bring a 240-pixel side below the resize's 256:
+  // decoded at full size, ~47 MiB of raster (issue 7 measured +60 MB).
+  it.each([
+    [65000, 240],
+    [240, 65000],
+  ])("%ix%i baseline, without ever starting the decoder", async (width, height) => {
+    resetDecoderMemoryPeak();
+    const error = await prepareImage(withSize(width, height), alexnet, alexnetInput).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImageError);
+    expect([(error as ImageError).status, (error as ImageError).code]).toEqual([413, "image_too_large"]);
+    expect((error as ImageError).message).toMatch(new RegExp(`^Decoding this ${width}x${height} JPEG would need \\d+\\.\\d MiB; an image may use at most`));
+    expect(decoderMemoryPeakBytes()).toBe(0);
+  });
+});
+
+describe("every image at its limits in a common shape fits the working memory the config allows", () => {
+  const jpeg = (width: number, height: number, progressive: boolean, fileBytes: number): JpegHeader => ({
+    type: "jpeg",
+    width,
+    height,
+    fileBytes,
+    progressive,
+    components: [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }],
+    buffersCoefficients: progressive,
+  });
+  const png = (width: number, height: number): PngHeader => ({ type: "png", width, height, fileBytes: MAX_IMAGE_BYTES, progressive: false, depth: 16, colorType: 6 });
+  const side = (pixels: number, aspect: number) => [Math.floor(Math.sqrt(pixels * aspect)), Math.floor(Math.sqrt(pixels / aspect))] as const;
+
+  it.each([
+    ["a baseline 4:3 photo at the pixel limit and the file limit", jpeg(...side(MAX_JPEG_PIXELS, 4 / 3), false, MAX_IMAGE_BYTES)],
+    ["a baseline 16:9 photo at the pixel limit and the file limit", jpeg(...side(MAX_JPEG_PIXELS, 16 / 9), false, MAX_IMAGE_BYTES)],
+    ["a progressive 4:3 photo at the pixel limit (1 MiB)", jpeg(...side(MAX_PROGRESSIVE_JPEG_PIXELS, 4 / 3), true, 1024 * 1024)],
+    ["a square 16-bit RGBA PNG at the pixel limit", png(...side(MAX_PNG_PIXELS, 1))],
+    ["a 16:9 16-bit RGBA PNG at the pixel limit", png(...side(MAX_PNG_PIXELS, 16 / 9))],
+  ])("%s", (_, header) => {
+    const bytes = imageWorkingBytes(header, alexnet, alexnetInput);
+    console.log(`${header.type} ${header.width}x${header.height}: ${(bytes / 1048576).toFixed(2)} MiB of ${(MAX_IMAGE_WORKING_BYTES / 1048576).toFixed(2)}`);
+    expect(bytes).toBeLessThanOrEqual(MAX_IMAGE_WORKING_BYTES);
+  });
+});
