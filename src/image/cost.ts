@@ -50,19 +50,26 @@ export interface ImageCost {
 }
 
 /** The bytes the pipeline holds, at most, to turn this image into the model's input. */
-export function imageWorkingBytes(header: ImageHeader, preprocess: Preprocess, input: InputShape): number {
-  return imageCost(header, preprocess, input).total;
+export function imageWorkingBytes(header: ImageHeader, preprocess: Preprocess, input: InputShape, decodeSide = preprocess.resize.shorter_side): number {
+  return imageCost(header, preprocess, input, decodeSide).total;
 }
 
-export function imageCost(header: ImageHeader, preprocess: Preprocess, input: InputShape): ImageCost {
-  const { decoderBytes, rasterBytes, raster } = header.type === "jpeg" ? jpegCost(header, preprocess) : pngCost(header);
+/** `decodeSide`: the shorter side a JPEG is decoded to at least (jpegDecodeSide). */
+export function imageCost(header: ImageHeader, preprocess: Preprocess, input: InputShape, decodeSide = preprocess.resize.shorter_side): ImageCost {
+  const { decoderBytes, rasterBytes, raster } = header.type === "jpeg" ? jpegCost(header, decodeSide) : pngCost(header);
   const preprocessBytes = preprocessCost(raster.width, raster.height, raster.channels, preprocess, input);
   return { decoderBytes, rasterBytes, preprocessBytes, total: decoderBytes + rasterBytes + preprocessBytes };
 }
 
-/** The shorter side a JPEG is decoded to at least (DCT scaling picks the smallest n/8 that reaches it). */
-export function jpegDecodeSide(preprocess: Preprocess): number {
-  return JPEG_DECODE_OVERSAMPLING * preprocess.resize.shorter_side;
+/**
+ * The shorter side a JPEG is decoded to at least (DCT scaling picks the smallest n/8 that reaches it):
+ * JPEG_DECODE_OVERSAMPLING times the resize, the closer match to training's full decode, when that fits
+ * MAX_IMAGE_WORKING_BYTES; else the resize itself, which halves the raster (the top-1 was the same either way).
+ */
+export function jpegDecodeSide(header: ImageHeader, preprocess: Preprocess, input: InputShape, maxBytes: number): number {
+  const oversampled = JPEG_DECODE_OVERSAMPLING * preprocess.resize.shorter_side;
+  if (header.type !== "jpeg" || imageWorkingBytes(header, preprocess, input, oversampled) <= maxBytes) return oversampled;
+  return preprocess.resize.shorter_side;
 }
 
 interface Decoded {
@@ -94,15 +101,15 @@ export function jpegDecoderBytes(header: JpegHeader, shorterSide: number): numbe
   return roundUp(total, PAGE);
 }
 
-function jpegCost(header: JpegHeader, preprocess: Preprocess): Decoded {
-  const n = dctScale(header.width, header.height, jpegDecodeSide(preprocess));
+function jpegCost(header: JpegHeader, decodeSide: number): Decoded {
+  const n = dctScale(header.width, header.height, decodeSide);
   const width = Math.ceil((header.width * n) / 8);
   const height = Math.ceil((header.height * n) / 8);
   const channels = header.components.length === 1 ? 1 : 3;
   const pixels = width * height;
   const copied = pixels * (header.components.length === 4 ? 4 + 3 : channels); // CMYK: the copy and its RGB
   const oriented = pixels * channels; // applyOrientation's copy, counted whether or not EXIF asks for one
-  return { decoderBytes: jpegDecoderBytes(header, jpegDecodeSide(preprocess)), rasterBytes: copied + oriented, raster: { width, height, channels } };
+  return { decoderBytes: jpegDecoderBytes(header, decodeSide), rasterBytes: copied + oriented, raster: { width, height, channels } };
 }
 
 function pngCost(header: PngHeader): Decoded {

@@ -18,6 +18,8 @@ export interface ImagePlan {
   header: ImageHeader;
   /** What decoding and preprocessing will hold at most (src/image/cost.ts), to reserve before decoding. */
   workingBytes: number;
+  /** JPEG: the shorter side to decode to at least (src/image/cost.ts, jpegDecodeSide). */
+  decodeSide: number;
 }
 
 export interface PreparedImage {
@@ -31,7 +33,8 @@ export interface PreparedImage {
 export function planImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape): ImagePlan {
   const header = sniffImage(bytes);
   refuseOverLimit(header);
-  const workingBytes = imageWorkingBytes(header, preprocess, input);
+  const decodeSide = jpegDecodeSide(header, preprocess, input, MAX_IMAGE_WORKING_BYTES);
+  const workingBytes = imageWorkingBytes(header, preprocess, input, decodeSide);
   if (workingBytes > MAX_IMAGE_WORKING_BYTES) {
     const { width, height } = header;
     throw new ImageError(
@@ -39,17 +42,17 @@ export function planImage(bytes: Uint8Array, preprocess: Preprocess, input: Inpu
       `Decoding this ${width}x${height} ${kind(header)} would need ${mib(workingBytes)} MiB; an image may use at most ${mib(MAX_IMAGE_WORKING_BYTES)} MiB. Send it smaller or less elongated.`,
     );
   }
-  return { header, workingBytes };
+  return { header, workingBytes, decodeSide };
 }
 
 export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape, plan?: ImagePlan): Promise<PreparedImage> {
-  const { header } = plan ?? planImage(bytes, preprocess, input);
+  const { header, decodeSide } = plan ?? planImage(bytes, preprocess, input);
   const start = performance.now();
   let image: Raster;
   let { width, height } = header;
   if (header.type === "jpeg") {
     const orientation = readJpegOrientation(bytes);
-    image = applyOrientation(decodeJpeg(bytes, jpegDecodeSide(preprocess)).image, orientation);
+    image = applyOrientation(decodeJpeg(bytes, decodeSide).image, orientation);
     if (swapsAxes(orientation)) [width, height] = [height, width];
   } else {
     image = await decodePng(bytes, preprocess.background);

@@ -79,8 +79,8 @@ interface Served {
 const POINTER = POINTER_KEY;
 
 /** One JSON object per event, so that logs can be searched by field. */
-const logError = (event: Record<string, unknown>) => console.error(JSON.stringify(event));
-const logInfo = (event: Record<string, unknown>) => console.log(JSON.stringify(event));
+const logError = (event: Record<string, unknown>) => console.error(event);
+const logInfo = (event: Record<string, unknown>) => console.log(event);
 const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder {

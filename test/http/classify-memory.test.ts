@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { MAX_IMAGE_WORKING_BYTES } from "../../src/config";
 import { createApp } from "../../src/http/app";
 import { createMemoryBudget, type MemoryBudget, type ReserveOptions } from "../../src/memory/budget";
+import { createModelHolder } from "../../src/model/served-model";
 import { testPicture } from "../support/png";
 import { makeTinyPackage, publishToBucket } from "../support/tiny-package";
 
@@ -35,7 +36,10 @@ function recordingBudget(capacityBytes: number) {
       });
     },
   };
-  return { budget, seen, app: createApp({ budget }) };
+  // The model reserves its bytes in a ledger of its own here, so these tests see the requests' alone
+  // (test/http/model-switch.test.ts covers the model's reservation in the shared ledger).
+  const models = createModelHolder({ budget: createMemoryBudget({ capacityBytes: 1 << 30, maxQueue: 16, maxWaitMs: 10_000, retryAfterSeconds: 3 }) });
+  return { budget, seen, app: createApp({ budget, models }) };
 }
 
 /** Posts to the app directly, declaring the length as a client would (a Request built here has none). */

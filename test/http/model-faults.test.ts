@@ -5,6 +5,7 @@ import { createModelHolder, type ModelHolderOptions } from "../../src/model/serv
 import { faultyBucket, type FaultKind } from "../support/faulty-bucket";
 import { testPicture } from "../support/png";
 import { makeTinyPackage, publishToBucket } from "../support/tiny-package";
+import { loggedEvents } from "../support/logged-events";
 
 const WEIGHTS = /\/weights\.safetensors$/;
 const R2_KEY_OR_HASH = /models\/|[0-9a-f]{64}|safetensors/;
@@ -23,9 +24,7 @@ function appWithFaults(options: ModelHolderOptions = {}) {
 type ErrorBody = { error: { code: string; message: string } };
 
 /** The JSON objects logged with console.error so far. */
-function loggedErrors(spy: ReturnType<typeof vi.spyOn>): Record<string, unknown>[] {
-  return spy.mock.calls.map((call: unknown[]) => JSON.parse(String(call[0])) as Record<string, unknown>);
-}
+const loggedErrors = loggedEvents;
 
 afterEach(() => {
   vi.restoreAllMocks();

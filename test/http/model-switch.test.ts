@@ -6,6 +6,7 @@ import { createMemoryBudget, type MemoryBudget } from "../../src/memory/budget";
 import { createModelHolder, type ModelHolder, type ModelHolderOptions } from "../../src/model/served-model";
 import { testPicture } from "../support/png";
 import { makeTinyPackage, publishToBucket, type TinyPackage } from "../support/tiny-package";
+import { loggedEvents } from "../support/logged-events";
 
 const CONCURRENCY = 8;
 /** Answers collected before the publish starts, and after the first answer from the new model. */
@@ -82,11 +83,7 @@ const afterFirst = (id: string) => (answers: Answer[]) => {
 };
 
 /** The JSON events the model holder logged with console.log. */
-const events = (spy: ReturnType<typeof vi.spyOn>) =>
-  spy.mock.calls
-    .map((call: unknown[]) => String(call[0]))
-    .filter((line: string) => line.startsWith("{"))
-    .map((line: string) => JSON.parse(line) as Record<string, unknown>);
+const events = loggedEvents;
 
 function expectCleanSwitch(answers: Answer[], oldId: string, newId: string): void {
   expect(answers.filter((a) => a.status !== 200)).toEqual([]);
@@ -165,7 +162,7 @@ describe("switching models under load", () => {
       run,
       () => publishToBucket(env.MODELS, broken),
       (all) => {
-        if (loadsAfterFailure === undefined && errors.mock.calls.length > 0) loadsAfterFailure = all.length;
+        if (loadsAfterFailure === undefined && loggedEvents(errors).length > 0) loadsAfterFailure = all.length;
         return loadsAfterFailure !== undefined && all.length - loadsAfterFailure >= AFTER;
       },
     );
@@ -176,7 +173,7 @@ describe("switching models under load", () => {
     expect(run.models.served()?.id).toBe(oldPkg.manifest.id);
     // old, the broken one (once, whatever the number of requests since), old again
     expect(run.models.loadCount).toBe(3);
-    const failures = errors.mock.calls.map((call: unknown[]) => JSON.parse(String(call[0])) as Record<string, unknown>);
+    const failures = loggedEvents(errors);
     expect(failures).toEqual([expect.objectContaining({ event: "model_load_failed", model: "switch-broken-v1", code: "model_corrupt", attempt: 1 })]);
   });
 
