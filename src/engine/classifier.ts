@@ -19,6 +19,8 @@ export interface Classifier {
   /** Raw network output (probabilities, or logits when the manifest has no softmax) for a batch. */
   forward(inputs: readonly Float32Array[]): Float32Array[];
   readonly kernelMemoryBytes: number;
+  /** What runs the convolutions: our int8 kernel build, or "tfjs-wasm-fp32". */
+  readonly convolutionKernel: Network["convolutionKernel"];
   /** Model memory at its peak during the load (see Network.loadPeakBytes). */
   readonly loadPeakBytes: number;
   /** Where the load's time went, in ms: streaming + verifying weights (convs are packed on the way), building, warm-up. */
@@ -34,8 +36,11 @@ export interface Classifier {
  */
 export async function loadClassifier(manifest: Manifest, weights: AsyncIterable<Uint8Array>): Promise<Classifier> {
   const started = performance.now();
-  await useWasmBackend();
-  const plan = planNetwork(manifest.layers, manifest.input);
+  const convolutions = manifest.quantization.convolutions;
+  // tfjs-wasm is started only for a package that runs its convolutions in fp32: its heap (16 MiB
+  // empty) and start-up are not paid otherwise.
+  if (convolutions === "fp32") await useWasmBackend();
+  const plan = planNetwork(manifest.layers, manifest.input, { convolutions });
   const sink = createSafetensorsSink(manifest.weights.bytes, (tensors) => {
     const expected = [...plan.tensorNames].sort().join(",");
     const present = tensors.map((t) => t.name).sort().join(",");
@@ -79,6 +84,7 @@ function wrap(manifest: Manifest, network: Network, loadTimings: Classifier["loa
       return network.kernelMemoryBytes;
     },
     loadPeakBytes: network.loadPeakBytes,
+    convolutionKernel: network.convolutionKernel,
     loadTimings,
     dispose: () => network.dispose(),
   };

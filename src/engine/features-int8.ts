@@ -29,6 +29,8 @@ export interface FeaturesPlan {
   build(): Features;
   /** Values per example after the last feature layer (what flatten hands the dense layers). */
   readonly outValues: number;
+  /** Bytes staged in JS until build packs them. */
+  readonly stagedBytes: number;
 }
 
 export interface Features {
@@ -36,6 +38,8 @@ export interface Features {
   run(input: Float32Array): Float32Array;
   readonly memoryBytes: number;
   readonly build: KernelBuild;
+  /** Runs every layer once on zeros: V8 runs new wasm in its baseline tier first. */
+  warmUp(): void;
 }
 
 interface ConvPlan {
@@ -114,6 +118,7 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
   return {
     tensorNames: [...staged.keys()],
     outValues,
+    stagedBytes: [...staged.values()].reduce((sum, b) => sum + b.byteLength, 0),
     destination: (tensor) => staged.get(tensor),
     build() {
       const kernels = instantiateFeatureKernels(build);
@@ -176,10 +181,7 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
         return outMax;
       };
 
-      return {
-        build,
-        memoryBytes: memory.byteLength,
-        run(data) {
+      const run = (data: Float32Array): Float32Array => {
           new Float32Array(memory, bufferA, data.length).set(data);
           let [from, to] = [bufferA, bufferB];
           let knownMax: number | undefined; // max|x| of `from`, when the last step computed it
@@ -198,8 +200,8 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
             }
           }
           return new Float32Array(memory, from, outValues).slice();
-        },
       };
+      return { build, memoryBytes: memory.byteLength, run, warmUp: () => void run(new Float32Array(input.height * input.width * input.channels)) };
     },
   };
 }
