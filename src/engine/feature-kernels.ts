@@ -29,12 +29,18 @@ const RELAXED_PROBE = new Uint8Array([
   10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 147, 2, 11,
 ]);
 
-let detected: KernelBuild | undefined;
+let chosen: KernelBuild | undefined;
 
 /** The build this runtime runs best: relaxed SIMD where it validates, else SIMD128. */
 export function preferredKernelBuild(): KernelBuild {
-  detected ??= WebAssembly.validate(RELAXED_PROBE) ? "relaxed-simd" : "simd128";
-  return detected;
+  chosen ??= WebAssembly.validate(RELAXED_PROBE) ? "relaxed-simd" : "simd128";
+  return chosen;
+}
+
+/** Makes networks built from now on use `build` (the benchmark measures both builds this way). */
+export function useKernelBuild(build: KernelBuild): void {
+  if (build === "relaxed-simd" && !WebAssembly.validate(RELAXED_PROBE)) throw new Error("this runtime refuses relaxed SIMD");
+  chosen = build;
 }
 
 /** A fresh instance (its own linear memory) of the given build. */

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { loadClassifier } from "../../src/engine/classifier";
+import { parseManifest } from "../../src/model/manifest";
 import { referenceForward } from "../support/reference-forward";
 import { makeTinyPackage, randomInput, streamOf, TINY_LAYERS } from "../support/tiny-package";
 
@@ -57,6 +58,18 @@ describe("the inference engine", () => {
       classifier.dispose();
     });
   }
+
+  it("runs the convolutions of a package written before int8 convolutions (no quantization.convolutions) in fp32 on tfjs-wasm", async () => {
+    const pkg = await makeTinyPackage({ layers: LOGIT_LAYERS, seed: 4 });
+    const { convolutions: _, ...older } = pkg.manifest.quantization;
+    const manifest = parseManifest({ ...pkg.manifest, quantization: older });
+    expect(manifest.quantization.convolutions).toBe("fp32");
+    const classifier = await loadClassifier(manifest, streamOf(pkg.weights));
+    expect(classifier.convolutionKernel).toBe("tfjs-wasm-fp32");
+    const x = randomInput(24 * 24 * 3, 8);
+    expect(relativeError(classifier.forward([x])[0]!, referenceForward(LOGIT_LAYERS, pkg.dequantized, pkg.manifest.input, x))).toBeLessThan(0.01);
+    classifier.dispose();
+  });
 
   it("returns labelled predictions sorted by score that sum to one", async () => {
     const pkg = await makeTinyPackage();
