@@ -106,8 +106,12 @@ export function reserveWasmHeap(bytes: number): void {
   if (ptr) backend.wasm._free(ptr);
 }
 
-/** Bytes currently held by the tfjs wasm heap (it grows, never shrinks). */
+/**
+ * Bytes currently held by the tfjs wasm heap (it grows, never shrinks); 0 when tfjs-wasm was never started
+ * (a package with int8 convolutions). findBackend, not tf.backend(): the latter would start the package's
+ * own wasm backend, which cannot run in a Worker.
+ */
 export function wasmHeapBytes(): number {
-  const backend = tf.backend() as unknown as { wasm?: EmscriptenModule };
-  return backend.wasm?.HEAPU8.buffer.byteLength ?? 0;
+  const backend = tf.findBackend(BACKEND) as unknown as { wasm?: EmscriptenModule } | null;
+  return backend?.wasm?.HEAPU8.buffer.byteLength ?? 0;
 }
