@@ -108,10 +108,11 @@ export function reserveWasmHeap(bytes: number): void {
 
 /**
  * Bytes currently held by the tfjs wasm heap (it grows, never shrinks); 0 when tfjs-wasm was never started
- * (a package with int8 convolutions). findBackend, not tf.backend(): the latter would start the package's
- * own wasm backend, which cannot run in a Worker.
+ * (a package with int8 convolutions). The engine's registry of started backends, not tf.backend() or
+ * tf.findBackend(): those start the package's own wasm backend, which cannot run in a Worker.
  */
 export function wasmHeapBytes(): number {
-  const backend = tf.findBackend(BACKEND) as unknown as { wasm?: EmscriptenModule } | null;
+  const started = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+  const backend = started[BACKEND] as { wasm?: EmscriptenModule } | undefined;
   return backend?.wasm?.HEAPU8.buffer.byteLength ?? 0;
 }
