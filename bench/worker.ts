@@ -5,12 +5,14 @@
 import { createApp } from "../src/http/app";
 import { packageKey } from "../src/config";
 import { decoderMemoryPeakBytes } from "../src/image";
-import { wasmHeapBytes } from "../src/engine/tfjs-wasm-backend";
+import { useWasmBackend, wasmHeapBytes } from "../src/engine/tfjs-wasm-backend";
+import { useKernelBuild, type KernelBuild } from "../src/engine/feature-kernels";
 import { createModelHolder } from "../src/model/served-model";
 import type { Bindings } from "../src/http/app";
 import { buildStockNetwork } from "./stock-fp32";
 
 const models = createModelHolder();
+let stockNetwork: { run: (x: Float32Array) => Float32Array; firstMs: number } | undefined;
 const app = createApp({ models });
 
 function randomInput(n: number): Float32Array {
@@ -32,6 +34,8 @@ export default {
   async fetch(request: Request, env: Bindings, ctx: ExecutionContext): Promise<Response> {
     const url = new URL(request.url);
     const n = Number(url.searchParams.get("n") ?? "10");
+    const build = (env as { KERNEL_BUILD?: string }).KERNEL_BUILD;
+    if (build) useKernelBuild(build as KernelBuild); // before the first load: which int8 build to measure
     if (url.pathname === "/__bench/memory") {
       const classifier = models.loaded();
       return Response.json({
@@ -39,18 +43,24 @@ export default {
         kernel_bytes: classifier?.kernelMemoryBytes ?? 0,
         decoder_peak_bytes: decoderMemoryPeakBytes(),
         load_peak_bytes: classifier?.loadPeakBytes ?? 0,
+        kernel_build: classifier?.convolutionKernel,
         load_timings_ms: classifier?.loadTimings,
       });
     }
     if (url.pathname === "/__bench/compare") {
       // Ours and the stock fp32 network alternate, pass by pass, in this one isolate, so both see the
       // same machine state; the stock one is built only now, after the memory was read.
+      // Built once per isolate, so `npm run bench:peers` can ask for one pass of each, round by round.
       const lease = await models.acquire(env.MODELS, 3_600_000);
       const { manifest } = lease.classifier;
-      const file = new Uint8Array(await (await env.MODELS.get(packageKey(manifest.id, manifest.weights.file)))!.arrayBuffer());
-      const stock = buildStockNetwork(manifest, file);
       const x = randomInput(manifest.input.height * manifest.input.width * manifest.input.channels);
-      const stockFirst = time(1, () => stock(x))[0];
+      if (!stockNetwork) {
+        const file = new Uint8Array(await (await env.MODELS.get(packageKey(manifest.id, manifest.weights.file)))!.arrayBuffer());
+        await useWasmBackend(); // ours may not have started tfjs (int8 convolutions)
+        const run = buildStockNetwork(manifest, file);
+        stockNetwork = { run, firstMs: time(1, () => run(x))[0]! };
+      }
+      const { run: stock, firstMs: stockFirst } = stockNetwork;
       const ours: number[] = [];
       const stockTimes: number[] = [];
       for (let i = 0; i < n; i++) {

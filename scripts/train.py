@@ -18,6 +18,8 @@ Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository r
 
   # export a checkpoint without training; convert torchvision's ImageNet AlexNet weights into a package
   /usr/bin/python3 scripts/train.py --export-only --resume runs/fmnist-64/ckpt.pt --export-dir model/x-v2
+  # re-export a package's own weights in the current served arithmetic (new id: packages are immutable)
+  /usr/bin/python3 scripts/train.py --export-only --init model/alexnet-fmnist-64-v2 --input-size 64 --export-dir model/x-v3
   /usr/bin/python3 scripts/train.py --from-torchvision alexnet-owt-7be5be79.pth --export-dir model/alexnet-tv-imagenet-v1
 
 Every config name below is a flag: `batch_size` is `--batch-size 64`, booleans are `--amp` / `--no-amp`.
@@ -90,6 +92,7 @@ model_id = ""               # package id; default: the export directory's name
 samples = 4                 # number of test inputs stored in samples.safetensors
 export_only = False         # export the --resume checkpoint, train nothing
 from_torchvision = ""       # path to a torchvision AlexNet state_dict (.pth): convert it into a package, 224x224
+convolutions = "int8"       # where the Worker runs convolutions: int8 (our kernels) or fp32 (tfjs-wasm, for a model whose int8 error is too large)
 onnx = True                 # also write <export dir>.onnx (fp32) beside the package, for benchmarks
 stop_after = 0              # stop after this many epochs in this invocation (0 = run to --epochs); preemptible runs
 note = ""                   # free text recorded in the manifest's training record
@@ -114,12 +117,14 @@ def parse_flags(argv):
         p.error(f"--arch {cfg['arch']!r} is not one of {', '.join(ARCHS)}")
     if cfg["schedule"] not in ("plateau", "step", "cosine"):
         p.error(f"--schedule {cfg['schedule']!r} is not one of plateau, step, cosine")
+    if cfg["convolutions"] not in ("int8", "fp32"):
+        p.error(f"--convolutions {cfg['convolutions']!r} is not one of int8, fp32")
     if cfg["device"] not in ("auto", "cuda", "cpu"):
         p.error(f"--device {cfg['device']!r} is not one of auto, cuda, cpu")
     if cfg["epochs"] < 1 or cfg["batch_size"] < 1 or cfg["lr"] <= 0:
         p.error("--epochs, --batch-size and --lr must be positive")
-    if (cfg["export_only"] and not cfg["resume"]) or (cfg["export_only"] and not cfg["export_dir"]):
-        p.error("--export-only needs --resume CHECKPOINT and --export-dir DIR")
+    if cfg["export_only"] and (not (cfg["resume"] or cfg["init"]) or not cfg["export_dir"]):
+        p.error("--export-only needs --resume CHECKPOINT (or --init PACKAGE) and --export-dir DIR")
     if cfg["from_torchvision"] and not cfg["export_dir"]:
         p.error("--from-torchvision needs --export-dir DIR")
     if cfg["ten_crop"] and cfg["dataset"] == "fashion-mnist":
@@ -357,7 +362,7 @@ def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on):
     q = fold_and_quantize(model)
     print(f"export: evaluating fp32 and served int8 on {len(test_ds)} test images", flush=True)
     m32 = evaluate(model, loader, cpu_rt, len(labels))
-    m8 = evaluate(model, loader, cpu_rt, len(labels), forward=lambda x: served_forward(q, x))
+    m8 = evaluate(model, loader, cpu_rt, len(labels), forward=lambda x: served_forward(q, x, convolutions=cfg["convolutions"]))
     dataset_name = ("fashion-mnist/test" if cfg["dataset"] == "fashion-mnist" else
                     f"{os.path.basename(os.path.normpath(cfg['dataset']))}/val")
     metrics = {"dataset": f"{dataset_name} ({m32['test_count']})",
@@ -371,7 +376,7 @@ def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on):
         m10 = evaluate(model, make_loader(tc, cfg, cpu_rt, False, 0), cpu_rt, len(labels))
         metrics.update(top1_fp32_10crop=round(m10["test_top1"], 4), top5_fp32_10crop=round(m10["test_top5"], 4))
     export_package(model, cfg["export_dir"], mid, cfg["input_size"], preprocess, labels, xs, metrics, training,
-                   onnx=cfg["onnx"])
+                   onnx=cfg["onnx"], convolutions=cfg["convolutions"])
     write_metrics(cfg["out"], history, m8["confusion"], labels)
     print(f"export: wrote {cfg['export_dir']}  fp32 top-1 {metrics['top1_fp32']:.4f} top-5 {metrics['top5_fp32']:.4f}"
           f"  int8 top-1 {metrics['top1_int8']:.4f} top-5 {metrics['top5_int8']:.4f}", flush=True)
@@ -419,7 +424,7 @@ def convert_torchvision(cfg):
                 "date": datetime.date.today().isoformat()}
     metrics = {"dataset": "not evaluated here (torchvision reports ImageNet val top-1 0.5652, top-5 0.7907 for fp32)"}
     export_package(model, cfg["export_dir"], mid, 224, D.folder_preprocess(224), imagenet_labels(), xs, metrics, training,
-                   onnx=cfg["onnx"])
+                   onnx=cfg["onnx"], convolutions=cfg["convolutions"])
     print(f"wrote {cfg['export_dir']}")
 
 

@@ -80,8 +80,12 @@ def export_onnx(model: torch.nn.Module, path: str, input_size: int) -> str:
 @torch.no_grad()
 def export_package(model: torch.nn.Module, out_dir: str, model_id: str, input_size: int, preprocess: dict,
                    labels: list, sample_inputs: torch.Tensor, metrics: dict, training: dict,
-                   overwrite: bool = False, onnx: bool = True) -> dict:
-    """Write the package; `sample_inputs` are preprocessed NCHW tensors. Returns the manifest."""
+                   overwrite: bool = False, onnx: bool = True, convolutions: str = "int8") -> dict:
+    """Write the package; `sample_inputs` are preprocessed NCHW tensors. Returns the manifest.
+
+    convolutions: where the Worker runs them, "int8" (our kernels) or "fp32" (tfjs-wasm), for a model whose
+    int8 error is too large; the sample logits are computed in that arithmetic.
+    """
     if not ID_PATTERN.match(model_id):
         raise ValueError(f"model id {model_id!r} does not match {ID_PATTERN.pattern}")
     if os.path.exists(os.path.join(out_dir, "manifest.json")) and not overwrite:
@@ -97,7 +101,7 @@ def export_package(model: torch.nn.Module, out_dir: str, model_id: str, input_si
     xs = sample_inputs.float()
     samples = safetensors_io.write(os.path.join(out_dir, "samples.safetensors"), {
         "inputs": xs.permute(0, 2, 3, 1).contiguous(),       # NHWC, already preprocessed
-        "logits": served_forward(layers, xs),
+        "logits": served_forward(layers, xs, convolutions=convolutions),
         "logits_fp32": model(xs).float(),
     }, {"format": FORMAT, "id": model_id})
     manifest = {
@@ -109,8 +113,9 @@ def export_package(model: torch.nn.Module, out_dir: str, model_id: str, input_si
         "labels": list(labels),
         "weights": _file_ref("weights.safetensors", weights),
         "samples": dict(_file_ref("samples.safetensors", samples), count=len(xs), tolerance=TOLERANCE),
-        "quantization": {"weights": "int8-symmetric-per-output-channel",
-                         "dense_activations": "int16-symmetric-per-tensor-dynamic"},
+        "quantization": dict({"weights": "int8-symmetric-per-output-channel", "convolutions": convolutions},
+                             **({"conv_activations": "7-bit-per-tensor-dynamic"} if convolutions == "int8" else {}),
+                             dense_activations="int16-symmetric-per-tensor-dynamic"),
         "metrics": metrics,
         "training": dict({"date": datetime.date.today().isoformat()}, **training),
     }

@@ -2,8 +2,9 @@
 
 `fold_and_quantize(model)` walks `model.features`, a flatten, then `model.classifier` and returns the layer
 list of docs/model-package.md with tensors still in PyTorch layout (OIHW convolutions, [out, in] dense with
-fc6's columns in CHW order); `served_forward(layers, x)` runs them exactly as the Worker does (int8 dense
-with int16 dynamic activations, see "The served arithmetic"). The exporter (package.py) only re-lays them out.
+fc6's columns in CHW order); `served_forward(layers, x)` runs them exactly as the Worker does (int8
+convolutions with 7-bit dynamic activations, int8 dense with int16 dynamic activations, see "The served
+arithmetic"). The exporter (package.py) only re-lays them out.
 """
 import math
 
@@ -12,6 +13,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 INT32_MAX = 2 ** 31 - 1
+# Activation codes of the int8 convolutions (docs/model-package.md): (qmax, zero point). Codes stay in 0..127,
+# where WebAssembly's relaxed int8 dot product is defined on every CPU; a post-ReLU input uses all 128 codes,
+# any other (the image itself) is -63..63 shifted by 64.
+UNSIGNED_CODE = (127, 0)
+SIGNED_CODE = (63, 64)
 
 
 def fold_bn(weight: torch.Tensor, bias, bn) -> tuple:
@@ -125,18 +131,43 @@ def dense_int8(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torc
     return torch.where(m > 0, y, bias[None, :].expand_as(y))
 
 
-@torch.no_grad()
-def served_forward(layers: list, x: torch.Tensor, quantized: bool = True) -> torch.Tensor:
-    """Logits (before softmax) of NCHW float inputs in the served arithmetic.
-
-    quantized=False runs the same folded layers in plain fp32 (the BN-folding check).
+def conv_int8(x: torch.Tensor, layer: dict, qmax: int) -> torch.Tensor:
+    """The Worker's int8 convolution (docs/model-package.md): per example, q = round_half_even(x * qmax / m)
+    with m = max|x|, exact int32 sums of q * w (done in float64, exact: |acc| < 2^31 < 2^53; zero padding
+    is q = 0, the zero point cancels), y = f32(acc) * ((m / qmax) * scale) + bias, each step in fp32.
     """
     x = x.float()
+    m = x.abs().amax(dim=(1, 2, 3), keepdim=True)                                  # fp32
+    safe_m = torch.where(m > 0, m, torch.ones_like(m))
+    inv = torch.where(m > 0, torch.tensor(float(qmax), dtype=torch.float32) / safe_m, torch.zeros_like(m))
+    xq = torch.clamp(torch.round(x * inv), -qmax, qmax)                             # round half to even
+    acc = F.conv2d(xq.double(), layer["q"].double(), None, stride=layer["stride"], padding=layer["padding"],
+                   groups=layer["groups"])
+    mult = (m / float(qmax)) * layer["scale"].float().view(1, -1, 1, 1)              # fp32, as the kernel
+    return acc.float() * mult + layer["bias"].float().view(1, -1, 1, 1)
+
+
+@torch.no_grad()
+def served_forward(layers: list, x: torch.Tensor, quantized: bool = True, convolutions: str = "int8") -> torch.Tensor:
+    """Logits (before softmax) of NCHW float inputs in the served arithmetic.
+
+    convolutions: "int8" (our kernels, 7-bit activations) or "fp32" (tfjs-wasm on the dequantized weights),
+    as the manifest's quantization.convolutions says. quantized=False runs the same folded layers in plain
+    fp32 (the BN-folding check).
+    """
+    if convolutions not in ("int8", "fp32"):
+        raise ValueError(f"convolutions must be 'int8' or 'fp32', not {convolutions!r}")
+    x = x.float()
+    non_negative = False  # the image is signed; a ReLU makes activations >= 0, LRN and max pooling keep them so
     for layer in layers:
         op = layer["op"]
-        if op == "conv2d":
+        if op == "conv2d" and quantized and convolutions == "int8":
+            x = conv_int8(x, layer, (UNSIGNED_CODE if non_negative else SIGNED_CODE)[0])
+            non_negative = layer["activation"] == "relu"
+        elif op == "conv2d":
             x = F.conv2d(x, layer["deq"] if quantized else layer["w"], layer["bias"], stride=layer["stride"],
                          padding=layer["padding"], groups=layer["groups"])
+            non_negative = layer["activation"] == "relu"
         elif op == "dense":
             x = (dense_int8(x, layer["q"], layer["scale"], layer["bias"]) if quantized
                  else F.linear(x, layer["w"], layer["bias"]))

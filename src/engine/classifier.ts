@@ -24,6 +24,8 @@ export interface Classifier {
    * conv weights and never shrinks (shared by every model of the isolate, so two resident models both count it).
    */
   readonly residentBytes: number;
+  /** What runs the convolutions: our int8 kernel build, or "tfjs-wasm-fp32". */
+  readonly convolutionKernel: Network["convolutionKernel"];
   /** Model memory at its peak during the load (see Network.loadPeakBytes). */
   readonly loadPeakBytes: number;
   /** Where the load's time went, in ms: streaming + verifying weights (convs are packed on the way), building, warm-up. */
@@ -39,8 +41,11 @@ export interface Classifier {
  */
 export async function loadClassifier(manifest: Manifest, weights: AsyncIterable<Uint8Array>): Promise<Classifier> {
   const started = performance.now();
-  await useWasmBackend();
-  const plan = planNetwork(manifest.layers, manifest.input);
+  const convolutions = manifest.quantization.convolutions;
+  // tfjs-wasm is started only for a package that runs its convolutions in fp32: its heap (16 MiB
+  // empty) and start-up are not paid otherwise.
+  if (convolutions === "fp32") await useWasmBackend();
+  const plan = planNetwork(manifest.layers, manifest.input, { convolutions });
   const sink = createSafetensorsSink(manifest.weights.bytes, (tensors) => {
     const expected = [...plan.tensorNames].sort().join(",");
     const present = tensors.map((t) => t.name).sort().join(",");
@@ -86,6 +91,7 @@ function wrap(manifest: Manifest, network: Network, loadTimings: Classifier["loa
       return network.kernelMemoryBytes + wasmHeapBytes();
     },
     loadPeakBytes: network.loadPeakBytes,
+    convolutionKernel: network.convolutionKernel,
     loadTimings,
     dispose: () => network.dispose(),
   };

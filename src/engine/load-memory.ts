@@ -9,7 +9,7 @@
  * buffers that stage the int8 conv weights and one fp32 layer while it is uploaded.
  */
 import type { Manifest } from "../model/manifest";
-import { RESERVE_FACTOR } from "./network";
+import { RESERVE_FACTOR } from "./features-tfjs";
 import { initialHeapBytes, useWasmBackend, wasmHeapBytes } from "./tfjs-wasm-backend";
 
 const WASM_PAGE = 65536;
@@ -30,7 +30,9 @@ const align16 = (n: number) => (n + 15) & ~15;
  * freed first, and the heap, which never shrinks, only needs to be as large as a fresh one plus this model.
  */
 export async function estimateLoadBytes(manifest: Manifest, options: { alongside: boolean } = { alongside: true }): Promise<number> {
-  await useWasmBackend(); // the heap's current size is part of the figure, as in residentBytes
+  const int8Convolutions = manifest.quantization.convolutions === "int8";
+  // The heap's current size is part of the figure, as in residentBytes; int8 convolutions never start tfjs.
+  if (!int8Convolutions) await useWasmBackend();
   let [h, w, c] = [manifest.input.height, manifest.input.width, manifest.input.channels];
   let flat = 0;
   let denseBytes = 0;
@@ -41,6 +43,8 @@ export async function estimateLoadBytes(manifest: Manifest, options: { alongside
   let convFp32 = 0;
   let largestFp32 = 0;
   let stagedConv = 0;
+  let largestActivation = h * w * c;
+  let largestPadded = 0;
   const out = (size: number, window: number, stride: number, padding: number) => Math.floor((size + 2 * padding - window) / stride) + 1;
   for (const layer of manifest.layers) {
     if (layer.op === "conv2d") {
@@ -48,7 +52,10 @@ export async function estimateLoadBytes(manifest: Manifest, options: { alongside
       convFp32 += 4 * weights;
       largestFp32 = Math.max(largestFp32, 4 * weights);
       stagedConv += weights + 8 * layer.filters;
+      const groupChannels = Math.ceil(c / layer.groups / 4) * 4; // the int8 kernel pads channels to 4
+      largestPadded = Math.max(largestPadded, layer.groups * (h + 2 * layer.padding) * (w + 2 * layer.padding) * groupChannels);
       [h, w, c] = [out(h, layer.kernel, layer.stride, layer.padding), out(w, layer.kernel, layer.stride, layer.padding), layer.filters];
+      largestActivation = Math.max(largestActivation, h * w * c);
     } else if (layer.op === "maxpool") {
       [h, w] = [out(h, layer.window, layer.stride, 0), out(w, layer.window, layer.stride, 0)];
     } else if (layer.op === "lrn") {
@@ -66,6 +73,13 @@ export async function estimateLoadBytes(manifest: Manifest, options: { alongside
   }
   const dense = pages(denseBytes + 2 * align16(widest * 4) + align16(widest * 2));
   const lrn = pages(WASM_PAGE + 4 * Math.max(1, lrnValues) + 4 * (lrnChannels + lrnSize + 4));
+  if (int8Convolutions) {
+    // features-int8.ts: packed weights (output channels padded to 8, input channels to 4: at most ~2x the
+    // int8 bytes for AlexNet's odd shapes, counted 2x), their per-row sums, scales and biases, two float
+    // activation buffers, the quantized padded input (up to 2 bytes a value); the staged JS copies on top.
+    const features = pages(2 * stagedConv + 8 * largestActivation + 2 * largestPadded + 4 * WASM_PAGE);
+    return Math.ceil(dense + lrn + features + stagedConv + READ_BUFFER_BYTES);
+  }
   const heapNow = wasmHeapBytes();
   const heapGrowth = Math.max(RESERVE_FACTOR * 2 * convFp32 + largestFp32, HEAP_GROWTH_STEP * heapNow);
   const heap = options.alongside ? heapNow + heapGrowth : Math.max(heapNow, initialHeapBytes() + heapGrowth);

@@ -118,8 +118,13 @@ export function reserveWasmHeap(blocks: readonly number[]): void {
   for (const ptr of pointers) if (ptr) backend.wasm._free(ptr);
 }
 
-/** Bytes currently held by the tfjs wasm heap (it grows, never shrinks). */
+/**
+ * Bytes currently held by the tfjs wasm heap (it grows, never shrinks); 0 when tfjs-wasm was never started
+ * (a package with int8 convolutions). The engine's registry of started backends, not tf.backend() or
+ * tf.findBackend(): those start the package's own wasm backend, which cannot run in a Worker.
+ */
 export function wasmHeapBytes(): number {
-  const backend = tf.backend() as unknown as { wasm?: EmscriptenModule };
-  return backend.wasm?.HEAPU8.buffer.byteLength ?? 0;
+  const started = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+  const backend = started[BACKEND] as { wasm?: EmscriptenModule } | undefined;
+  return backend?.wasm?.HEAPU8.buffer.byteLength ?? 0;
 }

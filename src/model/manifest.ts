@@ -72,7 +72,15 @@ export const manifestSchema = z
         tolerance: z.object({ abs: z.number().nonnegative(), rel: z.number().nonnegative() }),
       })
       .optional(),
-    quantization: z.object({ weights: z.literal("int8-symmetric-per-output-channel") }).passthrough(),
+    quantization: z
+      .object({
+        weights: z.literal("int8-symmetric-per-output-channel"),
+        // Where the convolutions run: "int8" on our kernels (what the exporter writes), or "fp32" on
+        // tfjs-wasm for a model whose int8 error is too large. Packages written before int8 convolutions
+        // existed lack the field, and their sample logits were computed in fp32: absent means "fp32".
+        convolutions: z.enum(["int8", "fp32"]).default("fp32"),
+      })
+      .passthrough(),
     metrics: z.record(z.string(), z.unknown()).default({}),
     training: z.record(z.string(), z.unknown()).default({}),
   })

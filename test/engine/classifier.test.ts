@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { loadClassifier } from "../../src/engine/classifier";
+import { parseManifest } from "../../src/model/manifest";
 import { referenceForward } from "../support/reference-forward";
 import { makeTinyPackage, randomInput, streamOf, TINY_LAYERS } from "../support/tiny-package";
 
@@ -17,39 +18,56 @@ function relativeError(actual: Float32Array, expected: Float32Array): number {
 }
 
 describe("the inference engine", () => {
-  it("matches an fp32 reference forward pass of the same int8 weights within 1% (relative L2)", async () => {
-    const pkg = await makeTinyPackage({ layers: LOGIT_LAYERS });
-    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
-    for (const seed of [1, 2, 3]) {
-      const x = randomInput(24 * 24 * 3, seed);
-      const [ours] = classifier.forward([x]);
-      const reference = referenceForward(LOGIT_LAYERS, pkg.dequantized, pkg.manifest.input, x);
-      // The only difference left is the int16 activation quantization of the dense layers.
-      expect(relativeError(ours!, reference)).toBeLessThan(0.01);
-    }
-    classifier.dispose();
-  });
+  for (const [convolutions, tolerance] of [["int8", 0.02], ["fp32", 0.01]] as const) {
+    const where = convolutions === "int8" ? "on the int8 kernels" : "on tfjs-wasm in fp32";
+    // fp32 convolutions leave only the dense layers' int16 activation rounding; int8 convolutions add
+    // 7-bit activation rounding at every conv layer.
+    it(`matches an fp32 reference forward pass of the same int8 weights within ${tolerance * 100}% (relative L2), convolutions ${where}`, async () => {
+      const pkg = await makeTinyPackage({ layers: LOGIT_LAYERS, convolutions });
+      const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+      expect(classifier.convolutionKernel === "tfjs-wasm-fp32").toBe(convolutions === "fp32");
+      for (const seed of [1, 2, 3]) {
+        const x = randomInput(24 * 24 * 3, seed);
+        const [ours] = classifier.forward([x]);
+        const reference = referenceForward(LOGIT_LAYERS, pkg.dequantized, pkg.manifest.input, x);
+        expect(relativeError(ours!, reference)).toBeLessThan(tolerance);
+      }
+      classifier.dispose();
+    });
 
-  it("follows the LRN formula for any beta, not only the paper's 0.75", async () => {
-    const layers = LOGIT_LAYERS.map((l) => (l.op === "lrn" ? { ...l, beta: 0.6, k: 1.5 } : l));
-    const pkg = await makeTinyPackage({ layers, seed: 3 });
-    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
-    const x = randomInput(24 * 24 * 3, 11);
-    const [ours] = classifier.forward([x]);
-    expect(relativeError(ours!, referenceForward(layers, pkg.dequantized, pkg.manifest.input, x))).toBeLessThan(0.01);
-    classifier.dispose();
-  });
-
-  it("stays within 5% of the unquantized fp32 network and agrees on the top class", async () => {
-    const pkg = await makeTinyPackage({ layers: LOGIT_LAYERS, seed: 7 });
-    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
-    for (const seed of [4, 5, 6]) {
-      const x = randomInput(24 * 24 * 3, seed);
+    it(`follows the LRN formula for any beta, not only the paper's 0.75, convolutions ${where}`, async () => {
+      const layers = LOGIT_LAYERS.map((l) => (l.op === "lrn" ? { ...l, beta: 0.6, k: 1.5 } : l));
+      const pkg = await makeTinyPackage({ layers, seed: 3, convolutions });
+      const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+      const x = randomInput(24 * 24 * 3, 11);
       const [ours] = classifier.forward([x]);
-      const reference = referenceForward(LOGIT_LAYERS, pkg.fp32, pkg.manifest.input, x);
-      expect(relativeError(ours!, reference)).toBeLessThan(0.05);
-      expect(argmax(ours!)).toBe(argmax(reference));
-    }
+      expect(relativeError(ours!, referenceForward(layers, pkg.dequantized, pkg.manifest.input, x))).toBeLessThan(tolerance);
+      classifier.dispose();
+    });
+
+    it(`stays within 5% of the unquantized fp32 network and agrees on the top class, convolutions ${where}`, async () => {
+      const pkg = await makeTinyPackage({ layers: LOGIT_LAYERS, seed: 7, convolutions });
+      const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+      for (const seed of [4, 5, 6]) {
+        const x = randomInput(24 * 24 * 3, seed);
+        const [ours] = classifier.forward([x]);
+        const reference = referenceForward(LOGIT_LAYERS, pkg.fp32, pkg.manifest.input, x);
+        expect(relativeError(ours!, reference)).toBeLessThan(0.05);
+        expect(argmax(ours!)).toBe(argmax(reference));
+      }
+      classifier.dispose();
+    });
+  }
+
+  it("runs the convolutions of a package written before int8 convolutions (no quantization.convolutions) in fp32 on tfjs-wasm", async () => {
+    const pkg = await makeTinyPackage({ layers: LOGIT_LAYERS, seed: 4 });
+    const { convolutions: _, ...older } = pkg.manifest.quantization;
+    const manifest = parseManifest({ ...pkg.manifest, quantization: older });
+    expect(manifest.quantization.convolutions).toBe("fp32");
+    const classifier = await loadClassifier(manifest, streamOf(pkg.weights));
+    expect(classifier.convolutionKernel).toBe("tfjs-wasm-fp32");
+    const x = randomInput(24 * 24 * 3, 8);
+    expect(relativeError(classifier.forward([x])[0]!, referenceForward(LOGIT_LAYERS, pkg.dequantized, pkg.manifest.input, x))).toBeLessThan(0.01);
     classifier.dispose();
   });
 
@@ -73,8 +91,8 @@ describe("the inference engine", () => {
     classifier.dispose();
   });
 
-  it("leaks no tfjs tensors across classifications", async () => {
-    const pkg = await makeTinyPackage();
+  it("leaks no tfjs tensors across classifications when tfjs runs the convolutions", async () => {
+    const pkg = await makeTinyPackage({ convolutions: "fp32" });
     const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
     const before = tf.memory().numTensors;
     for (let i = 0; i < 5; i++) classifier.classify([randomInput(24 * 24 * 3, i), randomInput(24 * 24 * 3, i + 1)], 3);

@@ -47,7 +47,7 @@ export const TINY_LAYERS: Layer[] = [
 export const TINY_LABELS = ["circle", "square", "triangle", "star", "cross"];
 
 export async function makeTinyPackage(
-  options: { id?: string; seed?: number; layers?: Layer[]; size?: number; denseFirst?: boolean } = {},
+  options: { id?: string; seed?: number; layers?: Layer[]; size?: number; denseFirst?: boolean; convolutions?: "int8" | "fp32" } = {},
 ): Promise<TinyPackage> {
   const random = mulberry32(options.seed ?? 1);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
@@ -123,7 +123,7 @@ export async function makeTinyPackage(
     layers,
     labels,
     weights: { file: "weights.safetensors", bytes: weights.length, sha256: await sha256Hex(weights) },
-    quantization: { weights: "int8-symmetric-per-output-channel" },
+    quantization: { weights: "int8-symmetric-per-output-channel", convolutions: options.convolutions ?? "int8" },
     metrics: {},
     training: { arch: "tiny-test" },
   };

@@ -26,6 +26,28 @@ def conv2d(x, q, scale, bias, stride, padding, groups):
     return out + bias.astype(np.float32)
 
 
+def conv2d_int8(x, q, scale, bias, stride, padding, groups, qmax):
+    """The int8 convolution: 7-bit codes of x per tensor (zero point cancels, so codes are signed here),
+    exact integer sums, then fp32 scale and bias, each step rounded to fp32."""
+    x = x.astype(np.float32)
+    m = np.float32(np.abs(x).max())
+    inv = np.float32(qmax) / m if m > 0 else np.float32(0)
+    xq = np.clip(np.rint(x * inv), -qmax, qmax).astype(np.int64)  # np.rint rounds half to even
+    k, _, cin_g, f = q.shape
+    xq = np.pad(xq, ((padding, padding), (padding, padding), (0, 0)))
+    ho = (xq.shape[0] - k) // stride + 1
+    wo = (xq.shape[1] - k) // stride + 1
+    acc = np.zeros((ho, wo, f), np.int64)
+    fg = f // groups
+    for g in range(groups):
+        for i in range(k):
+            for j in range(k):
+                patch = xq[i:i + stride * ho:stride, j:j + stride * wo:stride, g * cin_g:(g + 1) * cin_g]
+                acc[:, :, g * fg:(g + 1) * fg] += patch @ q[i, j, :, g * fg:(g + 1) * fg].astype(np.int64)
+    mult = (m / np.float32(qmax)) * scale.astype(np.float32)
+    return acc.astype(np.float32) * mult + bias.astype(np.float32)
+
+
 def lrn(x, size, alpha, beta, k):
     half = (size - 1) // 2
     sq = np.pad(x.astype(np.float32) ** 2, ((0, 0), (0, 0), (half, half)))
@@ -60,12 +82,16 @@ def dense_int8(x, q, scale, bias):
 def forward(manifest, weights, image_hwc):
     """Logits (before softmax) of one preprocessed NHWC image."""
     x = image_hwc.astype(np.float32)
+    int8_convs = manifest["quantization"].get("convolutions", "fp32") == "int8"
+    non_negative = False  # after a ReLU the codes are 0..127 (qmax 127), else -63..63 (qmax 63)
     for layer in manifest["layers"]:
         op = layer["op"]
         if op == "conv2d":
             n = layer["name"]
-            x = conv2d(x, weights[n + ".weight"], weights[n + ".scale"], weights[n + ".bias"],
-                       layer["stride"], layer["padding"], layer.get("groups", 1))
+            args = (x, weights[n + ".weight"], weights[n + ".scale"], weights[n + ".bias"],
+                    layer["stride"], layer["padding"], layer.get("groups", 1))
+            x = conv2d_int8(*args, 127 if non_negative else 63) if int8_convs else conv2d(*args)
+            non_negative = layer.get("activation") == "relu"
         elif op == "dense":
             n = layer["name"]
             x = dense_int8(x, weights[n + ".weight"], weights[n + ".scale"], weights[n + ".bias"])

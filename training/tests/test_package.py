@@ -31,6 +31,7 @@ def test_an_independent_nhwc_forward_of_the_package_reproduces_the_sample_logits
     model, xs, out, manifest = export_small(tmp_path, onnx=False)
     manifest, weights, samples = load_package(out)
     assert manifest["layers"][-1] == {"op": "softmax"}
+    assert manifest["quantization"]["convolutions"] == "int8"  # the default: our int8 kernels
     assert [l.get("groups") for l in manifest["layers"] if l["op"] == "conv2d"] == [1, 2, 1, 2, 2]
     assert weights["conv2.weight"].shape == (5, 5, 12, 64) and weights["fc6.weight"].shape[1] == 64 * 2 * 2
     tol = manifest["samples"]["tolerance"]
@@ -45,6 +46,17 @@ def test_an_independent_nhwc_forward_of_the_package_reproduces_the_sample_logits
         fp32 = model(xs).numpy()
     assert np.abs(samples["logits"] - fp32).max() < 0.05 * np.abs(fp32).max()
     assert np.allclose(samples["logits_fp32"], fp32, atol=1e-5)
+
+
+def test_a_package_can_ask_for_fp32_convolutions_and_its_samples_are_computed_so(tmp_path):
+    _, xs, out, manifest = export_small(tmp_path, size=67, onnx=False, convolutions="fp32")
+    assert manifest["quantization"]["convolutions"] == "fp32" and "conv_activations" not in manifest["quantization"]
+    manifest, weights, samples = load_package(out)
+    tol = manifest["samples"]["tolerance"]
+    for i in range(len(xs)):
+        ours = nhwc_forward(manifest, weights, samples["inputs"][i])  # fp32 convolutions, as the manifest says
+        ref = samples["logits"][i]
+        assert np.all(np.abs(ours - ref) <= 0.1 * (tol["abs"] + tol["rel"] * np.abs(ref).max()))
 
 
 def test_dequantised_weights_reproduce_the_simulated_logits(tmp_path):

@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+/**
+ * Usage: npm run bench:peers [-- --json] [-- --rounds N] [-- --kernel-build relaxed-simd|simd128]
+ *   (once, first: npm run bench:peers:install)
+ *
+ * The same AlexNet-224 (paper layout, 1000 classes, random weights from scripts/make_bench_package.py) on
+ * four runtimes, batch 1, one thread each, interleaved round by round so machine noise hits all alike:
+ *   - ours: the Worker's engine inside workerd (int8 convolutions and dense layers, our wasm kernels);
+ *   - stock tfjs-wasm fp32: every layer on tfjs-backend-wasm (XNNPACK), same isolate, same package bytes;
+ *   - onnxruntime-web: the exporter's fp32 ONNX on the WebAssembly SIMD build, 1 thread, in Node;
+ *   - onnxruntime-node: the same ONNX on native onnxruntime (CPU), 1 intra-op and 1 inter-op thread.
+ * Each round runs one forward pass of each; the first WARMUP rounds are dropped. Prints each runtime's
+ * median and spread and its ratio to ours (the median of the per-round ratios).
+ * The ONNX holds the fp32 weights before int8 quantization: same network, same shapes, same work.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { unstable_dev } from "wrangler";
+import { publishPackage } from "../../scripts/lib/publish.mjs";
+import { modelsBucketName, openBucket } from "../../scripts/lib/wrangler-r2.mjs";
+
+const args = process.argv.slice(2);
+const json = args.includes("--json");
+const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const rounds = Number(option("--rounds")) || 30;
+const kernelBuild = option("--kernel-build");
+const WARMUP = 3;
+const log = (...m) => (json ? process.stderr : process.stdout).write(m.join(" ") + "\n");
+if (json) console.log = console.info = console.warn = (...m) => process.stderr.write(m.join(" ") + "\n");
+
+const root = new URL("../..", import.meta.url).pathname;
+const packageDir = join(root, "bench/.packages/alexnet-random-224");
+const onnxPath = `${packageDir}.onnx`;
+const stateDir = join(root, "bench/.state/peers");
+const peers = createRequire(join(root, "bench/peers/package.json"));
+let ortWeb;
+let ortNode;
+try {
+  ortWeb = peers("onnxruntime-web");
+  ortNode = peers("onnxruntime-node");
+} catch (error) {
+  process.stderr.write(`bench:peers needs its own dependencies: npm run bench:peers:install (${error.message})\n`);
+  process.exit(2);
+}
+
+if (!existsSync(join(packageDir, "manifest.json")) || !existsSync(onnxPath)) {
+  log("generating the random 224x224 AlexNet package and its ONNX (~60 + 250 MB, once) ...");
+  execFileSync("sh", ["scripts/python.sh", "scripts/make_bench_package.py", packageDir], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+}
+const manifest = JSON.parse(readFileSync(join(packageDir, "manifest.json"), "utf8"));
+const { height, width, channels } = manifest.input;
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
+
+async function onnxSession(ort, options) {
+  const session = await ort.InferenceSession.create(onnxPath, options);
+  const input = new ort.Tensor("float32", new Float32Array(channels * height * width).map((_, i) => Math.sin(i)), [1, channels, height, width]);
+  return async () => {
+    const started = performance.now();
+    await session.run({ [session.inputNames[0]]: input });
+    return performance.now() - started;
+  };
+}
+
+async function main() {
+  log(`seeding local R2 with ${manifest.id} ...`);
+  rmSync(stateDir, { recursive: true, force: true });
+  const config = join(root, "bench/wrangler.bench.toml");
+  await publishPackage(openBucket({ bucket: modelsBucketName(config), mode: "local", persistTo: stateDir, cwd: root, log: () => {} }), packageDir, { log: () => {} });
+  const worker = await unstable_dev(join(root, "bench/worker.ts"), {
+    config,
+    persistTo: stateDir,
+    vars: { POINTER_CHECK_SECONDS: "3600", ...(kernelBuild ? { KERNEL_BUILD: kernelBuild } : {}) },
+    logLevel: "warn",
+    experimental: { disableExperimentalWarning: true },
+  });
+  try {
+    ortWeb.env.wasm.numThreads = 1;
+    ortWeb.env.wasm.simd = true;
+    log("loading onnxruntime-web and onnxruntime-node sessions ...");
+    const web = await onnxSession(ortWeb, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    const native = await onnxSession(ortNode, { executionProviders: ["cpu"], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+    const pair = async () => {
+      const response = await worker.fetch("/__bench/compare?n=1");
+      if (!response.ok) throw new Error(`/__bench/compare: ${response.status} ${await response.text()}`);
+      return response.json();
+    };
+    await pair(); // loads our model and builds the stock network
+    const memory = await (await worker.fetch("/__bench/memory")).json();
+    const times = { ours: [], tfjs: [], web: [], native: [] };
+    for (let r = 0; r < rounds + WARMUP; r++) {
+      const inWorkerd = await pair();
+      const t = { ours: inWorkerd.ours[0], tfjs: inWorkerd.stock[0], web: await web(), native: await native() };
+      if (r >= WARMUP) for (const k of Object.keys(times)) times[k].push(t[k]);
+      log(`round ${r + 1}/${rounds + WARMUP}${r < WARMUP ? " (warm-up)" : ""}: ours ${t.ours.toFixed(1)}, tfjs-wasm ${t.tfjs.toFixed(1)}, ort-web ${t.web.toFixed(1)}, ort-node ${t.native.toFixed(1)} ms`);
+    }
+    return { times, kernel: memory.kernel_build };
+  } finally {
+    await worker.stop();
+  }
+}
+
+const { times, kernel } = await main();
+const ratio = (k) => median(times[k].map((t, i) => t / times.ours[i]));
+const result = {
+  model: manifest.id,
+  kernel_build: kernel,
+  rounds,
+  ours_ms_p50: median(times.ours),
+  tfjs_wasm_fp32_ms_p50: median(times.tfjs),
+  onnxruntime_web_ms_p50: median(times.web),
+  onnxruntime_node_ms_p50: median(times.native),
+  spread_ms: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, spread(v)])),
+  ratio_to_ours_p50: { tfjs_wasm_fp32: ratio("tfjs"), onnxruntime_web: ratio("web"), onnxruntime_node: ratio("native") },
+  versions: { onnxruntime_web: peers("onnxruntime-web/package.json").version, onnxruntime_node: peers("onnxruntime-node/package.json").version },
+};
+if (json) {
+  process.stdout.write(JSON.stringify(result) + "\n");
+} else {
+  const row = (name, k, r) => {
+    const s = result.spread_ms[k];
+    log(`${name.padEnd(26)} ${s.median.toFixed(1).padStart(7)} ms  (min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)}, n=${s.n})${r === undefined ? "" : `   ${r.toFixed(2)}x ours`}`);
+  };
+  log("");
+  row(`ours (workerd, ${kernel})`, "ours");
+  row("stock tfjs-wasm fp32", "tfjs", result.ratio_to_ours_p50.tfjs_wasm_fp32);
+  row("onnxruntime-web 1 thread", "web", result.ratio_to_ours_p50.onnxruntime_web);
+  row("onnxruntime-node 1 thread", "native", result.ratio_to_ours_p50.onnxruntime_node);
+}

@@ -1,0 +1,50 @@
+/**
+ * The two builds of our convolution module (kernels/conv-int8.ts + maxpool.ts + lrn.ts), compiled from
+ * one source by `npm run build:wasm`, and the choice between them. The relaxed-SIMD build uses
+ * `i32x4.relaxed_dot_i8x16_i7x16_add_s` (one instruction on CPUs with VNNI); the SIMD128 build runs on
+ * any runtime with WebAssembly SIMD. Both compute the same exact integers (test/engine/conv-int8.test.ts).
+ *
+ * Workers cannot compile WebAssembly from bytes, but they may validate bytes: a 48-byte module that uses
+ * the relaxed dot tells whether this runtime accepts relaxed SIMD, once, before the module is chosen.
+ */
+import relaxedModule from "../../build/kernels/features-relaxed.wasm";
+import simd128Module from "../../build/kernels/features-simd128.wasm";
+
+export type KernelBuild = "relaxed-simd" | "simd128";
+
+export interface FeatureKernels {
+  memory: WebAssembly.Memory;
+  activationBytes(): number;
+  maxAbs(x: number, n: number): number;
+  quantizeInput(x: number, dst: number, h: number, w: number, c: number, groups: number, cg4: number, pad: number, inv: number, qmax: number, zp: number): void;
+  packWeights(src: number, dst: number, wsum: number, k: number, cg: number, cg4: number, f: number, groups: number, fpad: number): void;
+  convGroup(src: number, wpk: number, wsum: number, scale: number, bias: number, dst: number, ho: number, wo: number, wp: number, cg4: number, k: number, stride: number, fg: number, fpad: number, fOut: number, xScale: number, zp: number, relu: number): number;
+  maxpool(x: number, out: number, w: number, c: number, window: number, stride: number, ho: number, wo: number): void;
+  lrn(x: number, pixels: number, channels: number, radius: number, k: number, alpha: number, beta: number, squares: number): void;
+}
+
+/** (func (param v128 v128 v128) (result v128) (i32x4.relaxed_dot_i8x16_i7x16_add_s ...)), from asc. */
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 7, 9, 1, 5, 112, 114, 111, 98, 101, 0, 0,
+  10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 147, 2, 11,
+]);
+
+let chosen: KernelBuild | undefined;
+
+/** The build this runtime runs best: relaxed SIMD where it validates, else SIMD128. */
+export function preferredKernelBuild(): KernelBuild {
+  chosen ??= WebAssembly.validate(RELAXED_PROBE) ? "relaxed-simd" : "simd128";
+  return chosen;
+}
+
+/** Makes networks built from now on use `build` (the benchmark measures both builds this way). */
+export function useKernelBuild(build: KernelBuild): void {
+  if (build === "relaxed-simd" && !WebAssembly.validate(RELAXED_PROBE)) throw new Error("this runtime refuses relaxed SIMD");
+  chosen = build;
+}
+
+/** A fresh instance (its own linear memory) of the given build. */
+export function instantiateFeatureKernels(build: KernelBuild = preferredKernelBuild()): FeatureKernels {
+  const module = build === "relaxed-simd" ? relaxedModule : simd128Module;
+  return new WebAssembly.Instance(module, {}).exports as unknown as FeatureKernels;
+}

@@ -1,0 +1,108 @@
+import { describe, expect, it } from "vitest";
+import { planInt8Features, SIGNED_CODE, UNSIGNED_CODE } from "../../src/engine/features-int8";
+import type { KernelBuild } from "../../src/engine/feature-kernels";
+import type { Layer } from "../../src/model/manifest";
+import { referenceConvInt8 } from "../support/conv-int8-reference";
+import { mulberry32, TINY_LAYERS } from "../support/tiny-package";
+
+type ConvLayer = Extract<Layer, { op: "conv2d" }>;
+const BUILDS: KernelBuild[] = ["relaxed-simd", "simd128"];
+
+interface ConvCase {
+  input: [number, number, number];
+  filters: number;
+  kernel: number;
+  stride: number;
+  padding: number;
+  groups: number;
+}
+
+// Groups (2, 3, 4), strides 1-4, paddings 0-5, kernels 1 and 11, channel counts that are not multiples of
+// 4 or 8, odd widths (tiles of 3 pixels plus a tail), non-square inputs.
+const CASES: ConvCase[] = [
+  { input: [23, 23, 3], filters: 16, kernel: 11, stride: 4, padding: 2, groups: 1 },
+  { input: [13, 13, 8], filters: 12, kernel: 3, stride: 1, padding: 1, groups: 2 },
+  { input: [9, 7, 5], filters: 9, kernel: 1, stride: 1, padding: 0, groups: 1 },
+  { input: [10, 11, 6], filters: 6, kernel: 5, stride: 2, padding: 2, groups: 3 },
+  { input: [6, 6, 16], filters: 32, kernel: 3, stride: 2, padding: 0, groups: 4 },
+  { input: [12, 12, 4], filters: 8, kernel: 11, stride: 3, padding: 5, groups: 1 },
+  { input: [5, 8, 20], filters: 20, kernel: 2, stride: 1, padding: 1, groups: 2 },
+];
+
+function convLayer(name: string, c: ConvCase, activation: "relu" | "none"): ConvLayer {
+  return { op: "conv2d", name, filters: c.filters, kernel: c.kernel, stride: c.stride, padding: c.padding, groups: c.groups, activation };
+}
+
+function randomWeights(random: () => number, layer: ConvLayer, channels: number) {
+  const weight = new Int8Array(layer.kernel * layer.kernel * (channels / layer.groups) * layer.filters).map(() => Math.floor(random() * 255) - 127);
+  const scale = new Float32Array(layer.filters).map(() => 0.001 + random() * 0.02);
+  const bias = new Float32Array(layer.filters).map(() => random() - 0.5);
+  return { weight, scale, bias };
+}
+
+function runFeatures(layers: Layer[], input: [number, number, number], tensors: Map<string, ArrayBufferView>, x: Float32Array, build: KernelBuild) {
+  const plan = planInt8Features(layers, { height: input[0], width: input[1], channels: input[2] }, build);
+  for (const name of plan.tensorNames) {
+    const t = tensors.get(name)!;
+    plan.destination(name)!.set(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  }
+  return plan.build().run(x);
+}
+
+describe("the int8 convolution kernel", () => {
+  for (const build of BUILDS) {
+    for (const c of CASES) {
+      const what = `${c.kernel}x${c.kernel}/${c.stride} pad ${c.padding} groups ${c.groups} on ${c.input.join("x")} -> ${c.filters}`;
+
+      it(`sums int8 products exactly (${build}, ${what})`, () => {
+        const random = mulberry32(c.kernel * 1000 + c.filters);
+        const layer = convLayer("conv", c, "none");
+        const { weight } = randomWeights(random, layer, c.input[2]);
+        // Integer inputs with max|x| = 63 quantize to themselves (inv = 1); scale 1 and bias 0 then make
+        // the output the int32 sum itself, exact in f32 below 2^24.
+        const x = new Float32Array(c.input[0] * c.input[1] * c.input[2]).map(() => Math.floor(random() * 127) - 63);
+        x[0] = -63;
+        const scale = new Float32Array(c.filters).fill(1);
+        const bias = new Float32Array(c.filters);
+        const ours = runFeatures([layer], c.input, new Map<string, ArrayBufferView>([["conv.weight", weight], ["conv.scale", scale], ["conv.bias", bias]]), x, build);
+        const reference = referenceConvInt8(x, c.input, layer, weight, scale, bias, SIGNED_CODE);
+        expect(Array.from(ours)).toEqual(Array.from(reference.acc));
+      });
+
+      it(`computes the served arithmetic bit for bit through a signed and an unsigned layer (${build}, ${what})`, () => {
+        const random = mulberry32(c.kernel * 7 + c.filters * 31 + c.groups);
+        const first = convLayer("a", c, "relu");
+        const a = randomWeights(random, first, c.input[2]);
+        const x = new Float32Array(c.input[0] * c.input[1] * c.input[2]).map(() => (random() - 0.4) * 3);
+        const refA = referenceConvInt8(x, c.input, first, a.weight, a.scale, a.bias, SIGNED_CODE);
+        // A 3x3 "same" conv after it: its input is post-ReLU, so it takes the unsigned 0..127 code.
+        const second: ConvLayer = { op: "conv2d", name: "b", filters: 8, kernel: 3, stride: 1, padding: 1, groups: 1, activation: "none" };
+        const b = randomWeights(random, second, c.filters);
+        const refB = referenceConvInt8(refA.y, refA.shape, second, b.weight, b.scale, b.bias, UNSIGNED_CODE);
+        const tensors = new Map<string, ArrayBufferView>([
+          ["a.weight", a.weight], ["a.scale", a.scale], ["a.bias", a.bias],
+          ["b.weight", b.weight], ["b.scale", b.scale], ["b.bias", b.bias],
+        ]);
+        expect(Array.from(runFeatures([first], c.input, tensors, x, build))).toEqual(Array.from(refA.y));
+        expect(Array.from(runFeatures([first, second], c.input, tensors, x, build))).toEqual(Array.from(refB.y));
+      });
+    }
+  }
+
+  it("gives identical answers in its relaxed-SIMD and SIMD128 builds, LRN and pooling included", () => {
+    const random = mulberry32(5);
+    const layers = TINY_LAYERS.slice(0, TINY_LAYERS.findIndex((l) => l.op === "flatten"));
+    const tensors = new Map<string, ArrayBufferView>();
+    let channels = 3;
+    for (const layer of layers) {
+      if (layer.op !== "conv2d") continue;
+      const t = randomWeights(random, layer, channels);
+      tensors.set(`${layer.name}.weight`, t.weight).set(`${layer.name}.scale`, t.scale).set(`${layer.name}.bias`, t.bias);
+      channels = layer.filters;
+    }
+    const x = new Float32Array(24 * 24 * 3).map(() => random() * 2 - 1);
+    const [relaxed, simd128] = BUILDS.map((build) => runFeatures(layers, [24, 24, 3], tensors, x, build));
+    expect(relaxed!.some((v) => v !== 0)).toBe(true);
+    expect(Array.from(relaxed!)).toEqual(Array.from(simd128!));
+  });
+});
