@@ -92,6 +92,9 @@ init = ""                   # start from these weights: a torchvision AlexNet st
                             # ONNX graph (.onnx) or a model package directory. A .pth/.onnx sets --arch, --two-tower
                             # and --width from its layers, loads every layer but the last and adds a new last layer
                             # sized to the dataset's classes (fine-tuning); give the same --init again with --resume
+source_input = "torchvision"  # --init/--from-onnx .pth/.onnx: the input the source was trained on: torchvision
+                            # (RGB in [0, 1] with ImageNet mean/std) or caffe (BGR 0-255 minus Caffe's ImageNet mean,
+                            # e.g. the ONNX zoo's bvlc_alexnet; conv1 is turned to RGB and the manifest says the rest)
 freeze_features = False     # with --init: train the dense layers only; the convolutions keep their loaded weights
 head_lr_ratio = 10.0        # with --init: the new last layer learns at --lr, loaded layers at --lr / this; 10 as in
                             # Caffe's fine-tuning example (lr_mult 10 on the new layer): it starts from nothing, the
@@ -158,6 +161,8 @@ def parse_flags(argv):
     cfg = vars(p.parse_args(argv))
     if cfg["arch"] not in ARCHS:
         p.error(f"--arch {cfg['arch']!r} is not one of {', '.join(ARCHS)}")
+    if cfg["source_input"] not in ("torchvision", "caffe"):
+        p.error(f"--source-input {cfg['source_input']!r} is not one of torchvision, caffe")
     if cfg["schedule"] not in ("plateau", "step", "cosine"):
         p.error(f"--schedule {cfg['schedule']!r} is not one of plateau, step, cosine")
     if cfg["device"] not in ("auto", "cuda", "cpu"):
@@ -231,14 +236,22 @@ def make_datasets(cfg):
                                erase=cfg["random_erase"])
         test = D.FashionMNIST(cfg["fmnist_dir"], "test", cfg["input_size"], False, 0, cfg["test_subset"])
         return train, test, train.classes, D.fmnist_preprocess(cfg["input_size"])
-    train = D.ImageFolder(cfg["dataset"], "train", cfg["input_size"], True, cfg["pca_sigma"])
-    test = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, classes=train.classes)
+    mean, std = input_stats(cfg)
+    train = D.ImageFolder(cfg["dataset"], "train", cfg["input_size"], True, cfg["pca_sigma"], mean, std)
+    test = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, mean=mean, std=std, classes=train.classes)
     if cfg["train_subset"]:
         train = Subset(train, range(min(cfg["train_subset"], len(train))))
         train.classes = train.dataset.classes
     if cfg["test_subset"]:
         test = Subset(test, range(min(cfg["test_subset"], len(test))))
-    return train, test, train.classes, D.folder_preprocess(cfg["input_size"])
+    return train, test, train.classes, D.folder_preprocess(cfg["input_size"], mean, std)
+
+
+def input_stats(cfg) -> tuple:
+    """(mean, std) of RGB pixels in [0, 1]: ImageNet's as torchvision trains, or Caffe's 0-255 mean subtraction."""
+    if cfg["source_input"] == "caffe" and cfg["init"] and not os.path.isdir(cfg["init"]):
+        return D.CAFFE_MEAN, D.CAFFE_STD
+    return D.IMAGENET_MEAN, D.IMAGENET_STD
 
 
 def make_loader(ds, cfg, rt, train, epoch):
@@ -254,8 +267,10 @@ def make_loader(ds, cfg, rt, train, epoch):
         ds = Subset(ds, range(rt["rank"], len(ds), rt["world"])) if rt["ddp"] else ds
         sampler = SequentialSampler(ds)
     per_rank = max(1, cfg["batch_size"] // rt["world"])
+    # Dropping the last partial batch keeps batch statistics sane, unless there is no full batch at all.
+    drop_last = train and len(sampler) >= per_rank
     return DataLoader(ds, batch_size=per_rank, sampler=sampler, num_workers=nw, generator=g,
-                      collate_fn=D.collate_skip, drop_last=train, pin_memory=rt["cuda"],
+                      collate_fn=D.collate_skip, drop_last=drop_last, pin_memory=rt["cuda"],
                       persistent_workers=False)
 
 
@@ -336,6 +351,7 @@ def train_epoch(model, loader, optimizer, scaler, cfg, rt, epoch):
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
     bar.close()
+    assert seen, f"no training image was read in epoch {epoch + 1} ({skipped} could not be decoded)"
     assert torch.isfinite(loss_sum), f"the loss diverged in epoch {epoch + 1}: lower --lr"
     stats = torch.tensor([loss_sum.item(), correct.item(), seen, skipped], dtype=torch.float64)
     if rt["ddp"]:
@@ -417,7 +433,9 @@ def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on):
     training = training_record(cfg, history, trained_on)
     mid = cfg["model_id"] or os.path.basename(os.path.normpath(cfg["export_dir"]))
     if cfg["ten_crop"]:
-        tc = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, classes=labels, ten_crop=True)
+        mean, std = input_stats(cfg)
+        tc = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, mean=mean, std=std, classes=labels,
+                           ten_crop=True)
         m10 = evaluate(model, make_loader(tc, cfg, cpu_rt, False, 0), cpu_rt, len(labels))
         metrics.update(top1_fp32_10crop=round(m10["test_top1"], 4), top5_fp32_10crop=round(m10["test_top5"], 4))
     metrics["per_class_recall"] = [r["recall"] for r in per_class(m8["confusion"], labels)]
@@ -448,7 +466,8 @@ def training_record(cfg, history, trained_on):
            "wall_seconds": round(sum(h.get("epoch_seconds", 0) for h in history), 1) if history else 0}
     if cfg["init"]:
         rec["initialised_from"] = os.path.basename(os.path.normpath(cfg["init"]))
-        recipe.update(freeze_features=cfg["freeze_features"], head_lr_ratio=cfg["head_lr_ratio"])
+        recipe.update(freeze_features=cfg["freeze_features"], head_lr_ratio=cfg["head_lr_ratio"],
+                      source_input=cfg["source_input"])
     if cfg["note"]:
         rec["note"] = cfg["note"]
     return rec
@@ -474,6 +493,8 @@ def convert(cfg, source_path: str, kind: str):
     from training.package import export_package
     try:
         model, size = init_weights.load_source(source_path)
+        if cfg["source_input"] == "caffe":
+            init_weights.bgr_to_rgb(model)
         if kind == "onnx" and not size:  # a graph with an open input size: the flag says which
             from training.onnx_import import check_shapes
             size = cfg["input_size"]
@@ -492,12 +513,15 @@ def convert(cfg, source_path: str, kind: str):
     mid = cfg["model_id"] or os.path.basename(os.path.normpath(cfg["export_dir"]))
     what = "torchvision AlexNet weights" if kind == "torchvision" else "ONNX graph"
     training = {**family, "source": f"{what} (converted, not trained here)",
-                "weights_file": os.path.basename(source_path), "torch": torch.__version__.split("+")[0],
+                "weights_file": os.path.basename(source_path), "source_input": cfg["source_input"],
+                "torch": torch.__version__.split("+")[0],
                 "date": datetime.date.today().isoformat()}
     metrics = {"dataset": "not evaluated here"}
     if kind == "torchvision":
         metrics["dataset"] += " (torchvision reports ImageNet val top-1 0.5652, top-5 0.7907 for its fp32 weights)"
-    export_package(model, cfg["export_dir"], mid, size, D.folder_preprocess(size), labels, xs, metrics, training,
+    caffe = cfg["source_input"] == "caffe"
+    preprocess = D.folder_preprocess(size, *((D.CAFFE_MEAN, D.CAFFE_STD) if caffe else (D.IMAGENET_MEAN, D.IMAGENET_STD)))
+    export_package(model, cfg["export_dir"], mid, size, preprocess, labels, xs, metrics, training,
                    onnx=cfg["onnx"] and kind != "onnx")
     print(f"wrote {cfg['export_dir']} ({arch}, {size}x{size}, {len(labels)} classes)")
 
@@ -522,6 +546,8 @@ def make_model(cfg, rt, num_classes):
             fresh, loaded = ([head] if new else []), "every layer" + (" but the last" if new else "")
         else:
             source, _ = init_weights.load_source(cfg["init"])
+            if cfg["source_input"] == "caffe":
+                init_weights.bgr_to_rgb(source)
             cfg.update(init_weights.choose_arch(source, cfg["init"]))
             model, names, fresh = finetune_model(source, num_classes, cfg["input_size"],
                                                  cfg["dropout"] if cfg["dropout"] >= 0 else 0.5)

@@ -164,3 +164,11 @@ def choose_arch(model: nn.Module, path: str) -> dict:
         f"{list(channels)}, groups {list(groups)}), {'with' if lrn else 'no'} LRN, {len(dense)} dense layers. "
         f"Understood: torchvision's AlexNet (alexnet-tv: 64-192-384-256-256, no LRN) and the paper's / Caffe's "
         f"(alexnet: 96-256-384-384-256 with LRN, groups 1-2-1-2-2 for --two-tower), at any width, 3 dense layers")
+
+
+@torch.no_grad()
+def bgr_to_rgb(model: nn.Module) -> nn.Module:
+    """Reverse conv1's input channels: a model trained on BGR pixels (Caffe) then takes RGB ones, as served."""
+    conv1 = next(m for m in model.features if isinstance(m, nn.Conv2d))
+    conv1.weight.copy_(conv1.weight.flip(1))
+    return model
