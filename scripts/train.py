@@ -1,4 +1,4 @@
-"""Train an AlexNet-family model and export it as an alexnet-edge model package (docs/model-package.md).
+r"""Train an AlexNet-family model and export it as an alexnet-edge model package (docs/model-package.md).
 
 Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository root:
 
@@ -16,11 +16,17 @@ Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository r
   # resume an interrupted run (same flags; the checkpoint restores model, optimiser, schedule, epoch, RNG)
   /usr/bin/python3 scripts/train.py ... --resume runs/fmnist-64/ckpt.pt
 
+  # fine-tune ImageNet weights on your images: every layer but the last loaded, a new last layer for your classes
+  /usr/bin/python3 scripts/train.py --dataset /data/flowers --init alexnet-owt-7be5be79.pth --epochs 10 \
+      --batch-size 32 --out runs/flowers-ft --export-dir model/alexnet-flowers-ft-v1
+  /usr/bin/python3 scripts/train.py --dataset /data/flowers --init bvlc_alexnet.onnx --source-input caffe ...
+
   # export a checkpoint without training; convert torchvision's ImageNet AlexNet weights into a package
   /usr/bin/python3 scripts/train.py --export-only --resume runs/fmnist-64/ckpt.pt --export-dir model/x-v2
   /usr/bin/python3 scripts/train.py --from-torchvision alexnet-owt-7be5be79.pth --export-dir model/alexnet-tv-imagenet-v1
+  /usr/bin/python3 scripts/train.py --from-onnx bvlc_alexnet.onnx --source-input caffe --export-dir model/bvlc-alexnet-v1
 
-Every config name below is a flag: `batch_size` is `--batch-size 64`, booleans are `--amp` / `--no-amp`.
+Every config name is a flag: `batch_size` is `--batch-size 64`, booleans are `--amp` / `--no-amp`.
 Written beside the checkpoint (rank 0 only): ckpt.pt, config.json, metrics.csv, curves.png, confusion.png.
 """
 import argparse
@@ -100,7 +106,7 @@ head_lr_ratio = 10.0        # with --init: the new last layer learns at --lr, lo
                             # Caffe's fine-tuning example (lr_mult 10 on the new layer): it starts from nothing, the
                             # loaded layers only need nudging
 export_dir = ""             # write the model package here at the end (rank 0), e.g. model/alexnet-fmnist-64-v3
-model_id = ""               # package id; default: the export directory's name
+model_id = ""               # package id; none: the export directory's name
 samples = 4                 # number of test inputs stored in samples.safetensors
 export_only = False         # export the --resume checkpoint, train nothing
 from_torchvision = ""       # path to a torchvision AlexNet state_dict (.pth): convert it into a package, 224x224
@@ -138,6 +144,8 @@ def config_help() -> tuple:
 def default_text(v) -> str:
     if isinstance(v, bool):
         return "on" if v else "off"
+    if v == "":
+        return "none"
     return repr(v) if isinstance(v, str) else str(v)
 
 
@@ -324,7 +332,8 @@ def train_epoch(model, loader, optimizer, scaler, cfg, rt, epoch):
     correct = torch.zeros((), dtype=torch.int64, device=rt["device"])
     seen = skipped = 0
     n = len(loader)
-    bar = epoch_progress(n * loader.batch_size * rt["world"], f"epoch {epoch + 1}/{cfg['epochs']}", rt["master"])
+    total = min(len(loader.sampler), n * loader.batch_size) * rt["world"]  # drop_last may leave a partial batch out
+    bar = epoch_progress(total, f"epoch {epoch + 1}/{cfg['epochs']}", rt["master"])
     for i, (x, y, bad) in enumerate(loader):
         skipped += bad
         bar.update((len(y) + bad if x is not None else bad) * rt["world"])

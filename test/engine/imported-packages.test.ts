@@ -31,10 +31,11 @@ import onnxSamples from "../fixtures/imported/finetune-onnx/samples.safetensors"
 
 /**
  * Worker (int8 weights, int16 dense activations) against the source's fp32 logits, as a share of the row's
- * largest |logit|. Per-channel int8 weights cost ~1% relative L2 per layer (docs/model-package.md), eight
- * layers compound to a few percent; 8% leaves room without letting a layout error (O(100%)) through.
+ * largest |logit|, with no absolute slack (some fine-tuned logits are ~0.01). Per-channel int8 weights cost
+ * ~1% relative per layer; the fixtures measured 0.4-2.5% after eight layers. 8% leaves room without letting
+ * a layout error (O(100%)) through.
  */
-const INT8_VS_FP32 = { abs: 0.02, rel: 0.08 };
+const INT8_VS_FP32 = { abs: 0, rel: 0.08 };
 
 type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
 
