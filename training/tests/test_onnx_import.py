@@ -52,7 +52,8 @@ def test_a_full_size_caffe_layout_graph_converts_into_a_package_that_keeps_its_t
     x = torch.from_numpy(samples["inputs"].copy()).permute(0, 3, 1, 2)
     with torch.no_grad():
         want = source(x)
-    assert torch.allclose(torch.from_numpy(samples["logits_fp32"].copy()), want, rtol=0, atol=1e-4)
+    got = torch.from_numpy(samples["logits_fp32"].copy())
+    assert (got - want).abs().max() <= 1e-5 * want.abs().max()  # fp32 sums in another order
     err = (torch.from_numpy(samples["logits"].copy()) - want).norm() / want.norm()
     assert err < 0.05, f"int8 logits are {err:.3f} (relative L2) from the source's"
 
