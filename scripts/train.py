@@ -151,8 +151,8 @@ def default_text(v) -> str:
 
 def parse_flags(argv):
     """Every config name is a flag; unknown flags and bad values exit with argparse's message."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n", 2)[2])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     helps, sections = config_help()
     assert set(helps) == set(config_keys), f"config names without a comment: {set(config_keys) - set(helps)}"
     for section, names in sections:
@@ -528,8 +528,8 @@ def convert(cfg, source_path: str, kind: str):
     metrics = {"dataset": "not evaluated here"}
     if kind == "torchvision":
         metrics["dataset"] += " (torchvision reports ImageNet val top-1 0.5652, top-5 0.7907 for its fp32 weights)"
-    caffe = cfg["source_input"] == "caffe"
-    preprocess = D.folder_preprocess(size, *((D.CAFFE_MEAN, D.CAFFE_STD) if caffe else (D.IMAGENET_MEAN, D.IMAGENET_STD)))
+    stats = (D.CAFFE_MEAN, D.CAFFE_STD) if cfg["source_input"] == "caffe" else (D.IMAGENET_MEAN, D.IMAGENET_STD)
+    preprocess = D.folder_preprocess(size, *stats)
     export_package(model, cfg["export_dir"], mid, size, preprocess, labels, xs, metrics, training,
                    onnx=cfg["onnx"] and kind != "onnx")
     print(f"wrote {cfg['export_dir']} ({arch}, {size}x{size}, {len(labels)} classes)")

@@ -51,7 +51,8 @@ def _static_input_size(graph, initializers: set) -> int:
 def _conv(node, params: dict) -> nn.Conv2d:
     a = _attrs(node)
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
-        raise OnnxImportError(f"{_where(node)}: auto_pad {a['auto_pad'].decode()} is not supported; pads must be explicit")
+        raise OnnxImportError(f"{_where(node)}: auto_pad {a['auto_pad'].decode()} is not supported; "
+                              f"pads must be explicit")
     w = params.get(node.input[1])
     if w is None:
         raise OnnxImportError(f"{_where(node)}: its weights are not an initializer")
@@ -141,8 +142,8 @@ def read_onnx(path: str) -> tuple:
             params[node.output[0]] = params[node.input[0]]
             continue
         if softmax or data_inputs != [current]:
-            raise OnnxImportError(f"{_where(node)} does not continue a single chain of layers" + (
-                " (it follows the final Softmax)" if softmax else f" (reads {data_inputs}, the chain is at {current!r})"))
+            why = "it follows the final Softmax" if softmax else f"reads {data_inputs}, the chain is at {current!r}"
+            raise OnnxImportError(f"{_where(node)} does not continue a single chain of layers ({why})")
         if matmul is not None and op != "Add":   # a MatMul without a bias
             classifier.append(_linear(matmul.T, np.zeros(matmul.shape[1], np.float32)))
             matmul = None

@@ -11,8 +11,8 @@ from tiny_images import CLASSES, make_image_folder
 from training.onnx_export import export_onnx
 from training.package import load_package
 
-# Narrow AlexNets at 67x67 (the smallest input of Caffe's unpadded conv1) keep every run to seconds; the full-size paths run in test_onnx_import.py and
-# test_walkthrough.py.
+# Narrow AlexNets at 67x67 (the smallest input of Caffe's unpadded conv1) keep every run to seconds; the
+# full-size paths run in test_onnx_import.py and test_walkthrough.py.
 FAST = ["--input-size", "67", "--batch-size", "10", "--threads", "2", "--workers", "0", "--no-onnx", "--samples", "2"]
 
 

@@ -49,12 +49,12 @@ def test_the_readme_walkthrough_fine_tunes_a_folder_of_jpegs_and_the_worker_clas
     os.makedirs(os.path.join(tmp, "hub"))
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet().state_dict(), os.path.join(tmp, "hub", "alexnet-owt-7be5be79.pth"))
-    substitute = [  # (as written, as run here), applied in this order
-        ("~/.cache/torch/hub/checkpoints/", f"{tmp}/hub/"), (" alexnet.pth", f" {tmp}/alexnet.pth"),
-        ("--epochs 10", "--epochs 1 --no-onnx --threads 2"), ("runs/photos", f"{tmp}/runs"),
-        ("model/photos-v1 &", f"{tmp}/model/photos-v1 --port {PORT} --persist-to {tmp}/state"),
-        ("model/photos-v1", f"{tmp}/model/photos-v1"), ("--dataset photos", f"--dataset {tmp}/photos"),
-        ("@photos/val/daisy/0412.jpg", f"@{tmp}/photos/val/red-circle/00.jpg"), ("8787", str(PORT)),
+    substitute = [  # (as written, as run here), applied in this order; a leading space anchors relative paths
+        (" ~/.cache/torch/hub/checkpoints/", f" {tmp}/hub/"), (" alexnet.pth", f" {tmp}/alexnet.pth"),
+        ("--epochs 10", "--epochs 1 --no-onnx --threads 2"), (" runs/photos", f" {tmp}/runs"),
+        (" model/photos-v1 &", f" {tmp}/model/photos-v1 --port {PORT} --persist-to {tmp}/state"),
+        (" model/photos-v1", f" {tmp}/model/photos-v1"), (" photos ", f" {tmp}/photos "),
+        (" @photos/val/daisy/0412.jpg", f" @{tmp}/photos/val/red-circle/00.jpg"), (":8787/", f":{PORT}/"),
     ]
     commands = readme_commands()
     assert [c.split()[0] for c in commands] == ["cp", "/usr/bin/python3", "npm", "curl"]
