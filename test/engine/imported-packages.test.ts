@@ -103,6 +103,11 @@ describe("packages imported from other frameworks and fine-tuned", () => {
     expect(lrn.map((l) => [l.size, l.alpha, l.k])).toEqual([[5, 2e-5, 1], [5, 2e-5, 1]]);
   });
 
+  it("refuses a manifest whose per-class recall does not have one value per label", () => {
+    const broken = { ...onnxManifest, metrics: { ...onnxManifest.metrics, per_class_recall: [0.5, 0.5] } };
+    expect(() => parseManifest(broken)).toThrow(/per_class_recall needs one value per label \(3\)/);
+  });
+
   it("serves a fine-tuned package over HTTP with the classes it was trained on", async () => {
     const manifest = parseManifest(onnxManifest);
     await publishToBucket(env.MODELS, { manifest, weights: new Uint8Array(onnxWeights) });
