@@ -1,4 +1,4 @@
-"""Train an AlexNet-family model and export it as an alexnet-edge model package (docs/model-package.md).
+r"""Train an AlexNet-family model and export it as an alexnet-edge model package (docs/model-package.md).
 
 Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository root:
 
@@ -16,13 +16,19 @@ Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository r
   # resume an interrupted run (same flags; the checkpoint restores model, optimiser, schedule, epoch, RNG)
   /usr/bin/python3 scripts/train.py ... --resume runs/fmnist-64/ckpt.pt
 
+  # fine-tune ImageNet weights on your images: every layer but the last loaded, a new last layer for your classes
+  /usr/bin/python3 scripts/train.py --dataset /data/flowers --init alexnet-owt-7be5be79.pth --epochs 10 \
+      --batch-size 32 --out runs/flowers-ft --export-dir model/alexnet-flowers-ft-v1
+  /usr/bin/python3 scripts/train.py --dataset /data/flowers --init bvlc_alexnet.onnx --source-input caffe ...
+
   # export a checkpoint without training; convert torchvision's ImageNet AlexNet weights into a package
   /usr/bin/python3 scripts/train.py --export-only --resume runs/fmnist-64/ckpt.pt --export-dir model/x-v2
   # re-export a package's own weights in the current served arithmetic (new id: packages are immutable)
   /usr/bin/python3 scripts/train.py --export-only --init model/alexnet-fmnist-64-v2 --input-size 64 --export-dir model/x-v3
   /usr/bin/python3 scripts/train.py --from-torchvision alexnet-owt-7be5be79.pth --export-dir model/alexnet-tv-imagenet-v1
+  /usr/bin/python3 scripts/train.py --from-onnx bvlc_alexnet.onnx --source-input caffe --export-dir model/bvlc-alexnet-v1
 
-Every config name below is a flag: `batch_size` is `--batch-size 64`, booleans are `--amp` / `--no-amp`.
+Every config name is a flag: `batch_size` is `--batch-size 64`, booleans are `--amp` / `--no-amp`.
 Written beside the checkpoint (rank 0 only): ckpt.pt, config.json, metrics.csv, curves.png, confusion.png.
 """
 import argparse
@@ -32,6 +38,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 
@@ -46,6 +53,8 @@ from torch.utils.data.distributed import DistributedSampler
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from training import data as D  # noqa: E402
 from training.model import ARCHS, build_model, count_parameters  # noqa: E402
+from training.finetune import finetune_model, param_groups  # noqa: E402
+from training.progress import epoch_progress  # noqa: E402
 
 # ----------------------------------------------------------------------------- config
 # data
@@ -54,9 +63,10 @@ fmnist_dir = D.FMNIST_DIR   # where the Fashion-MNIST IDX .gz files are (Debian'
 train_subset = 0            # use only the first N training images (0 = all); for tests and probes
 test_subset = 0             # use only the first N test images (0 = all)
 epoch_test_subset = 0       # after each epoch evaluate only the first N test images (0 = all); export uses all
-workers = -1                # DataLoader worker processes; -1: 0 for Fashion-MNIST (in memory), 8 for folders
+workers = -1                # DataLoader worker processes; -1: 0 for Fashion-MNIST (in memory), else the CPUs
+                            # this process may use, shared among local DDP processes, at most 8
 # model
-arch = "alexnet"            # one of ARCHS: alexnet (paper), alexnet-bn (Keras tutorial), alexnet-tv (torchvision)
+arch = "alexnet"            # alexnet (the paper), alexnet-bn (Keras tutorial variant), alexnet-tv (torchvision's)
 two_tower = False           # alexnet only: the paper's two-tower grouping (groups=2 in conv2, conv4, conv5)
 input_size = 224            # square input side; 224/227 for the paper; fc6 follows the feature map
 width = 1.0                 # channel multiplier for every layer (1.0 = the paper); small values for tests
@@ -67,7 +77,7 @@ batch_size = 128            # global batch size (divided among DDP processes)
 lr = 0.01                   # initial learning rate
 momentum = 0.9              # SGD momentum
 weight_decay = 5e-4         # L2 weight decay
-schedule = "plateau"        # plateau: lr/10 when test top-1 stalls; step: lr/10 every step_epochs; cosine: to 0
+schedule = "plateau"        # plateau: lr/10 when test top-1 stalls; step: lr/10 every --step-epochs; cosine: to 0
 plateau_patience = 2        # plateau: epochs without improvement before lr/10
 step_epochs = 30            # step: epochs between lr/10
 warmup_epochs = 0.0         # linear lr warm-up from 0 over this many epochs (all schedules)
@@ -86,13 +96,27 @@ seed = 0                    # seeds python, numpy, torch (+ rank); data order is
 # output
 out = "runs/default"        # checkpoint directory: ckpt.pt, config.json, metrics.csv, curves.png, confusion.png
 resume = ""                 # checkpoint to resume from (or to export with --export-only)
-init = ""                   # start from these weights: a model package directory (training/init_weights.py)
+init = ""                   # start from these weights: a torchvision AlexNet state_dict (.pth), an AlexNet-family
+                            # ONNX graph (.onnx) or a model package directory. A .pth/.onnx sets --arch, --two-tower
+                            # and --width from its layers, loads every layer but the last and adds a new last layer
+                            # sized to the dataset's classes (fine-tuning); give the same --init again with --resume
+source_input = "torchvision"  # --init/--from-onnx .pth/.onnx: the input the source was trained on: torchvision
+                            # (RGB in [0, 1] with ImageNet mean/std) or caffe (BGR 0-255 minus Caffe's ImageNet mean,
+                            # e.g. the ONNX zoo's bvlc_alexnet; conv1 is turned to RGB and the manifest says the rest)
+freeze_features = False     # with --init: train the dense layers only; the convolutions keep their loaded weights
+head_lr_ratio = 10.0        # with --init: the new last layer learns at --lr, loaded layers at --lr / this; 10 as in
+                            # Caffe's fine-tuning example (lr_mult 10 on the new layer): it starts from nothing, the
+                            # loaded layers only need nudging
 export_dir = ""             # write the model package here at the end (rank 0), e.g. model/alexnet-fmnist-64-v3
-model_id = ""               # package id; default: the export directory's name
+model_id = ""               # package id; none: the export directory's name
 samples = 4                 # number of test inputs stored in samples.safetensors
 export_only = False         # export the --resume checkpoint, train nothing
 from_torchvision = ""       # path to a torchvision AlexNet state_dict (.pth): convert it into a package, 224x224
 convolutions = "int8"       # where the Worker runs convolutions: int8 (our kernels) or fp32 (tfjs-wasm, for a model whose int8 error is too large)
+from_onnx = ""              # path to an AlexNet-family ONNX graph (torchvision or Caffe layout): convert it into a
+                            # package at the graph's input size (--input-size when the graph leaves it open)
+labels = ""                 # --from-onnx / --from-torchvision: a text file of class names, one per line in output
+                            # order; empty: the 1000 ImageNet classes
 onnx = True                 # also write <export dir>.onnx (fp32) beside the package, for benchmarks
 stop_after = 0              # stop after this many epochs in this invocation (0 = run to --epochs); preemptible runs
 note = ""                   # free text recorded in the manifest's training record
@@ -101,20 +125,55 @@ config_keys = [k for k, v in list(globals().items())
 # -----------------------------------------------------------------------------
 
 
+def config_help() -> tuple:
+    """{name: help text} and [(section, [names])] read from the config block's comments, so they never drift."""
+    helps, sections, name = {}, [], None
+    with open(os.path.abspath(__file__)) as f:
+        lines = f.read().split("# " + "-" * 77 + " config\n", 1)[1].split("# " + "-" * 77 + "\n", 1)[0].splitlines()
+    for line in lines:
+        m = re.match(r"^(\w+) += .*?# (.*)$", line)
+        if m and m.group(1) in config_keys:
+            name = m.group(1)
+            helps[name] = m.group(2).strip()
+            sections[-1][1].append(name)
+        elif re.match(r"^ +# ", line) and name:
+            helps[name] += " " + line.strip()[2:]
+        elif line.startswith("# "):
+            sections.append((line[2:].strip(), []))
+            name = None
+    return helps, sections
+
+
+def default_text(v) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if v == "":
+        return "none"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
 def parse_flags(argv):
     """Every config name is a flag; unknown flags and bad values exit with argparse's message."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    for k in config_keys:
-        v = globals()[k]
-        flag = "--" + k.replace("_", "-")
-        if isinstance(v, bool):
-            p.add_argument(flag, dest=k, action=argparse.BooleanOptionalAction, default=v)
-        else:
-            p.add_argument(flag, dest=k, type=type(v), default=v)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    helps, sections = config_help()
+    assert set(helps) == set(config_keys), f"config names without a comment: {set(config_keys) - set(helps)}"
+    for section, names in sections:
+        group = p.add_argument_group(section)
+        for k in names:
+            v = globals()[k]
+            flag = "--" + k.replace("_", "-")
+            text = f"{helps[k]} (default: {default_text(v)})".replace("%", "%%")
+            if isinstance(v, bool):
+                group.add_argument(flag, dest=k, action=argparse.BooleanOptionalAction, default=v, help=text)
+            else:
+                group.add_argument(flag, dest=k, type=type(v), default=v, help=text,
+                                   metavar=type(v).__name__.upper().replace("STR", "TEXT"))
     cfg = vars(p.parse_args(argv))
     if cfg["arch"] not in ARCHS:
         p.error(f"--arch {cfg['arch']!r} is not one of {', '.join(ARCHS)}")
+    if cfg["source_input"] not in ("torchvision", "caffe"):
+        p.error(f"--source-input {cfg['source_input']!r} is not one of torchvision, caffe")
     if cfg["schedule"] not in ("plateau", "step", "cosine"):
         p.error(f"--schedule {cfg['schedule']!r} is not one of plateau, step, cosine")
     if cfg["convolutions"] not in ("int8", "fp32"):
@@ -125,8 +184,15 @@ def parse_flags(argv):
         p.error("--epochs, --batch-size and --lr must be positive")
     if cfg["export_only"] and (not (cfg["resume"] or cfg["init"]) or not cfg["export_dir"]):
         p.error("--export-only needs --resume CHECKPOINT (or --init PACKAGE) and --export-dir DIR")
-    if cfg["from_torchvision"] and not cfg["export_dir"]:
-        p.error("--from-torchvision needs --export-dir DIR")
+    for flag in ("from_torchvision", "from_onnx"):
+        if cfg[flag] and not cfg["export_dir"]:
+            p.error(f"--{flag.replace('_', '-')} needs --export-dir DIR")
+    if cfg["from_onnx"] and cfg["from_torchvision"]:
+        p.error("--from-onnx and --from-torchvision convert one source each: give one")
+    if cfg["freeze_features"] and not cfg["init"]:
+        p.error("--freeze-features keeps loaded features: it needs --init")
+    if cfg["head_lr_ratio"] <= 0:
+        p.error("--head-lr-ratio must be positive")
     if cfg["ten_crop"] and cfg["dataset"] == "fashion-mnist":
         p.error("--ten-crop applies to image-folder datasets (Fashion-MNIST is resized to the input, no crops)")
     return cfg
@@ -183,20 +249,28 @@ def make_datasets(cfg):
                                erase=cfg["random_erase"])
         test = D.FashionMNIST(cfg["fmnist_dir"], "test", cfg["input_size"], False, 0, cfg["test_subset"])
         return train, test, train.classes, D.fmnist_preprocess(cfg["input_size"])
-    train = D.ImageFolder(cfg["dataset"], "train", cfg["input_size"], True, cfg["pca_sigma"])
-    test = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, classes=train.classes)
+    mean, std = input_stats(cfg)
+    train = D.ImageFolder(cfg["dataset"], "train", cfg["input_size"], True, cfg["pca_sigma"], mean, std)
+    test = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, mean=mean, std=std, classes=train.classes)
     if cfg["train_subset"]:
         train = Subset(train, range(min(cfg["train_subset"], len(train))))
         train.classes = train.dataset.classes
     if cfg["test_subset"]:
         test = Subset(test, range(min(cfg["test_subset"], len(test))))
-    return train, test, train.classes, D.folder_preprocess(cfg["input_size"])
+    return train, test, train.classes, D.folder_preprocess(cfg["input_size"], mean, std)
+
+
+def input_stats(cfg) -> tuple:
+    """(mean, std) of RGB pixels in [0, 1]: ImageNet's as torchvision trains, or Caffe's 0-255 mean subtraction."""
+    if cfg["source_input"] == "caffe" and cfg["init"] and not os.path.isdir(cfg["init"]):
+        return D.CAFFE_MEAN, D.CAFFE_STD
+    return D.IMAGENET_MEAN, D.IMAGENET_STD
 
 
 def make_loader(ds, cfg, rt, train, epoch):
     """Per-epoch loader whose order and worker seeds depend only on (seed, epoch): resumable exactly."""
     g = torch.Generator().manual_seed(cfg["seed"] * 1000003 + epoch)
-    nw = cfg["workers"] if cfg["workers"] >= 0 else (0 if cfg["dataset"] == "fashion-mnist" else 8)
+    nw = loader_workers(cfg, rt)
     if train:
         sampler = (DistributedSampler(ds, rt["world"], rt["rank"], shuffle=True, seed=cfg["seed"], drop_last=True)
                    if rt["ddp"] else RandomSampler(ds, generator=g))
@@ -206,9 +280,22 @@ def make_loader(ds, cfg, rt, train, epoch):
         ds = Subset(ds, range(rt["rank"], len(ds), rt["world"])) if rt["ddp"] else ds
         sampler = SequentialSampler(ds)
     per_rank = max(1, cfg["batch_size"] // rt["world"])
+    # Dropping the last partial batch keeps batch statistics sane, unless there is no full batch at all.
+    drop_last = train and len(sampler) >= per_rank
     return DataLoader(ds, batch_size=per_rank, sampler=sampler, num_workers=nw, generator=g,
-                      collate_fn=D.collate_skip, drop_last=train, pin_memory=rt["cuda"],
+                      collate_fn=D.collate_skip, drop_last=drop_last, pin_memory=rt["cuda"],
                       persistent_workers=False)
+
+
+def loader_workers(cfg, rt) -> int:
+    """--workers, or what the machine has: PyTorch warns (and may stall) past the CPUs this process may use."""
+    if cfg["workers"] >= 0:
+        return cfg["workers"]
+    if cfg["dataset"] == "fashion-mnist":
+        return 0  # in memory: worker processes would only copy it
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", rt["world"])) if rt["ddp"] else 1
+    return max(1, min(8, cpus // local))  # 8: beyond it decoding JPEGs is rarely what a CPU or GPU waits for
 
 
 def get_lr(cfg, epoch_float):
@@ -244,38 +331,23 @@ def unwrap(model):
     return getattr(model, "_orig_mod", model)
 
 
-def progress(it, total, desc, enabled):
-    """tqdm when installed (Debian python3-tqdm), else a plain line every ~10% of the epoch."""
-    if not enabled:
-        return it
-    try:
-        from tqdm import tqdm
-        return tqdm(it, total=total, desc=desc, ncols=100, mininterval=1 if sys.stderr.isatty() else 30,
-                    file=sys.stderr)
-    except ImportError:
-        def plain():
-            step = max(1, total // 10)
-            for i, x in enumerate(it):
-                if i % step == 0:
-                    print(f"{desc}: {i}/{total}", file=sys.stderr, flush=True)
-                yield x
-        return plain()
-
-
 def train_epoch(model, loader, optimizer, scaler, cfg, rt, epoch):
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=rt["device"])  # on the device: no sync per step
     correct = torch.zeros((), dtype=torch.int64, device=rt["device"])
     seen = skipped = 0
     n = len(loader)
-    for i, (x, y, bad) in enumerate(progress(loader, n, f"epoch {epoch + 1}/{cfg['epochs']}", rt["master"])):
+    total = min(len(loader.sampler), n * loader.batch_size) * rt["world"]  # drop_last may leave a partial batch out
+    bar = epoch_progress(total, f"epoch {epoch + 1}/{cfg['epochs']}", rt["master"])
+    for i, (x, y, bad) in enumerate(loader):
         skipped += bad
+        bar.update((len(y) + bad if x is not None else bad) * rt["world"])
         if x is None:
             continue
         lr_now = get_lr(cfg, epoch + i / n)
         if lr_now is not None:
             for group in optimizer.param_groups:
-                group["lr"] = lr_now
+                group["lr"] = lr_now * group.get("lr_mult", 1.0)
         x = x.to(rt["device"], non_blocking=True)
         y = y.to(rt["device"], non_blocking=True)
         if rt["cuda"] and cfg["channels_last"]:
@@ -292,6 +364,8 @@ def train_epoch(model, loader, optimizer, scaler, cfg, rt, epoch):
         loss_sum += loss.detach().double() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
+    bar.close()
+    assert seen, f"no training image was read in epoch {epoch + 1} ({skipped} could not be decoded)"
     assert torch.isfinite(loss_sum), f"the loss diverged in epoch {epoch + 1}: lower --lr"
     stats = torch.tensor([loss_sum.item(), correct.item(), seen, skipped], dtype=torch.float64)
     if rt["ddp"]:
@@ -354,6 +428,7 @@ def write_metrics(out_dir, history, confusion, labels):
 
 def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on):
     """Evaluate fp32 and the served int8 arithmetic on the test set, then write the package."""
+    from training.class_report import per_class, write_class_report
     from training.package import export_package
     from training.quantize import fold_and_quantize, served_forward
     model = unwrap(model).to("cpu").float().eval()
@@ -372,12 +447,17 @@ def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on):
     training = training_record(cfg, history, trained_on)
     mid = cfg["model_id"] or os.path.basename(os.path.normpath(cfg["export_dir"]))
     if cfg["ten_crop"]:
-        tc = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, classes=labels, ten_crop=True)
+        mean, std = input_stats(cfg)
+        tc = D.ImageFolder(cfg["dataset"], "val", cfg["input_size"], False, mean=mean, std=std, classes=labels,
+                           ten_crop=True)
         m10 = evaluate(model, make_loader(tc, cfg, cpu_rt, False, 0), cpu_rt, len(labels))
         metrics.update(top1_fp32_10crop=round(m10["test_top1"], 4), top5_fp32_10crop=round(m10["test_top5"], 4))
+    metrics["per_class_recall"] = [r["recall"] for r in per_class(m8["confusion"], labels)]
     export_package(model, cfg["export_dir"], mid, cfg["input_size"], preprocess, labels, xs, metrics, training,
                    onnx=cfg["onnx"], convolutions=cfg["convolutions"])
     write_metrics(cfg["out"], history, m8["confusion"], labels)
+    report = write_class_report(cfg["export_dir"], m8["confusion"], labels)
+    print(f"export: per-class precision and recall, confusion matrix: {', '.join(report)}", flush=True)
     print(f"export: wrote {cfg['export_dir']}  fp32 top-1 {metrics['top1_fp32']:.4f} top-5 {metrics['top5_fp32']:.4f}"
           f"  int8 top-1 {metrics['top1_int8']:.4f} top-5 {metrics['top5_int8']:.4f}", flush=True)
     return metrics
@@ -400,51 +480,117 @@ def training_record(cfg, history, trained_on):
            "wall_seconds": round(sum(h.get("epoch_seconds", 0) for h in history), 1) if history else 0}
     if cfg["init"]:
         rec["initialised_from"] = os.path.basename(os.path.normpath(cfg["init"]))
+        recipe.update(freeze_features=cfg["freeze_features"], head_lr_ratio=cfg["head_lr_ratio"],
+                      source_input=cfg["source_input"])
     if cfg["note"]:
         rec["note"] = cfg["note"]
     return rec
 
 
-def convert_torchvision(cfg):
-    """torchvision AlexNet state_dict -> alexnet-tv model -> package with the 1000 ImageNet labels."""
-    from training.package import export_package, imagenet_labels
-    model = build_model("alexnet-tv", 1000, 224)
-    state = torch.load(cfg["from_torchvision"], map_location="cpu", weights_only=True)  # tensors only: safe
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise SystemExit(f"error: {cfg['from_torchvision']} is not a torchvision AlexNet state_dict "
-                         f"(missing {missing}, unexpected {unexpected})")
-    model.eval()
+def read_labels(cfg, units: int) -> list:
+    """--labels FILE (one name per line) or the 1000 ImageNet classes; their count must match the last layer."""
+    from training.package import imagenet_labels
+    if cfg["labels"]:
+        with open(cfg["labels"]) as f:
+            labels = [line.strip() for line in f if line.strip()]
+    else:
+        labels = imagenet_labels()
+    if len(labels) != units:
+        raise SystemExit(f"error: the model has {units} outputs but {cfg['labels'] or 'the ImageNet label list'} "
+                         f"holds {len(labels)} labels" + ("" if cfg["labels"] else "; pass --labels FILE"))
+    return labels
+
+
+def convert(cfg, source_path: str, kind: str):
+    """A torchvision .pth or an ONNX graph -> package, with sample logits in the served arithmetic and fp32."""
+    from training import init_weights
+    from training.package import export_package
+    try:
+        model, size = init_weights.load_source(source_path)
+        if cfg["source_input"] == "caffe":
+            init_weights.bgr_to_rgb(model)
+        if kind == "onnx" and not size:  # a graph with an open input size: the flag says which
+            from training.onnx_import import check_shapes
+            size = cfg["input_size"]
+            check_shapes(model, size, source_path)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    try:
+        family = init_weights.choose_arch(model, source_path)
+    except ValueError:  # converted all the same: the Worker runs any chain of the family's layers
+        family = {"arch": "alexnet-family"}
+    arch = family["arch"]
+    units = [m for m in model.classifier if isinstance(m, nn.Linear)][-1].out_features
+    labels = read_labels(cfg, units)
     gen = torch.Generator().manual_seed(cfg["seed"])
-    xs = torch.randn(cfg["samples"], 3, 224, 224, generator=gen)
+    xs = torch.randn(cfg["samples"], 3, size, size, generator=gen)
     mid = cfg["model_id"] or os.path.basename(os.path.normpath(cfg["export_dir"]))
-    training = {"arch": "alexnet-tv", "source": "torchvision AlexNet weights (converted, not trained here)",
-                "weights_file": os.path.basename(cfg["from_torchvision"]), "torch": torch.__version__.split("+")[0],
+    what = "torchvision AlexNet weights" if kind == "torchvision" else "ONNX graph"
+    training = {**family, "source": f"{what} (converted, not trained here)",
+                "weights_file": os.path.basename(source_path), "source_input": cfg["source_input"],
+                "torch": torch.__version__.split("+")[0],
                 "date": datetime.date.today().isoformat()}
-    metrics = {"dataset": "not evaluated here (torchvision reports ImageNet val top-1 0.5652, top-5 0.7907 for fp32)"}
-    export_package(model, cfg["export_dir"], mid, 224, D.folder_preprocess(224), imagenet_labels(), xs, metrics, training,
-                   onnx=cfg["onnx"], convolutions=cfg["convolutions"])
-    print(f"wrote {cfg['export_dir']}")
+    metrics = {"dataset": "not evaluated here"}
+    if kind == "torchvision":
+        metrics["dataset"] += " (torchvision reports ImageNet val top-1 0.5652, top-5 0.7907 for its fp32 weights)"
+    stats = (D.CAFFE_MEAN, D.CAFFE_STD) if cfg["source_input"] == "caffe" else (D.IMAGENET_MEAN, D.IMAGENET_STD)
+    preprocess = D.folder_preprocess(size, *stats)
+    export_package(model, cfg["export_dir"], mid, size, preprocess, labels, xs, metrics, training,
+                   onnx=cfg["onnx"] and kind != "onnx", convolutions=cfg["convolutions"])
+    print(f"wrote {cfg['export_dir']} ({arch}, {size}x{size}, {len(labels)} classes)")
+
+
+def make_model(cfg, rt, num_classes):
+    """(model, names of its new modules). With --init a .pth/.onnx also sets cfg's arch, two_tower and width.
+
+    A resumed run builds the same model the same way (the source gives the structure), then loads its
+    checkpoint over the loaded weights.
+    """
+    from training import init_weights
+    if not cfg["init"]:
+        return build_model(cfg["arch"], num_classes, cfg["input_size"], cfg["two_tower"], cfg["width"],
+                           cfg["dropout"]), []
+    try:
+        kind = init_weights.source_kind(cfg["init"])
+        if kind == "package":
+            model = build_model(cfg["arch"], num_classes, cfg["input_size"], cfg["two_tower"], cfg["width"],
+                                cfg["dropout"])
+            new = init_weights.init_from_package(model, cfg["init"])
+            head = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+            fresh, loaded = ([head] if new else []), "every layer" + (" but the last" if new else "")
+        else:
+            source, _ = init_weights.load_source(cfg["init"])
+            if cfg["source_input"] == "caffe":
+                init_weights.bgr_to_rgb(source)
+            cfg.update(init_weights.choose_arch(source, cfg["init"]))
+            model, names, fresh = finetune_model(source, num_classes, cfg["input_size"],
+                                                 cfg["dropout"] if cfg["dropout"] >= 0 else 0.5)
+            loaded = ", ".join(names)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    if rt["master"]:
+        tower = " --two-tower" if cfg["two_tower"] else ""
+        print(f"initialised from {cfg['init']}: --arch {cfg['arch']}{tower} --width {cfg['width']:g}; loaded "
+              f"{loaded}; new: {', '.join(fresh) or 'none'}", flush=True)
+    return model, fresh
 
 
 def main(argv=None):
     cfg = parse_flags(sys.argv[1:] if argv is None else argv)
     if cfg["from_torchvision"]:
-        return convert_torchvision(cfg)
+        return convert(cfg, cfg["from_torchvision"], "torchvision")
+    if cfg["from_onnx"]:
+        return convert(cfg, cfg["from_onnx"], "onnx")
     rt = setup_runtime(cfg)
     train_ds, test_ds, labels, preprocess = make_datasets(cfg)
-    model = build_model(cfg["arch"], len(labels), cfg["input_size"], cfg["two_tower"], cfg["width"], cfg["dropout"])
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
-                                weight_decay=cfg["weight_decay"])
+    model, fresh = make_model(cfg, rt, len(labels))
+    groups, lines = param_groups(model, fresh, cfg["lr"], cfg["head_lr_ratio"], cfg["freeze_features"])
+    if rt["master"] and cfg["init"]:
+        print("optimised parameters:\n" + "\n".join(lines), flush=True)
+    optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     scheduler = make_scheduler(cfg, optimizer)
     scaler = make_scaler(rt["cuda"] and cfg["amp"])
     start_epoch, history = 0, []
-    if cfg["init"] and not cfg["resume"]:  # a resumed run already holds the initialised (and trained) weights
-        from training.init_weights import init_from_package
-        fresh = init_from_package(model, cfg["init"])
-        if rt["master"]:
-            print(f"initialised from {cfg['init']}" + (f"; new layers: {', '.join(fresh)}" if fresh else ""), flush=True)
     if cfg["resume"]:
         # the checkpoint holds numpy/python RNG states: PyTorch >= 2.6 loads weights_only by default
         ckpt = torch.load(cfg["resume"], map_location="cpu", weights_only=False)

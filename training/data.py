@@ -20,6 +20,12 @@ FMNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 # ImageNet channel statistics (RGB, [0, 1]) used by torchvision's pretrained weights.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# Caffe's reference ImageNet models (bvlc_alexnet) take BGR pixels in 0-255 minus the per-channel means of
+# Caffe's ilsvrc_2012_mean.npy (B 104.01, G 116.67, R 122.68), unscaled. Written here in RGB order and in
+# [0, 1] units, the form ToTensor + Normalize and the manifest use: (x - m / 255) / (1 / 255) = 255 x - m.
+# The BGR order itself is folded into conv1's weights (training/init_weights.py, bgr_to_rgb).
+CAFFE_MEAN = (122.6789 / 255, 116.6688 / 255, 104.0070 / 255)
+CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
 # Paper section 4.1 PCA colour augmentation: eigen-decomposition of ImageNet's RGB covariance
 # (values as published with fb.resnet.torch / used widely since, pixels in [0, 1]).
 PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])

@@ -1,12 +1,16 @@
 """Start a model from weights trained elsewhere (`train.py --init`).
 
-Sources understood here:
+Sources understood here (`source_kind` tells them apart):
+- a torchvision AlexNet state_dict (`.pth`, `.pt`), at any width: `load_source` builds torchvision's layout;
+- an AlexNet-family ONNX graph (`.onnx`): training/onnx_import.py;
 - an alexnet-edge model package directory (docs/model-package.md): its int8 weights times their per-channel
   scales, laid back from the Worker's layout (HWIO convolutions, NHWC flatten order) into PyTorch's. This is
   how a served model keeps training: the dequantized weights are exactly what the Worker computes with.
 
-Every layer whose shape matches is loaded; the last dense layer is loaded only when the class count matches,
-else it keeps its fresh initialisation (a new head for a new dataset). Returns the names of the new layers.
+A package fills a model built from the command line's --arch: every layer whose shape matches is loaded; the
+last dense layer is loaded only when the class count matches, else it keeps its fresh initialisation (a new
+head for a new dataset). A .pth or .onnx source instead decides the architecture (`choose_arch`) and
+training/finetune.py builds the model around its layers.
 """
 import json
 import os
@@ -15,6 +19,11 @@ import torch
 import torch.nn as nn
 
 from training import safetensors_io
+from training.model import FeaturesThenClassifier, dropout_classifier
+
+# Channel counts at width 1.0: torchvision's AlexNet and the paper's (Caffe's bvlc_alexnet has the paper's).
+TV_CHANNELS, PAPER_CHANNELS = (64, 192, 384, 256, 256), (96, 256, 384, 384, 256)
+TWO_TOWER_GROUPS = (1, 2, 1, 2, 2)  # the paper's GPU split: conv2, conv4, conv5 see only their own tower
 
 
 def _linear_layers(model: nn.Module) -> list:
@@ -70,3 +79,96 @@ def init_from_package(model: nn.Module, package_dir: str) -> list:
         m.weight.copy_(w)
         m.bias.copy_(b)
     return fresh
+
+
+def source_kind(path: str) -> str:
+    """'package', 'torchvision' or 'onnx'; anything else is a ValueError naming what is understood."""
+    if os.path.isdir(path):
+        if not os.path.exists(os.path.join(path, "manifest.json")):
+            raise ValueError(f"--init {path}: a directory must be a model package (it has no manifest.json)")
+        return "package"
+    if not os.path.exists(path):
+        raise ValueError(f"--init {path}: no such file or directory")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".pth", ".pt"):
+        return "torchvision"
+    if ext == ".onnx":
+        return "onnx"
+    raise ValueError(f"--init {path}: expected a torchvision AlexNet state_dict (.pth), an ONNX graph (.onnx) "
+                     f"or a model package directory")
+
+
+def torchvision_alexnet(state: dict, path: str = "state_dict") -> FeaturesThenClassifier:
+    """torchvision's AlexNet layout (keys features.0 ... classifier.6), sized from the tensors: any width."""
+    need = ["features.0", "features.3", "features.6", "features.8", "features.10", "classifier.1", "classifier.4",
+            "classifier.6"]
+    missing = [k + ".weight" for k in need if k + ".weight" not in state]
+    extra = sorted(k for k in state if k.rsplit(".", 1)[0] not in need)
+    if missing or extra:
+        raise ValueError(f"{path} is not a torchvision AlexNet state_dict (missing {missing}, unexpected {extra})")
+    c = [state[k + ".weight"].shape[0] for k in need[:5]]
+    model = FeaturesThenClassifier()
+    model.features = nn.Sequential(
+        nn.Conv2d(3, c[0], 11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[0], c[1], 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c[2], c[3], 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c[3], c[4], 3, padding=1), nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+    )
+    fc6, fc8 = state["classifier.1.weight"], state["classifier.6.weight"]
+    model.classifier = dropout_classifier(fc6.shape[1], fc6.shape[0], fc8.shape[0], 0.5)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the tensors do not fit torchvision's AlexNet layout: {e}") from e
+    return model.eval()
+
+
+def load_source(path: str) -> tuple:
+    """(model with features/classifier, input side it was made for or 0) from a .pth or .onnx file."""
+    kind = source_kind(path)
+    if kind == "torchvision":
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: safe to load
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict")
+        return torchvision_alexnet(state, path), 224
+    if kind == "onnx":
+        from training.onnx_import import read_onnx
+        model, input_size, _ = read_onnx(path)
+        return model, input_size
+    raise ValueError(f"{path}: a package is loaded with init_from_package, into a model built from --arch")
+
+
+def choose_arch(model: nn.Module, path: str) -> dict:
+    """{arch, two_tower, width} of training/model.py that the source's layers are, or a ValueError saying why not."""
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    dense = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    lrn = any(isinstance(m, nn.LocalResponseNorm) for m in model.features)
+    groups = tuple(m.groups for m in convs)
+    kernels = tuple(m.kernel_size[0] for m in convs)
+    channels = tuple(m.out_channels for m in convs)
+    if len(convs) == 5 and len(dense) == 3 and kernels == (11, 5, 3, 3, 3):
+        if not lrn and set(groups) == {1}:
+            width = channels[0] / TV_CHANNELS[0]
+            if all(abs(c - n * width) <= 2 for c, n in zip(channels, TV_CHANNELS)):
+                return {"arch": "alexnet-tv", "two_tower": False, "width": round(width, 4)}
+        if lrn and groups in (TWO_TOWER_GROUPS, (1,) * 5):
+            width = channels[0] / PAPER_CHANNELS[0]
+            if all(abs(c - n * width) <= 2 for c, n in zip(channels, PAPER_CHANNELS)):
+                return {"arch": "alexnet", "two_tower": groups == TWO_TOWER_GROUPS, "width": round(width, 4)}
+    raise ValueError(
+        f"--init {path}: cannot choose --arch: {len(convs)} convolutions (kernels {list(kernels)}, channels "
+        f"{list(channels)}, groups {list(groups)}), {'with' if lrn else 'no'} LRN, {len(dense)} dense layers. "
+        f"Understood: torchvision's AlexNet (alexnet-tv: 64-192-384-256-256, no LRN) and the paper's / Caffe's "
+        f"(alexnet: 96-256-384-384-256 with LRN, groups 1-2-1-2-2 for --two-tower), at any width, 3 dense layers")
+
+
+@torch.no_grad()
+def bgr_to_rgb(model: nn.Module) -> nn.Module:
+    """Reverse conv1's input channels: a model trained on BGR pixels (Caffe) then takes RGB ones, as served."""
+    conv1 = next(m for m in model.features if isinstance(m, nn.Conv2d))
+    conv1.weight.copy_(conv1.weight.flip(1))
+    return model

@@ -81,7 +81,12 @@ export const manifestSchema = z
         convolutions: z.enum(["int8", "fp32"]).default("fp32"),
       })
       .passthrough(),
-    metrics: z.record(z.string(), z.unknown()).default({}),
+    // Informational, shown at GET /v1/models; per_class_recall (one value per label, in label order) is the
+    // only field with a shape, so a package cannot carry a list that belongs to other labels.
+    metrics: z
+      .object({ per_class_recall: z.array(z.number().min(0).max(1)).optional() })
+      .catchall(z.unknown())
+      .default({}),
     training: z.record(z.string(), z.unknown()).default({}),
   })
   .superRefine((m, ctx) => {
@@ -91,6 +96,10 @@ export const manifestSchema = z
     }
     if (m.preprocess.crop.height !== m.input.height || m.preprocess.crop.width !== m.input.width) {
       ctx.addIssue({ code: "custom", message: "preprocess.crop must equal the input height and width" });
+    }
+    const recall = m.metrics.per_class_recall;
+    if (recall && recall.length !== m.labels.length) {
+      ctx.addIssue({ code: "custom", message: `metrics.per_class_recall needs one value per label (${m.labels.length})` });
     }
     const lastDense = m.layers.filter((l) => l.op === "dense").at(-1);
     if (!lastDense || lastDense.units !== m.labels.length) {
