@@ -5,7 +5,7 @@
  */
 import type { Classifier } from "../engine/classifier";
 import { wasmHeapBytes } from "../engine/tfjs-wasm-backend";
-import { decoderMemoryBytes, decoderMemoryPeakBytes } from "../image";
+import { decoderMemoryBytes, decoderMemoryPeakBytes, resetDecoderMemoryPeak } from "../image";
 import type { MemoryBudget } from "./budget";
 
 export interface MemoryReport {
@@ -13,7 +13,10 @@ export interface MemoryReport {
   model_wasm_bytes: number;
   /** Image decoders' wasm memory held right now (0 between decodes: each decode drops its instance). */
   decoder_wasm_bytes: number;
-  /** The largest single decoder wasm memory since the isolate started: a decode is synchronous, so it is the most held at once. */
+  /**
+   * The largest single decoder wasm memory since the previous report (read and reset, so that a caller polling
+   * /readyz sees each stretch's own peak). A decode is synchronous: one decoder memory at most is live at once.
+   */
   decoder_wasm_peak_bytes: number;
   /** What the memory ledger has handed out right now, and its capacity. */
   reserved_bytes: number;
@@ -21,11 +24,13 @@ export interface MemoryReport {
 }
 
 export function memoryReport(classifier: Classifier, budget: MemoryBudget): MemoryReport {
-  return {
+  const report = {
     model_wasm_bytes: wasmHeapBytes() + classifier.kernelMemoryBytes,
     decoder_wasm_bytes: decoderMemoryBytes(),
     decoder_wasm_peak_bytes: decoderMemoryPeakBytes(),
     reserved_bytes: budget.reservedBytes,
     budget_bytes: budget.capacityBytes,
   };
+  resetDecoderMemoryPeak();
+  return report;
 }
