@@ -12,12 +12,10 @@
  * Each repeat starts a fresh isolate; inside it, our forward pass and the stock one alternate pass by
  * pass, so machine noise hits both alike, and the ratio is the median of the paired ratios.
  */
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { unstable_dev } from "wrangler";
-import { publishPackage } from "../scripts/lib/publish.mjs";
-import { modelsBucketName, openBucket } from "../scripts/lib/wrangler-r2.mjs";
+import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 
 const args = process.argv.slice(2);
 const json = args.includes("--json");
@@ -30,14 +28,8 @@ const writeJson = (value) => process.stdout.write(JSON.stringify(value) + "\n");
 if (json) console.log = console.info = console.warn = (...m) => process.stderr.write(m.join(" ") + "\n");
 
 const root = new URL("..", import.meta.url).pathname;
-const packageDir = join(root, "bench/.packages/alexnet-random-224");
-const buildDir = join(root, "bench/.build");
 const stateDir = join(root, "bench/.state");
-
-if (!existsSync(join(packageDir, "manifest.json"))) {
-  log("generating the random 224x224 AlexNet package (~60 MB, once) ...");
-  execFileSync("sh", ["scripts/python.sh", "scripts/make_bench_package.py", "--no-onnx", packageDir], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
-}
+const packageDir = ensureBenchPackage(root, log);
 const manifest = JSON.parse(readFileSync(join(packageDir, "manifest.json"), "utf8"));
 const sampleImage = readFileSync(join(root, existsSync(join(root, "samples/photos/chelsea.jpg")) ? "samples/photos/chelsea.jpg" : "samples/fmnist/ankle-boot-0.png"));
 
@@ -58,8 +50,7 @@ function newWorker() {
 
 async function seed() {
   rmSync(stateDir, { recursive: true, force: true });
-  const bucket = openBucket({ bucket: modelsBucketName(join(root, "bench/wrangler.bench.toml")), mode: "local", persistTo: stateDir, cwd: root, log: () => {} });
-  await publishPackage(bucket, packageDir, { log: () => {} });
+  await seedLocalBucket(root, stateDir, packageDir, join(root, "bench/wrangler.bench.toml"));
 }
 
 async function getJson(worker, path, init) {
