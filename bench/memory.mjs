@@ -16,8 +16,8 @@
  *      8000x8000 one), Workers AI's JSON byte array of a 5 MB photo, base64 JSON, a multipart batch of 8.
  * Before each phase a forced GC (HeapProfiler.collectGarbage, nudged by a /healthz); during it the inspector's
  * Runtime.getHeapUsage is sampled every 25 ms and /readyz's `memory` (wasm memories, ledger) every 100 ms.
- * A row's total = peak(usedSize + backingStorageSize) + the model's wasm memories + the decoders' wasm
- * high-water mark (a decode is synchronous, so one decoder memory at most is live at once). The limit is
+ * A row's total = peak(usedSize + backingStorageSize) + the model's wasm memories + the largest decoder wasm
+ * memory during the phase (a decode is synchronous, so one decoder memory at most is live at once). The limit is
  * 128 MB = 128e6 bytes per isolate (Cloudflare Workers limits).
  * The images are generated once into bench/.inputs by bench/make_memory_inputs.py (/usr/bin/python3 + Pillow).
  * Exits 1 if a phase's total is over 128 MB or a request got a 5xx other than 503 `overloaded`.
@@ -26,6 +26,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { MAX_BODY_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../src/config.ts";
 import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 import { connectInspector, startHeapSampler } from "../scripts/lib/inspector.mjs";
 import { assertPortFree, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
@@ -61,21 +62,11 @@ const root = new URL("..", import.meta.url).pathname;
 const inputsDir = join(root, "bench/.inputs");
 const stateDir = join(root, "bench/.state/memory");
 
-/** A limit from src/config.ts, the one place limits live (`export const NAME = 16_000_000;`). */
-function configNumber(name) {
-  const text = readFileSync(join(root, "src/config.ts"), "utf8");
-  const m = text.match(new RegExp(`export const ${name} = ([\\d_ *]+);`));
-  if (!m) throw new Error(`src/config.ts has no numeric ${name}`);
-  return m[1].split("*").map((f) => Number(f.trim().replaceAll("_", ""))).reduce((a, b) => a * b, 1);
-}
-
 function ensureInputs() {
   if (existsSync(join(inputsDir, "png-double-ihdr.png"))) return;
   log("generating the benchmark images into bench/.inputs (once, ~30 s) ...");
   const args = ["bench/make_memory_inputs.py", inputsDir];
-  for (const [flag, name] of [["--baseline-pixels", "MAX_JPEG_PIXELS"], ["--progressive-pixels", "MAX_PROGRESSIVE_JPEG_PIXELS"], ["--png-pixels", "MAX_PNG_PIXELS"], ["--body-bytes", "MAX_BODY_BYTES"]]) {
-    args.push(flag, String(configNumber(name)));
-  }
+  args.push("--baseline-pixels", String(MAX_JPEG_PIXELS), "--progressive-pixels", String(MAX_PROGRESSIVE_JPEG_PIXELS), "--png-pixels", String(MAX_PNG_PIXELS), "--body-bytes", String(MAX_BODY_BYTES));
   execFileSync("sh", ["scripts/python.sh", ...args], { cwd: root, stdio: ["ignore", json ? process.stderr : "inherit", "inherit"] });
 }
 
@@ -166,14 +157,18 @@ async function runPhase(url, inspector, phase, concurrency) {
   await inspector.collectGarbage();
   const sampler = startHeapSampler(inspector);
   let reserved = 0;
+  let decoderPeak = 0;
   let polling = true;
-  let memory = await readyMemory(url);
+  let memory = await readyMemory(url); // also starts /readyz's decoder peak over
+  const note = (m) => {
+    reserved = Math.max(reserved, m.reserved_bytes);
+    decoderPeak = Math.max(decoderPeak, m.decoder_wasm_peak_bytes);
+  };
   const poller = (async () => {
     while (polling) {
       await new Promise((r) => setTimeout(r, 100));
       try {
-        memory = await readyMemory(url);
-        reserved = Math.max(reserved, memory.reserved_bytes);
+        note(await readyMemory(url));
       } catch {
         // /readyz waits behind the isolate's work; a slow answer is just a missed sample.
       }
@@ -201,7 +196,8 @@ async function runPhase(url, inspector, phase, concurrency) {
   await poller;
   const peak = await sampler.stop();
   memory = await readyMemory(url);
-  const wasm = memory.model_wasm_bytes + memory.decoder_wasm_peak_bytes;
+  note(memory);
+  const wasm = memory.model_wasm_bytes + decoderPeak;
   return {
     name: phase.name,
     note: phase.note,

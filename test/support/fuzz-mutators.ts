@@ -364,7 +364,58 @@ export const MUST_REFUSE = new Set([
   "multipart-empty-file",
 ]);
 
+/**
+ * Classes that fail before the input branch's fixes (issue 7), each with what it does today. The fuzzer (test/http/fuzz.test.ts)
+ * and the soak (bench/soak.mjs) skip them unless told to be strict; once the fixes are merged, empty this set so they always run.
+ */
+export const KNOWN_FAILING = new Set<string>([
+  // A 1x1 IHDR, then a second IHDR of 4000-20000 square: the decoder uses the second and decodes it in full,
+  // past MAX_PNG_PIXELS: 20000x20000 took 24 s here (422 after it) and holds hundreds of MB; 4000-8000 answer 200.
+  "png-second-ihdr",
+  // IDAT split by another chunk, or PLTE after IDAT: invalid PNGs (PNG spec 5.6), decoded anyway: 200.
+  "png-idat-split",
+  "png-plte-after-idat",
+]);
+
 /** Content types a client may send with any body: the right one, a wrong one, or none. */
 export const CONTENT_TYPES = [null, "image/png", "image/jpeg", "image/webp", "image/", "application/json", "application/octet-stream", "text/plain", "multipart/form-data; boundary=x", "application/json; charset=utf-16", "IMAGE/PNG"];
+
+function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+/** One hostile request: a valid PNG or JPEG from `bases`, mutated in one of the ways above, in one of the request forms. */
+export function hostileRequest(random: Random, bases: { pngs: Uint8Array[]; jpegs: Uint8Array[] }): FuzzRequest {
+  const { pngs, jpegs } = bases;
+  const anyImage = () => (random() < 0.5 ? pick(random, pngs) : pick(random, jpegs));
+  const mutateAny = (bytes: Uint8Array): Uint8Array => {
+    const isPng = bytes[0] === 0x89;
+    const mutators = isPng ? pngMutators : jpegMutators;
+    return pick(random, Object.values(mutators))(bytes, random);
+  };
+  const family = pick(random, ["png", "png", "jpeg", "jpeg", "json", "multipart", "content-type"] as const);
+  if (family === "png") {
+    const [kind, mutate] = pick(random, Object.entries(pngMutators));
+    return { kind, contentType: "image/png", body: mutate(pick(random, pngs), random) };
+  }
+  if (family === "jpeg") {
+    const [kind, mutate] = pick(random, Object.entries(jpegMutators));
+    return { kind, contentType: "image/jpeg", body: mutate(pick(random, jpegs), random) };
+  }
+  if (family === "json") {
+    const [kind, make] = pick(random, Object.entries(jsonMutations(anyImage(), random, toBase64)));
+    return { kind, contentType: "application/json", body: make() };
+  }
+  if (family === "multipart") {
+    const [kind, make] = pick(random, Object.entries(multipartMutations(anyImage(), random, mutateAny)));
+    return { kind, ...make() };
+  }
+  // A valid body of one form under another form's content type (or none).
+  const image = anyImage();
+  const body = pick(random, [image, JSON.stringify({ image: toBase64(image) }), "image=abc"]);
+  return { kind: "content-type-mismatch", contentType: pick(random, CONTENT_TYPES), body, query: pick(random, ["", "?top_k=0", "?top_k=1e400", "?top_k=2&top_k=3", "?top_k=%00"]) };
+}
 
 export { int, pick };
