@@ -145,9 +145,16 @@ async function measure(dev, inspector, modelId) {
   const list = [{ name: "idle", note: "model loaded, no request", init: null, concurrency: [0] }, ...phases().filter((p) => !only || only.includes(p.name))];
   for (const phase of list) {
     for (const concurrency of phase.concurrency ?? [1, 8]) {
-      const row = await runPhase(dev.url, inspector, phase, concurrency);
-      rows.push(row);
-      log(formatRow(row));
+      try {
+        const row = await runPhase(dev.url, inspector, phase, concurrency);
+        rows.push(row);
+        log(formatRow(row));
+      } catch (error) {
+        // The isolate stopped answering (a long synchronous stretch, or it died): record it and go on.
+        const row = { name: phase.name, note: phase.note, concurrency, statuses: { error: 1 }, errors: { error: error.message }, usedSize: 0, backingStorageSize: 0, wasm: 0, total: 0, reserved: 0, ms: 0 };
+        rows.push(row);
+        log(`${phase.name} x${concurrency}: ${error.message}`);
+      }
     }
   }
   return { model: modelId, limit_bytes: ISOLATE_LIMIT_BYTES, runtime_baseline_bytes: runtime.usedSize + runtime.backingStorageSize, runtime_heap_committed_bytes: runtime.totalSize, rows };
@@ -186,7 +193,9 @@ async function runPhase(url, inspector, phase, concurrency) {
         key = String(response.status);
         if (!response.ok) errors[key] = (() => { try { return JSON.parse(text).error.code; } catch { return text.slice(0, 80); } })();
       } catch (error) {
+        // "fetch failed" carries the socket's reason in its cause (e.g. UND_ERR_SOCKET: the other side closed).
         key = error.name === "TimeoutError" ? "timeout" : "fetch-failed";
+        errors[key] = error.cause?.code ?? error.cause?.message ?? error.message;
       }
       statuses[key] = (statuses[key] ?? 0) + 1;
     }),
@@ -224,7 +233,7 @@ const result = await main().catch((error) => {
   console.error(`bench:memory: ${error.stack ?? error}`);
   process.exit(1);
 });
-const failed = result.rows.filter((r) => r.total >= ISOLATE_LIMIT_BYTES || Object.keys(r.statuses).some((s) => (s >= "500" && !(s === "503" && r.errors[s] === "overloaded")) || s === "timeout" || s === "fetch-failed"));
+const failed = result.rows.filter((r) => r.total >= ISOLATE_LIMIT_BYTES || Object.keys(r.statuses).some((s) => (s >= "500" && !(s === "503" && r.errors[s] === "overloaded")) || ["timeout", "fetch-failed", "error"].includes(s)));
 if (json) {
   process.stdout.write(JSON.stringify({ ...result, failed: failed.map((r) => `${r.name} x${r.concurrency}`) }) + "\n");
 } else {

@@ -71,9 +71,12 @@ export async function connectInspector({ port, host = "127.0.0.1", timeoutMs = 6
     send,
     /** `{ usedSize, totalSize, backingStorageSize, ... }` in bytes, as V8 reports them now. */
     heapUsage: () => send("Runtime.getHeapUsage"),
-    /** Forces a full GC and waits for it: the following heapUsage counts live memory only. */
-    async collectGarbage() {
-      const done = send("HeapProfiler.collectGarbage");
+    /**
+     * Forces a full GC and waits for it: the following heapUsage counts live memory only. It waits for the
+     * isolate to finish what it is doing, which under load can be minutes of synchronous work.
+     */
+    async collectGarbage(ms = 600_000) {
+      const done = send("HeapProfiler.collectGarbage", {}, ms);
       await new Promise((r) => setTimeout(r, 100));
       if (nudge) await nudge().catch(() => {});
       await done;
