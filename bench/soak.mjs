@@ -105,7 +105,7 @@ function goodRequest(random, bases) {
 
 function badRequest(random, bases) {
   for (;;) {
-    const c = hostileRequest(random, bases);
+    const c = hostileRequest(random, bases, values.strict);
     if (values.strict || !KNOWN_FAILING.has(c.kind)) {
       const headers = c.contentType === null ? {} : { "content-type": c.contentType };
       return { kind: c.kind, query: c.query ?? "", init: { method: "POST", headers, body: c.body } };
