@@ -10,7 +10,16 @@ export default defineConfig({
         // Check the model pointer on every request, so a test that publishes a package sees it at once.
         // No API keys and no CORS, whatever a developer's .dev.vars holds: tests that need them set them
         // on their own app (test/http/access-control.test.ts).
-        bindings: { POINTER_CHECK_SECONDS: "0", API_KEYS: "", CORS_ORIGINS: "" },
+        // FUZZ_*: test/http/fuzz.test.ts's seed, case count and strict switch, from the shell's environment.
+        bindings: {
+          POINTER_CHECK_SECONDS: "0",
+          API_KEYS: "",
+          CORS_ORIGINS: "",
+          FUZZ_SEED: process.env.FUZZ_SEED ?? "",
+          FUZZ_CASES: process.env.FUZZ_CASES ?? "",
+          FUZZ_STRICT: process.env.FUZZ_STRICT ?? "",
+          FUZZ_BATCH: process.env.FUZZ_BATCH ?? "",
+        },
         ratelimits: {
           // wrangler.toml's 60 a minute would throttle the suite, whose requests all come from one address.
           RATE_LIMITER: { namespace_id: "1001", simple: { limit: 1_000_000, period: 60 } },

@@ -14,12 +14,10 @@
  * --kernel-build picks the build of our int8 convolution kernels (default: the best the runtime accepts,
  * relaxed SIMD in workerd); the result names the build that ran (`kernel_build`).
  */
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { unstable_dev } from "wrangler";
-import { publishPackage } from "../scripts/lib/publish.mjs";
-import { modelsBucketName, openBucket } from "../scripts/lib/wrangler-r2.mjs";
+import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 
 const args = process.argv.slice(2);
 const json = args.includes("--json");
@@ -37,14 +35,8 @@ const writeJson = (value) => process.stdout.write(JSON.stringify(value) + "\n");
 if (json) console.log = console.info = console.warn = (...m) => process.stderr.write(m.join(" ") + "\n");
 
 const root = new URL("..", import.meta.url).pathname;
-const packageDir = join(root, "bench/.packages/alexnet-random-224");
-const buildDir = join(root, "bench/.build");
 const stateDir = join(root, "bench/.state");
-
-if (!existsSync(join(packageDir, "manifest.json"))) {
-  log("generating the random 224x224 AlexNet package (~60 MB, once) ...");
-  execFileSync("sh", ["scripts/python.sh", "scripts/make_bench_package.py", "--no-onnx", packageDir], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
-}
+const packageDir = ensureBenchPackage(root, log);
 const manifest = JSON.parse(readFileSync(join(packageDir, "manifest.json"), "utf8"));
 const sampleImage = readFileSync(join(root, existsSync(join(root, "samples/photos/chelsea.jpg")) ? "samples/photos/chelsea.jpg" : "samples/fmnist/ankle-boot-0.png"));
 
@@ -65,8 +57,7 @@ function newWorker() {
 
 async function seed() {
   rmSync(stateDir, { recursive: true, force: true });
-  const bucket = openBucket({ bucket: modelsBucketName(join(root, "bench/wrangler.bench.toml")), mode: "local", persistTo: stateDir, cwd: root, log: () => {} });
-  await publishPackage(bucket, packageDir, { log: () => {} });
+  await seedLocalBucket(root, stateDir, packageDir, join(root, "bench/wrangler.bench.toml"));
 }
 
 async function getJson(worker, path, init) {

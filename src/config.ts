@@ -80,9 +80,12 @@ export const packageKey = (id: string, file: string): string => `models/${id}/${
 /**
  * The isolate's memory budget (src/memory/budget.ts). Cloudflare allows 128 MB per isolate, JS heap and wasm
  * memories together (https://developers.cloudflare.com/workers/platform/limits/#memory); the ledger hands out
- * what is left after the runtime's own share: the JS heap of the loaded code (tfjs, Hono, zod) and workerd's
- * per-isolate overhead. RUNTIME_MARGIN_BYTES is that share, to be set from the inspector measurement
- * (`npm run bench:memory`).
+ * what is left after the runtime's own share: the JS heap of the loaded code (tfjs, Hono, zod) and what requests
+ * hold outside their reservations. RUNTIME_MARGIN_BYTES is that share, measured through the isolate's V8
+ * inspector by `npm run bench:memory` (docs/memory.md): 7.5 MB with the code loaded and no model, after a GC
+ * (6.7 MB JS heap + 0.8 MB ArrayBuffers); with the model loaded and 8 raw-image requests in flight the JS heap
+ * peaked at 8.3-14.2 MB (request objects and garbage between collections, which no reservation counts), so
+ * 15 MB with the baseline's buffers. 16 MiB (16.8 MB) covers that.
  */
 export const ISOLATE_MEMORY_BYTES = 128 * 1000 * 1000;
 export const RUNTIME_MARGIN_BYTES = 16 * 1024 * 1024;

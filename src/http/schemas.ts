@@ -78,6 +78,19 @@ export const modelInfoSchema = z
 
 export const statusSchema = z.object({ status: z.string(), model: z.string().optional() }).openapi("Status");
 
+/** /readyz: the status plus what the Worker counts of its own memory (src/memory/usage.ts); the inspector sees the rest. */
+export const readySchema = statusSchema
+  .extend({
+    memory: z.object({
+      model_wasm_bytes: z.number().int(),
+      decoder_wasm_bytes: z.number().int(),
+      decoder_wasm_peak_bytes: z.number().int(),
+      reserved_bytes: z.number().int(),
+      budget_bytes: z.number().int(),
+    }),
+  })
+  .openapi("Ready");
+
 export type ClassifyResponse = z.infer<typeof classifyResponseSchema>;
 export type BatchResponse = z.infer<typeof batchResponseSchema>;
 export type ModelInfo = z.infer<typeof modelInfoSchema>;

@@ -1,7 +1,8 @@
 /** Liveness (never touches the model) and readiness (the model is loaded, or loads now). */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { memoryReport } from "../../memory/usage";
 import type { AppEnv } from "../app";
-import { errorSchema, statusSchema } from "../schemas";
+import { errorSchema, readySchema, statusSchema } from "../schemas";
 
 const healthRoute = createRoute({
   method: "get",
@@ -15,7 +16,7 @@ const readyRoute = createRoute({
   path: "/readyz",
   summary: "Readiness: the model is loaded, or was loaded by this request.",
   responses: {
-    200: { description: "Ready to classify.", content: { "application/json": { schema: statusSchema } } },
+    200: { description: "Ready to classify; `memory` gives the isolate's wasm memory and ledger figures.", content: { "application/json": { schema: readySchema } } },
     503: { description: "The model cannot be served; see the error code.", content: { "application/json": { schema: errorSchema } } },
   },
 });
@@ -25,7 +26,8 @@ export function registerHealth(app: OpenAPIHono<AppEnv>): void {
   app.openapi(readyRoute, async (c) => {
     const lease = await c.var.model.acquire();
     const model = lease.classifier.manifest.id;
+    const memory = memoryReport(lease.classifier, c.var.budget);
     lease.release();
-    return c.json({ status: "ready", model }, 200);
+    return c.json({ status: "ready", model, memory }, 200);
   });
 }

@@ -1,0 +1,248 @@
+#!/usr/bin/env node
+/**
+ * Usage: npm run bench:memory [-- --json] [-- --port 8810] [-- --inspector-port 9230] [-- --only NAME,...]
+ *
+ *   --json             print one JSON object on stdout (progress goes to stderr)
+ *   --port N           wrangler dev's HTTP port on 127.0.0.1 (default 8810)
+ *   --inspector-port N the isolate's V8 inspector port (default 9230)
+ *   --only LIST        run only these phases (comma-separated names from the table), after the baseline and idle rows
+ *
+ * Measures the Worker isolate's memory, for real, in workerd under `wrangler dev`, with the full AlexNet-224
+ * (1000 classes, random weights: bench/.packages, written by scripts/make_bench_package.py) loaded:
+ *   1. runtime baseline: code loaded, no model, after a forced GC (sets RUNTIME_MARGIN_BYTES in src/config.ts);
+ *   2. idle with the model loaded;
+ *   3. every input form at its limit (src/config.ts), one request at a time and 8 at once: raw JPEG (largest
+ *      baseline, largest progressive, 65000x240), PNG at its pixel limit, a hostile PNG (1x1 IHDR, then an
+ *      8000x8000 one), Workers AI's JSON byte array of a 5 MB photo, base64 JSON, a multipart batch of 8.
+ * Before each phase a forced GC (HeapProfiler.collectGarbage, nudged by a /healthz); during it the inspector's
+ * Runtime.getHeapUsage is sampled every 25 ms and /readyz's `memory` (wasm memories, ledger) every 100 ms.
+ * A row's total = peak(usedSize + backingStorageSize) + the model's wasm memories + the largest decoder wasm
+ * memory during the phase (a decode is synchronous, so one decoder memory at most is live at once). The limit is
+ * 128 MB = 128e6 bytes per isolate (Cloudflare Workers limits).
+ * The images are generated once into bench/.inputs by bench/make_memory_inputs.py (/usr/bin/python3 + Pillow).
+ * Exits 1 if a phase's total is over 128 MB or a request got a 5xx other than 503 `overloaded`.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { MAX_BODY_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../src/config.ts";
+import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
+import { connectInspector, startHeapSampler } from "../scripts/lib/inspector.mjs";
+import { assertPortFree, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
+
+const ISOLATE_LIMIT_BYTES = 128e6;
+const USAGE = "usage: npm run bench:memory [-- --json] [--port 8810] [--inspector-port 9230] [--only NAME,...]";
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      json: { type: "boolean", default: false },
+      port: { type: "string", default: "8810" },
+      "inspector-port": { type: "string", default: "9230" },
+      only: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }));
+} catch (error) {
+  console.error(`${error.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const json = values.json;
+const port = Number(values.port);
+const inspectorPort = Number(values["inspector-port"]);
+const log = (...m) => (json ? process.stderr : process.stdout).write(m.join(" ") + "\n");
+
+const root = new URL("..", import.meta.url).pathname;
+const inputsDir = join(root, "bench/.inputs");
+const stateDir = join(root, "bench/.state/memory");
+
+function ensureInputs() {
+  if (existsSync(join(inputsDir, "png-double-ihdr.png"))) return;
+  log("generating the benchmark images into bench/.inputs (once, ~30 s) ...");
+  const args = ["bench/make_memory_inputs.py", inputsDir];
+  args.push("--baseline-pixels", String(MAX_JPEG_PIXELS), "--progressive-pixels", String(MAX_PROGRESSIVE_JPEG_PIXELS), "--png-pixels", String(MAX_PNG_PIXELS), "--body-bytes", String(MAX_BODY_BYTES));
+  execFileSync("sh", ["scripts/python.sh", ...args], { cwd: root, stdio: ["ignore", json ? process.stderr : "inherit", "inherit"] });
+}
+
+const file = (name) => readFileSync(join(inputsDir, name));
+
+/** Each phase: a name, a note, and a function returning a fresh request init (bodies are reused, not rebuilt). */
+function phases() {
+  const raw = (type, bytes) => () => ({ method: "POST", headers: { "content-type": type }, body: bytes });
+  const photo = file("photo-5mb.jpg");
+  const arrayBody = JSON.stringify({ image: [...photo] });
+  const base64Body = JSON.stringify({ image: file("baseline-max.jpg").toString("base64") });
+  const progressive = file("progressive-max.jpg");
+  const multipart = () => {
+    const form = new FormData();
+    for (let i = 0; i < 8; i++) form.append("image", new Blob([progressive], { type: "image/jpeg" }), `p${i}.jpg`);
+    return { method: "POST", body: form };
+  };
+  const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+  const b = file("baseline-max.jpg");
+  const p = file("png-max.png");
+  const w = file("wide.jpg");
+  const hostile = file("png-double-ihdr.png");
+  return [
+    { name: "jpeg-baseline", note: `largest baseline JPEG, ${mb(b.length)}`, init: raw("image/jpeg", b) },
+    { name: "jpeg-progressive", note: `largest progressive JPEG, ${mb(progressive.length)}`, init: raw("image/jpeg", progressive) },
+    { name: "jpeg-wide", note: `65000x240 baseline JPEG, ${mb(w.length)}`, init: raw("image/jpeg", w) },
+    { name: "png", note: `PNG at its pixel limit, ${mb(p.length)}`, init: raw("image/png", p) },
+    { name: "png-double-ihdr", note: "hostile PNG: IHDR 1x1, then 8000x8000", init: raw("image/png", hostile), concurrency: [1] },
+    { name: "json-array", note: `{"image":[...]} of a ${mb(photo.length)} photo, body ${mb(arrayBody.length)}`, init: raw("application/json", arrayBody) },
+    { name: "json-base64", note: `{"image":"<base64>"}, body ${mb(base64Body.length)}`, init: raw("application/json", base64Body) },
+    { name: "multipart-8", note: `8 progressive JPEGs in one form, ${mb(8 * progressive.length)}`, init: multipart },
+  ];
+}
+
+async function main() {
+  ensureInputs();
+  const packageDir = ensureBenchPackage(root, log);
+  await assertPortFree(port, "127.0.0.1");
+  await assertPortFree(inspectorPort, "127.0.0.1");
+  log("seeding the local bucket (skips files already there) ...");
+  const { id } = await seedLocalBucket(root, stateDir, packageDir);
+  log(`starting wrangler dev on 127.0.0.1:${port}, inspector on ${inspectorPort} ...`);
+  const dev = startWranglerDev({ cwd: root, port, persistTo: stateDir, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "3600" } });
+  const stop = () => dev.stop();
+  process.on("SIGINT", () => void stop().then(() => process.exit(130)));
+  try {
+    await dev.waitFor("/healthz", 120_000);
+    const inspector = await connectInspector({ port: inspectorPort, nudge: () => fetch(`${dev.url}/healthz`).then((r) => r.text()) });
+    try {
+      return await measure(dev, inspector, id);
+    } finally {
+      inspector.close();
+    }
+  } finally {
+    await stop();
+  }
+}
+
+async function readyMemory(url) {
+  const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(120_000) });
+  if (!response.ok) throw new Error(`/readyz: ${response.status} ${await response.text()}`);
+  return (await response.json()).memory;
+}
+
+async function measure(dev, inspector, modelId) {
+  const rows = [];
+  // 1. The runtime alone: the bundle's code evaluated (the /healthz above), no model, after a GC.
+  await inspector.collectGarbage();
+  const runtime = await inspector.heapUsage();
+  rows.push({ name: "runtime", note: "code loaded, no model, after GC", concurrency: 0, statuses: {}, usedSize: runtime.usedSize, backingStorageSize: runtime.backingStorageSize, wasm: 0, total: runtime.usedSize + runtime.backingStorageSize, reserved: 0, ms: 0 });
+  log(`runtime baseline: JS heap ${mb(runtime.usedSize)} used of ${mb(runtime.totalSize)} committed, ArrayBuffers ${mb(runtime.backingStorageSize)}`);
+
+  log(`loading ${modelId} (/readyz) ...`);
+  await readyMemory(dev.url);
+  const only = values.only?.split(",");
+  const list = [{ name: "idle", note: "model loaded, no request", init: null, concurrency: [0] }, ...phases().filter((p) => !only || only.includes(p.name))];
+  for (const phase of list) {
+    for (const concurrency of phase.concurrency ?? [1, 8]) {
+      try {
+        const row = await runPhase(dev.url, inspector, phase, concurrency);
+        rows.push(row);
+        log(formatRow(row));
+      } catch (error) {
+        // The isolate stopped answering (a long synchronous stretch, or it died): record it and go on.
+        const row = { name: phase.name, note: phase.note, concurrency, statuses: { error: 1 }, errors: { error: error.message }, usedSize: 0, backingStorageSize: 0, wasm: 0, total: 0, reserved: 0, ms: 0 };
+        rows.push(row);
+        log(`${phase.name} x${concurrency}: ${error.message}`);
+      }
+    }
+  }
+  return { model: modelId, limit_bytes: ISOLATE_LIMIT_BYTES, runtime_baseline_bytes: runtime.usedSize + runtime.backingStorageSize, runtime_heap_committed_bytes: runtime.totalSize, rows };
+}
+
+async function runPhase(url, inspector, phase, concurrency) {
+  await inspector.collectGarbage();
+  const sampler = startHeapSampler(inspector);
+  let reserved = 0;
+  let decoderPeak = 0;
+  let polling = true;
+  let memory = await readyMemory(url); // also starts /readyz's decoder peak over
+  const note = (m) => {
+    reserved = Math.max(reserved, m.reserved_bytes);
+    decoderPeak = Math.max(decoderPeak, m.decoder_wasm_peak_bytes);
+  };
+  const poller = (async () => {
+    while (polling) {
+      await new Promise((r) => setTimeout(r, 100));
+      try {
+        note(await readyMemory(url));
+      } catch {
+        // /readyz waits behind the isolate's work; a slow answer is just a missed sample.
+      }
+    }
+  })();
+  const started = performance.now();
+  const statuses = {};
+  const errors = {};
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      let key;
+      try {
+        const response = await fetch(`${url}/v1/classify`, { ...phase.init(), signal: AbortSignal.timeout(300_000) });
+        const text = await response.text();
+        key = String(response.status);
+        if (!response.ok) errors[key] = (() => { try { return JSON.parse(text).error.code; } catch { return text.slice(0, 80); } })();
+      } catch (error) {
+        // "fetch failed" carries the socket's reason in its cause (e.g. UND_ERR_SOCKET: the other side closed).
+        key = error.name === "TimeoutError" ? "timeout" : "fetch-failed";
+        errors[key] = error.cause?.code ?? error.cause?.message ?? error.message;
+      }
+      statuses[key] = (statuses[key] ?? 0) + 1;
+    }),
+  );
+  const ms = performance.now() - started;
+  polling = false;
+  await poller;
+  const peak = await sampler.stop();
+  memory = await readyMemory(url);
+  note(memory);
+  const wasm = memory.model_wasm_bytes + decoderPeak;
+  return {
+    name: phase.name,
+    note: phase.note,
+    concurrency,
+    statuses,
+    errors,
+    usedSize: peak.usedSize,
+    backingStorageSize: peak.backingStorageSize,
+    wasm,
+    total: peak.sum + wasm,
+    reserved,
+    samples: peak.samples,
+    ms: Math.round(ms),
+  };
+}
+
+const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+const statusText = (s) => Object.entries(s).map(([k, v]) => `${v}x${k}`).join(" ") || "-";
+function formatRow(r) {
+  return [r.name.padEnd(17), String(r.concurrency).padStart(2), statusText(r.statuses).padEnd(14), mb(r.usedSize).padStart(9), mb(r.backingStorageSize).padStart(9), mb(r.wasm).padStart(9), mb(r.total).padStart(9), (r.total < ISOLATE_LIMIT_BYTES ? "ok  " : "OVER"), mb(r.reserved).padStart(9), `${r.ms} ms`].join("  ");
+}
+
+const result = await main().catch((error) => {
+  console.error(`bench:memory: ${error.stack ?? error}`);
+  process.exit(1);
+});
+const failed = result.rows.filter((r) => r.total >= ISOLATE_LIMIT_BYTES || Object.keys(r.statuses).some((s) => (s >= "500" && !(s === "503" && r.errors[s] === "overloaded")) || ["timeout", "fetch-failed", "error"].includes(s)));
+if (json) {
+  process.stdout.write(JSON.stringify({ ...result, failed: failed.map((r) => `${r.name} x${r.concurrency}`) }) + "\n");
+} else {
+  log("");
+  log(`${"form".padEnd(17)}  ${"n".padStart(2)}  ${"statuses".padEnd(14)}  ${"JS used".padStart(9)}  ${"buffers".padStart(9)}  ${"wasm".padStart(9)}  ${"total".padStart(9)}  <128  ${"reserved".padStart(9)}  time`);
+  for (const row of result.rows) log(formatRow(row));
+  log("");
+  log(`model ${result.model}; limit ${mb(ISOLATE_LIMIT_BYTES)} per isolate; runtime baseline (JS heap + buffers, no model) ${mb(result.runtime_baseline_bytes)}, JS heap committed ${mb(result.runtime_heap_committed_bytes)}`);
+  for (const r of result.rows.filter((r) => Object.keys(r.errors ?? {}).length)) log(`  ${r.name} x${r.concurrency}: errors ${JSON.stringify(r.errors)}`);
+  log(failed.length ? `FAILED: ${failed.map((r) => `${r.name} x${r.concurrency}`).join(", ")}` : "every phase stayed under the limit");
+}
+process.exit(failed.length ? 1 : 0);
