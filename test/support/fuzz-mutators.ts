@@ -368,14 +368,9 @@ export const MUST_REFUSE = new Set([
  * Classes that fail before the input branch's fixes (issue 7), each with what it does today. The fuzzer (test/http/fuzz.test.ts)
  * and the soak (bench/soak.mjs) skip them unless told to be strict; once the fixes are merged, empty this set so they always run.
  */
-export const KNOWN_FAILING = new Set<string>([
-  // A 1x1 IHDR, then a second IHDR of 4000-20000 square: the decoder uses the second and decodes it in full,
-  // past MAX_PNG_PIXELS: 20000x20000 took 24 s here (422 after it) and holds hundreds of MB; 4000-8000 answer 200.
-  "png-second-ihdr",
-  // IDAT split by another chunk, or PLTE after IDAT: invalid PNGs (PNG spec 5.6), decoded anyway: 200.
-  "png-idat-split",
-  "png-plte-after-idat",
-]);
+// Empty since the PNG chunk-order checks (src/image/png-chunks.ts): a second IHDR, an IDAT split by another chunk
+// and a PLTE after IDAT are refused with 422 before any decoding. A class that fails again goes here, named.
+export const KNOWN_FAILING = new Set<string>([]);
 
 /** Content types a client may send with any body: the right one, a wrong one, or none. */
 export const CONTENT_TYPES = [null, "image/png", "image/jpeg", "image/webp", "image/", "application/json", "application/octet-stream", "text/plain", "multipart/form-data; boundary=x", "application/json; charset=utf-16", "IMAGE/PNG"];
