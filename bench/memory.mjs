@@ -109,7 +109,7 @@ async function main() {
   log("seeding the local bucket (skips files already there) ...");
   const { id } = await seedLocalBucket(root, stateDir, packageDir);
   log(`starting wrangler dev on 127.0.0.1:${port}, inspector on ${inspectorPort} ...`);
-  const dev = startWranglerDev({ cwd: root, port, persistTo: stateDir, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "3600" } });
+  const dev = startWranglerDev({ cwd: root, port, persistTo: stateDir, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "3600", API_KEYS: "" }, unlimited: true });
   const stop = () => dev.stop();
   process.on("SIGINT", () => void stop().then(() => process.exit(130)));
   try {

@@ -184,7 +184,7 @@ async function main() {
   log(`seeding the local bucket with ${packageDir} ...`);
   const { id } = await seedLocalBucket(root, stateDir, packageDir);
   log(`starting wrangler dev on 127.0.0.1:${port}, inspector on ${inspectorPort} ...`);
-  const dev = startWranglerDev({ cwd: root, port, persistTo: stateDir, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "3600" } });
+  const dev = startWranglerDev({ cwd: root, port, persistTo: stateDir, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "3600", API_KEYS: "" }, unlimited: true });
   process.on("SIGINT", () => void dev.stop().then(() => process.exit(130)));
   try {
     await dev.waitFor("/readyz", 180_000);

@@ -3,6 +3,7 @@
  * (killing wrangler alone leaves workerd running: docs/platform-notes.md, "Node, wrangler and the local runtime").
  */
 import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
@@ -38,11 +39,27 @@ export function freePort(host = "127.0.0.1") {
 }
 
 /**
+ * Writes `cwd`'s wrangler.toml without its `[[ratelimits]]` tables beside it (same directory, so every relative
+ * path in it still holds), as `.wrangler.unlimited.toml` (git-ignored); returns its path.
+ */
+function withoutRateLimits(cwd) {
+  const source = readFileSync(join(cwd, "wrangler.toml"), "utf8");
+  // A [[ratelimits]] table and its [ratelimits.*] subtables run until the next table of another name.
+  const kept = source.replace(/^\[\[ratelimits\]\][\s\S]*?(?=^\[(?!\[?ratelimits)|(?![\s\S]))/gm, "");
+  const path = join(cwd, ".wrangler.unlimited.toml");
+  writeFileSync(path, `# Written by scripts/lib/wrangler-dev.mjs for benchmarks: wrangler.toml without [[ratelimits]].\n${kept}`);
+  return path;
+}
+
+/**
  * @param {{ cwd: string, port: number, ip?: string, persistTo: string, inspectorPort?: number, stdio?: "inherit" | "pipe", vars?: Record<string, string>, config?: string }} options
  *   `config`: a wrangler.toml other than the one in `cwd` (a benchmark's own Worker entry).
+ *   `unlimited`: the Worker without its RATE_LIMITER binding (the middleware then lets every request through),
+ *   for benchmarks whose thousands of loopback requests all count as one client.
  */
-export function startWranglerDev({ cwd, port, ip = "127.0.0.1", persistTo, inspectorPort, stdio = "inherit", vars = {}, config }) {
+export function startWranglerDev({ cwd, port, ip = "127.0.0.1", persistTo, inspectorPort, stdio = "inherit", vars = {}, config, unlimited = false }) {
   const args = [WRANGLER_BIN, "dev", "--port", String(port), "--ip", ip, "--persist-to", persistTo, "--show-interactive-dev-session=false"];
+  if (unlimited && !config) config = withoutRateLimits(cwd);
   if (config) args.push("--config", config);
   if (inspectorPort) args.push("--inspector-port", String(inspectorPort));
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
