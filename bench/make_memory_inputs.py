@@ -1,6 +1,6 @@
 """Write the images `npm run bench:memory` sends: every input form at its limit (never committed).
 
-  /usr/bin/python3 bench/make_memory_inputs.py OUT_DIR --baseline-pixels N --progressive-pixels N --png-pixels N --body-bytes N
+  /usr/bin/python3 bench/make_memory_inputs.py OUT_DIR --baseline-pixels N --progressive-pixels N --png-pixels N --image-bytes N
 
 The limits come from src/config.ts (bench/memory.mjs reads them there and passes them in). Pictures are a
 real photograph (samples/photos/chelsea.jpg, scikit-image, public domain) scaled up, with grain added so the
@@ -71,14 +71,14 @@ def main() -> None:
     p.add_argument("--baseline-pixels", type=int, required=True, help="MAX_JPEG_PIXELS")
     p.add_argument("--progressive-pixels", type=int, required=True, help="MAX_PROGRESSIVE_JPEG_PIXELS")
     p.add_argument("--png-pixels", type=int, required=True, help="MAX_PNG_PIXELS")
-    p.add_argument("--body-bytes", type=int, required=True, help="MAX_BODY_BYTES")
+    p.add_argument("--image-bytes", type=int, required=True, help="MAX_IMAGE_BYTES: the largest image file, in any form")
     a = p.parse_args()
     out = a.out
     os.makedirs(out, exist_ok=True)
     w, h = side(a.baseline_pixels, 3 / 2)
-    save(photo(w, h, 8, 1), os.path.join(out, "photo-5mb.jpg"), max_bytes=5_000_000, format="JPEG")
-    # base64 takes 4 bytes per 3; the JSON around it, a few dozen.
-    save(photo(w, h, 30, 2), os.path.join(out, "baseline-max.jpg"), max_bytes=(a.body_bytes - 64) * 3 // 4, format="JPEG")
+    # Workers AI's form for "a 5 MB photo", within the image file limit.
+    save(photo(w, h, 8, 1), os.path.join(out, "photo-5mb.jpg"), max_bytes=min(5_000_000, a.image_bytes), format="JPEG")
+    save(photo(w, h, 30, 2), os.path.join(out, "baseline-max.jpg"), max_bytes=a.image_bytes, format="JPEG")
     w, h = side(a.progressive_pixels, 3 / 2)
     save(photo(w, h, 12, 3), os.path.join(out, "progressive-max.jpg"), format="JPEG", quality=95, progressive=True)
     save(photo(65000, 240, 12, 4), os.path.join(out, "wide.jpg"), format="JPEG", quality=90)

@@ -26,7 +26,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { MAX_BODY_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../src/config.ts";
+import { MAX_IMAGE_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../src/config.ts";
 import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 import { connectInspector, startHeapSampler } from "../scripts/lib/inspector.mjs";
 import { assertPortFree, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
@@ -66,7 +66,7 @@ function ensureInputs() {
   if (existsSync(join(inputsDir, "png-double-ihdr.png"))) return;
   log("generating the benchmark images into bench/.inputs (once, ~30 s) ...");
   const args = ["bench/make_memory_inputs.py", inputsDir];
-  args.push("--baseline-pixels", String(MAX_JPEG_PIXELS), "--progressive-pixels", String(MAX_PROGRESSIVE_JPEG_PIXELS), "--png-pixels", String(MAX_PNG_PIXELS), "--body-bytes", String(MAX_BODY_BYTES));
+  args.push("--baseline-pixels", String(MAX_JPEG_PIXELS), "--progressive-pixels", String(MAX_PROGRESSIVE_JPEG_PIXELS), "--png-pixels", String(MAX_PNG_PIXELS), "--image-bytes", String(MAX_IMAGE_BYTES));
   execFileSync("sh", ["scripts/python.sh", ...args], { cwd: root, stdio: ["ignore", json ? process.stderr : "inherit", "inherit"] });
 }
 
