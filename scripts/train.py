@@ -24,7 +24,7 @@ Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository r
   # export a checkpoint without training; convert torchvision's ImageNet AlexNet weights into a package
   /usr/bin/python3 scripts/train.py --export-only --resume runs/fmnist-64/ckpt.pt --export-dir model/x-v2
   # re-export a package's own weights in the current served arithmetic (new id: packages are immutable)
-  /usr/bin/python3 scripts/train.py --export-only --init model/alexnet-fmnist-64-v2 --input-size 64 --export-dir model/x-v3
+  /usr/bin/python3 scripts/train.py --export-only --init model/alexnet-fmnist-64-v3 --input-size 64 --export-dir model/x-v4
   /usr/bin/python3 scripts/train.py --from-torchvision alexnet-owt-7be5be79.pth --export-dir model/alexnet-tv-imagenet-v1
   /usr/bin/python3 scripts/train.py --from-onnx bvlc_alexnet.onnx --source-input caffe --export-dir model/bvlc-alexnet-v1
 
