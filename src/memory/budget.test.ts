@@ -66,8 +66,10 @@ describe("the memory budget", () => {
   it("lets smaller requests behind a timed-out large one through", async () => {
     const b = budget(100, 4, 20);
     const held = await b.reserve(50);
-    const large = b.reserve(80);
-    const small = b.reserve(30);
+    const large = b.reserve(80); // gives up after the budget's 20 ms
+    // Waits longer than the large one: with equal waits both deadlines fall in the same poll and the small
+    // one could give up in the very tick the large one's departure lets it in.
+    const small = b.reserve(30, { maxWaitMs: 2_000 });
     await expect(large).rejects.toBeInstanceOf(OverloadedError);
     const granted = await small;
     expect(b.reservedBytes).toBe(80);
