@@ -25,34 +25,24 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { MAX_IMAGE_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../src/config.ts";
 import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 import { connectInspector, startHeapSampler } from "../scripts/lib/inspector.mjs";
+import { parseCli } from "../scripts/lib/cli.mjs";
 import { assertPortFree, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
 
 const ISOLATE_LIMIT_BYTES = 128e6;
 const USAGE = "usage: npm run bench:memory [-- --json] [--port 8810] [--inspector-port 9230] [--only NAME,...]";
 
-let values;
-try {
-  ({ values } = parseArgs({
-    options: {
-      json: { type: "boolean", default: false },
-      port: { type: "string", default: "8810" },
-      "inspector-port": { type: "string", default: "9230" },
-      only: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  }));
-} catch (error) {
-  console.error(`${error.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const values = parseCli(
+  {
+    json: { type: "boolean", default: false },
+    port: { type: "string", default: "8810" },
+    "inspector-port": { type: "string", default: "9230" },
+    only: { type: "string" },
+  },
+  USAGE,
+);
 const json = values.json;
 const port = Number(values.port);
 const inspectorPort = Number(values["inspector-port"]);

@@ -22,9 +22,9 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { findDefaultPackage } from "../scripts/lib/model-package.mjs";
 import { connectInspector } from "../scripts/lib/inspector.mjs";
+import { parseCli } from "../scripts/lib/cli.mjs";
 import { assertPortFree, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
 import { hostileRequest, KNOWN_FAILING } from "../test/support/fuzz-mutators.ts";
 import { seedLocalBucket } from "./bench-package.mjs";
@@ -34,31 +34,21 @@ const FLAT_TOLERANCE_BYTES = 2e6;
 const REQUEST_TIMEOUT_MS = 60_000;
 const USAGE = "usage: npm run soak [-- --requests 10000] [--concurrency 8] [--sample-every 250] [--max-seconds 1800] [--model DIR] [--seed N] [--strict] [--port 8811] [--inspector-port 9231] [--json]";
 
-let values;
-try {
-  ({ values } = parseArgs({
-    options: {
-      requests: { type: "string", default: "10000" },
-      concurrency: { type: "string", default: "8" },
-      "sample-every": { type: "string", default: "250" },
-      "max-seconds": { type: "string", default: "1800" },
-      model: { type: "string" },
-      seed: { type: "string", default: "7" },
-      strict: { type: "boolean", default: false },
-      port: { type: "string", default: "8811" },
-      "inspector-port": { type: "string", default: "9231" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  }));
-} catch (error) {
-  console.error(`${error.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const values = parseCli(
+  {
+    requests: { type: "string", default: "10000" },
+    concurrency: { type: "string", default: "8" },
+    "sample-every": { type: "string", default: "250" },
+    "max-seconds": { type: "string", default: "1800" },
+    model: { type: "string" },
+    seed: { type: "string", default: "7" },
+    strict: { type: "boolean", default: false },
+    port: { type: "string", default: "8811" },
+    "inspector-port": { type: "string", default: "9231" },
+    json: { type: "boolean", default: false },
+  },
+  USAGE,
+);
 const [total, concurrency, sampleEvery, maxSeconds, seed, port, inspectorPort] = ["requests", "concurrency", "sample-every", "max-seconds", "seed", "port", "inspector-port"].map((k) => {
   const n = Number(values[k]);
   if (!Number.isInteger(n) || n <= 0) {
