@@ -59,36 +59,51 @@ class FeaturesThenClassifier(nn.Module):
         return self.classifier(x)
 
 
-def dropout_classifier(in_features: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
-    """The paper's fc6-fc7-fc8 with dropout before fc6 and fc7; indices 1, 4, 6 are torchvision's keys."""
+def dropout_classifier(in_features: int, hidden: int, num_classes: int, dropout: float,
+                       batch_norm: bool = False) -> nn.Sequential:
+    """The paper's fc6-fc7-fc8 with dropout before fc6 and fc7; without batch_norm, indices 1, 4, 6 are
+    torchvision's keys. batch_norm adds a (training-only, folded at export) BatchNorm before each hidden ReLU."""
+    bn = (lambda: [nn.BatchNorm1d(hidden)]) if batch_norm else (lambda: [])
     return nn.Sequential(
-        nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+        nn.Dropout(dropout), nn.Linear(in_features, hidden), *bn(), nn.ReLU(inplace=True),
+        nn.Dropout(dropout), nn.Linear(hidden, hidden), *bn(), nn.ReLU(inplace=True),
         nn.Linear(hidden, num_classes),
     )
 
 
 class AlexNet(FeaturesThenClassifier):
-    """The paper's AlexNet; `two_tower` groups conv2, conv4, conv5 into 2 (the paper's GPU split)."""
+    """The paper's AlexNet; `two_tower` groups conv2, conv4, conv5 into 2 (the paper's GPU split).
+
+    `batch_norm` puts a BatchNorm between every conv or hidden dense layer and its ReLU, for training only:
+    in eval mode a BatchNorm is an affine map per channel, which the exporter folds exactly into the layer
+    before it (training/quantize.py, fold_bn), so the package holds the paper's layers and nothing else. It
+    lets SGD take steps ~5x larger without diverging (Ioffe and Szegedy 2015, arXiv:1502.03167), which is
+    what a CPU's few epochs need.
+    """
 
     def __init__(self, num_classes: int = 1000, input_size: int = 224, two_tower: bool = False,
-                 dropout: float = 0.5, width: float = 1.0, hidden: int = 4096) -> None:
+                 dropout: float = 0.5, width: float = 1.0, hidden: int = 4096, batch_norm: bool = False) -> None:
         super().__init__()
         g = 2 if two_tower else 1
         c1, c2, c3, c4, c5 = (_scaled(n, width) for n in (96, 256, 384, 384, 256))
         h = _scaled(hidden, width)
+
+        def conv(cin, cout, **kw):
+            bn = [nn.BatchNorm2d(cout)] if batch_norm else []
+            return [nn.Conv2d(cin, cout, **kw), *bn, nn.ReLU(inplace=True)]
+
         self.features = nn.Sequential(
-            nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True), paper_lrn(),
+            *conv(3, c1, kernel_size=11, stride=4, padding=2), paper_lrn(),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(c1, c2, kernel_size=5, padding=2, groups=g), nn.ReLU(inplace=True), paper_lrn(),
+            *conv(c1, c2, kernel_size=5, padding=2, groups=g), paper_lrn(),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(c2, c3, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c3, c4, kernel_size=3, padding=1, groups=g), nn.ReLU(inplace=True),
-            nn.Conv2d(c4, c5, kernel_size=3, padding=1, groups=g), nn.ReLU(inplace=True),
+            *conv(c2, c3, kernel_size=3, padding=1),
+            *conv(c3, c4, kernel_size=3, padding=1, groups=g),
+            *conv(c4, c5, kernel_size=3, padding=1, groups=g),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
         c, fh, fw = feature_shape(self.features, input_size)
-        self.classifier = dropout_classifier(c * fh * fw, h, num_classes, dropout)
+        self.classifier = dropout_classifier(c * fh * fw, h, num_classes, dropout, batch_norm)
         he_init(self)
 
 
@@ -145,15 +160,17 @@ class AlexNetTV(FeaturesThenClassifier):
 
 
 def build_model(arch: str, num_classes: int, input_size: int, two_tower: bool = False,
-                width: float = 1.0, dropout: float = -1.0) -> nn.Module:
+                width: float = 1.0, dropout: float = -1.0, batch_norm: bool = False) -> nn.Module:
     """One constructor for the CLI; dropout < 0 keeps each architecture's own default."""
     kw = {"num_classes": num_classes, "input_size": input_size, "width": width}
     if dropout >= 0:
         kw["dropout"] = dropout
     if arch == "alexnet":
-        return AlexNet(two_tower=two_tower, **kw)
+        return AlexNet(two_tower=two_tower, batch_norm=batch_norm, **kw)
     if two_tower:
         raise ValueError(f"--two-tower applies to arch 'alexnet' only, not {arch!r}")
+    if batch_norm:
+        raise ValueError(f"--batch-norm applies to arch 'alexnet' only (alexnet-bn has its own), not {arch!r}")
     if arch == "alexnet-bn":
         return AlexNetBN(**kw)
     if arch == "alexnet-tv":

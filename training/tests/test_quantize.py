@@ -33,6 +33,22 @@ def test_batch_norm_folds_into_the_preceding_layers_exactly():
     assert (folded - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item())
 
 
+def test_paper_alexnet_trained_with_batch_norm_exports_the_paper_layers_with_the_same_outputs():
+    gen = torch.Generator().manual_seed(1)
+    model = build_model("alexnet", 10, 64, width=0.25, batch_norm=True)
+    plain = build_model("alexnet", 10, 64, width=0.25)
+    randomise_bn(model, gen)
+    model.eval()
+    layers = fold_and_quantize(model)
+    strip = lambda ls: [{k: v for k, v in l.items() if not isinstance(v, torch.Tensor)} for l in ls]
+    assert strip(layers) == strip(fold_and_quantize(plain))  # the same served layers as the paper's AlexNet
+    x = torch.randn(3, 3, 64, 64, generator=gen)
+    with torch.no_grad():
+        ref = model(x)
+    folded = served_forward(layers, x, quantized=False)
+    assert (folded - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item())
+
+
 def test_weights_quantize_per_output_channel_with_an_all_zero_row_scaled_by_one():
     w = torch.tensor([[0.5, -1.27, 0.0], [0.0, 0.0, 0.0], [2.0, 1.0, -0.01]])
     q, scale = quantize_rows(w)
