@@ -19,6 +19,8 @@ import { join } from "node:path";
 import { unstable_dev } from "wrangler";
 import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 
+// Offline, Miniflare's fetch of a sample Request.cf object prints a stack trace; nothing here reads request.cf.
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 const args = process.argv.slice(2);
 const json = args.includes("--json");
 const repeats = Number(args[args.indexOf("--repeats") + 1]) || 5;

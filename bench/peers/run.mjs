@@ -21,6 +21,8 @@ import { unstable_dev } from "wrangler";
 import { publishPackage } from "../../scripts/lib/publish.mjs";
 import { modelsBucketName, openBucket } from "../../scripts/lib/wrangler-r2.mjs";
 
+// Offline, Miniflare's fetch of a sample Request.cf object prints a stack trace; nothing here reads request.cf.
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 const args = process.argv.slice(2);
 const json = args.includes("--json");
 const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
@@ -38,12 +40,18 @@ const peers = createRequire(join(root, "bench/peers/package.json"));
 let ortWeb;
 let ortNode;
 try {
-  ortWeb = peers("onnxruntime-web");
+  // Order matters: both register a backend named "cpu" in the one onnxruntime-common they share, and whichever
+  // loads first keeps it. With onnxruntime-web first, onnxruntime-node's "cpu" sessions ran on web's wasm
+  // backend (~100 ms instead of ~35 here); main() also checks that the two sessions have different handlers.
   ortNode = peers("onnxruntime-node");
+  ortWeb = peers("onnxruntime-web");
 } catch (error) {
   process.stderr.write(`bench:peers needs its own dependencies: npm run bench:peers:install (${error.message})\n`);
   process.exit(2);
 }
+
+/** A peer's installed version, read from its folder: onnxruntime-web's `exports` do not expose package.json. */
+const peerVersion = (name) => JSON.parse(readFileSync(join(root, "bench/peers/node_modules", name, "package.json"), "utf8")).version;
 
 if (!existsSync(join(packageDir, "manifest.json")) || !existsSync(onnxPath)) {
   log("generating the random 224x224 AlexNet package and its ONNX (~60 + 250 MB, once) ...");
@@ -62,11 +70,12 @@ const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.ma
 async function onnxSession(ort, options) {
   const session = await ort.InferenceSession.create(onnxPath, options);
   const input = new ort.Tensor("float32", new Float32Array(channels * height * width).map((_, i) => Math.sin(i)), [1, channels, height, width]);
-  return async () => {
+  const run = async () => {
     const started = performance.now();
     await session.run({ [session.inputNames[0]]: input });
     return performance.now() - started;
   };
+  return Object.assign(run, { handler: session.handler });
 }
 
 async function main() {
@@ -87,6 +96,9 @@ async function main() {
     log("loading onnxruntime-web and onnxruntime-node sessions ...");
     const web = await onnxSession(ortWeb, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
     const native = await onnxSession(ortNode, { executionProviders: ["cpu"], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+    if (Object.getPrototypeOf(native.handler) === Object.getPrototypeOf(web.handler)) {
+      throw new Error("onnxruntime-node's session runs on onnxruntime-web's backend: the native figure would be wasm");
+    }
     const pair = async () => {
       const response = await worker.fetch("/__bench/compare?n=1");
       if (!response.ok) throw new Error(`/__bench/compare: ${response.status} ${await response.text()}`);
@@ -119,7 +131,7 @@ const result = {
   onnxruntime_node_ms_p50: median(times.native),
   spread_ms: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, spread(v)])),
   ratio_to_ours_p50: { tfjs_wasm_fp32: ratio("tfjs"), onnxruntime_web: ratio("web"), onnxruntime_node: ratio("native") },
-  versions: { onnxruntime_web: peers("onnxruntime-web/package.json").version, onnxruntime_node: peers("onnxruntime-node/package.json").version },
+  versions: { onnxruntime_web: peerVersion("onnxruntime-web"), onnxruntime_node: peerVersion("onnxruntime-node") },
 };
 if (json) {
   process.stdout.write(JSON.stringify(result) + "\n");
