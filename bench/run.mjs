@@ -8,7 +8,9 @@
  *     model data, at the worst point of the load (the engine samples it) or after the warm runs,
  *     whichever is larger, plus the image decoders' peak; wasm memories never shrink;
  *   - warm forward latency, ours vs the stock tfjs-wasm fp32 network, side by side in the same run;
- *   - cold start: first classify on a fresh isolate, package in local R2, until the answer.
+ *   - cold start: first classify on a fresh isolate, package in local R2, until the answer;
+ *   - a batch of 8 (a multipart request at its limit) through the engine, its dense layers run once for
+ *     all (four images share each weight load), against the same 8 images one at a time, round by round.
  * Each repeat starts a fresh isolate; inside it, our forward pass and the stock one alternate pass by
  * pass, so machine noise hits both alike, and the ratio is the median of the paired ratios.
  * --kernel-build picks the build of our int8 convolution kernels (default: the best the runtime accepts,
@@ -26,6 +28,9 @@ const json = args.includes("--json");
 const repeats = Number(args[args.indexOf("--repeats") + 1]) || 5;
 const passes = Number(args[args.indexOf("--passes") + 1]) || 20; // timed forward passes per repeat and network
 const WARMUP_PASSES = 3;
+// A multipart batch at the API's limit (MAX_BATCH_IMAGES), each way this many timed rounds (one warm-up more).
+const BATCH_SIZE = 8;
+const BATCH_ROUNDS = 5;
 const kernelBuild = args.includes("--kernel-build") ? args[args.indexOf("--kernel-build") + 1] : undefined;
 if (kernelBuild !== undefined && !["relaxed-simd", "simd128"].includes(kernelBuild)) {
   process.stderr.write(`--kernel-build must be relaxed-simd or simd128, not ${kernelBuild}\n`);
@@ -86,6 +91,9 @@ async function main() {
   const stock = [];
   const stockFirst = [];
   const ratios = [];
+  const batchAlone = [];
+  const batchTogether = [];
+  const batchRatios = [];
   for (let r = 0; r < repeats; r++) {
     const worker = await newWorker();
     try {
@@ -103,18 +111,23 @@ async function main() {
       stock.push(s);
       stockFirst.push(c.stock_first_ms);
       ratios.push(median(c.ours.slice(WARMUP_PASSES).map((t, i) => t / c.stock[WARMUP_PASSES + i])));
+      const b = await getJson(worker, `/__bench/batch?n=${BATCH_ROUNDS + 1}&size=${BATCH_SIZE}`);
+      batchAlone.push(median(b.alone.slice(1)) / BATCH_SIZE);
+      batchTogether.push(median(b.batched.slice(1)) / BATCH_SIZE);
+      batchRatios.push(median(b.batched.slice(1).map((t, i) => t / b.alone[i + 1])));
       const t = m.load_timings_ms;
       log(`repeat ${r + 1}/${repeats}: cold ${cold.at(-1).toFixed(0)} ms (weights ${t.weightsMs.toFixed(0)}, build ${t.buildMs.toFixed(0)}, warm-up ${t.warmupMs.toFixed(0)}), ` +
         `ours ${o.toFixed(1)} ms, stock fp32 ${s.toFixed(1)} ms, ratio ${ratios.at(-1).toFixed(2)}, ` +
-        `model memory ${(peakOf(m) / 2 ** 20).toFixed(1)} MiB (stock fp32 tfjs heap ${(c.tfjs_heap_bytes_with_stock / 2 ** 20).toFixed(0)} MiB)`);
+        `model memory ${(peakOf(m) / 2 ** 20).toFixed(1)} MiB (stock fp32 tfjs heap ${(c.tfjs_heap_bytes_with_stock / 2 ** 20).toFixed(0)} MiB), ` +
+        `batch of ${BATCH_SIZE}: ${batchTogether.at(-1).toFixed(1)} ms an image against ${batchAlone.at(-1).toFixed(1)} alone`);
     } finally {
       await worker.stop();
     }
   }
-  return { cold, memory, ours, stock, stockFirst, ratios };
+  return { cold, memory, ours, stock, stockFirst, ratios, batchAlone, batchTogether, batchRatios };
 }
 
-const { cold, memory, ours, stock, stockFirst, ratios } = await main();
+const { cold, memory, ours, stock, stockFirst, ratios, batchAlone, batchTogether, batchRatios } = await main();
 const peaks = memory.map(peakOf);
 const result = {
   model: manifest.id,
@@ -131,6 +144,11 @@ const result = {
   load_timings_ms_last: memory.at(-1).load_timings_ms,
   forward_ratio_p50: median(ratios),
   forward_ratio_spread: spread(ratios),
+  batch_size: BATCH_SIZE,
+  batch_ms_per_image_p50: median(batchTogether),
+  alone_ms_per_image_p50: median(batchAlone),
+  batch_ratio_p50: median(batchRatios),
+  batch_ratio_spread: spread(batchRatios),
   cold_start_ms: median(cold),
   cold_start_ms_spread: spread(cold),
   goals: { memory_peak_bytes: 70e6, forward_ratio: 0.4, cold_start_ms: 500 },
@@ -147,4 +165,5 @@ if (json) {
   log(`warm forward, stock   ${fmt(result.stock_fp32_forward_ms_spread, (v) => v.toFixed(1) + " ms")}`);
   log(`ratio ours/stock      ${fmt(result.forward_ratio_spread, (v) => v.toFixed(2))}   goal <= 0.40`);
   log(`cold start            ${fmt(result.cold_start_ms_spread, (v) => v.toFixed(0) + " ms")}   goal <= 500 ms`);
+  log(`batch of ${BATCH_SIZE}, an image  ${result.batch_ms_per_image_p50.toFixed(1)} ms against ${result.alone_ms_per_image_p50.toFixed(1)} ms alone: ratio ${fmt(result.batch_ratio_spread, (v) => v.toFixed(2))}`);
 }

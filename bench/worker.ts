@@ -70,6 +70,24 @@ export default {
       lease.release();
       return Response.json({ ours, stock: stockTimes, stock_first_ms: stockFirst, tfjs_heap_bytes_with_stock: wasmHeapBytes() });
     }
+    if (url.pathname === "/__bench/batch") {
+      // A multipart-sized batch through the engine two ways, alternating round by round: each image alone
+      // (convolutions and dense layers per image), and as one batch (convolutions per image, the dense
+      // layers once for all, four rows sharing each weight load). Per-round totals for `size` images.
+      const size = Number(url.searchParams.get("size") ?? "8");
+      const lease = await models.acquire(env.MODELS, 3_600_000);
+      const { manifest } = lease.classifier;
+      const values = manifest.input.height * manifest.input.width * manifest.input.channels;
+      const inputs = Array.from({ length: size }, (_, i) => randomInput(values).map((v) => v * (1 + i / size)));
+      const alone: number[] = [];
+      const batched: number[] = [];
+      for (let i = 0; i < n; i++) {
+        alone.push(...time(1, () => inputs.forEach((x) => lease.classifier.forward([x]))));
+        batched.push(...time(1, () => lease.classifier.forward(inputs)));
+      }
+      lease.release();
+      return Response.json({ size, alone, batched });
+    }
     return app.fetch(request, env, ctx);
   },
 };

@@ -12,8 +12,24 @@ export interface Prediction {
   score: number;
 }
 
+/**
+ * Images of one request: each runs the convolutions as it is added, keeping only its flattened features;
+ * the dense layers run once for all of them when the batch is finished (Network.head).
+ */
+export interface ClassifierBatch {
+  add(input: Float32Array): void;
+  /** One prediction list per added input, in order, each sorted by score. Ends the batch. */
+  classify(topK: number): Prediction[][];
+  /** Raw network outputs per added input, in order. Ends the batch. */
+  forward(): Float32Array[];
+}
+
 export interface Classifier {
   readonly manifest: Manifest;
+  /** A batch to add images to one at a time (see ClassifierBatch). */
+  batch(): ClassifierBatch;
+  /** Bytes a batch holds per added image until it is finished: the image's flattened features. */
+  readonly featureBytesPerImage: number;
   /** One prediction list per input, each sorted by score, highest first. */
   classify(inputs: readonly Float32Array[], topK: number): Prediction[][];
   /** Raw network output (probabilities, or logits when the manifest has no softmax) for a batch. */
@@ -71,15 +87,36 @@ const inputSize = (m: Manifest) => m.input.height * m.input.width * m.input.chan
 
 function wrap(manifest: Manifest, network: Network, loadTimings: Classifier["loadTimings"]): Classifier {
   const size = inputSize(manifest);
-  // One image at a time: activation memory stays that of batch 1 (conv1 alone is 1.2 MB an image, and
-  // the wasm heap never shrinks), and at batch 1 neither XNNPACK nor the int8 GEMV gains from batching.
-  const forward = (inputs: readonly Float32Array[]): Float32Array[] =>
-    inputs.map((x, i) => {
-      if (x.length !== size) throw new Error(`input ${i} has ${x.length} values, the model takes ${size}`);
-      return network.forward(x);
-    });
+  const batch = (): ClassifierBatch => {
+    const rows: Float32Array[] = [];
+    let finished = false;
+    const run = (): Float32Array[] => {
+      if (finished) throw new Error("this batch was already finished");
+      finished = true;
+      if (rows.length === 0) return [];
+      const packed = new Float32Array(rows.length * network.featureValues);
+      rows.forEach((row, i) => packed.set(row, i * network.featureValues));
+      return network.head(packed, rows.length);
+    };
+    return {
+      add(x) {
+        if (finished) throw new Error("this batch was already finished");
+        if (x.length !== size) throw new Error(`input ${rows.length} has ${x.length} values, the model takes ${size}`);
+        rows.push(network.features(x));
+      },
+      forward: run,
+      classify: (topK) => run().map((scores) => topPredictions(scores, manifest.labels, topK)),
+    };
+  };
+  const forward = (inputs: readonly Float32Array[]): Float32Array[] => {
+    const b = batch();
+    for (const x of inputs) b.add(x);
+    return b.forward();
+  };
   return {
     manifest,
+    batch,
+    featureBytesPerImage: network.featureValues * 4,
     forward,
     classify(inputs, topK) {
       return forward(inputs).map((scores) => topPredictions(scores, manifest.labels, topK));

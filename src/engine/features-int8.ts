@@ -76,7 +76,6 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
   let nonNegative = false; // the input image is signed; a ReLU makes it >= 0 and LRN and pooling keep it so
   const steps: Step[] = [];
   const staged = new Map<string, Uint8Array>();
-  let largestActivation = h * w * c;
   let largestQuantized = 0;
   let lrnScratch = 0;
   let largestWeight = 0;
@@ -111,9 +110,21 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
       steps.push({ op: "maxpool", layer, w, c, ho, wo });
       [h, w] = [ho, wo];
     }
-    largestActivation = Math.max(largestActivation, h * w * c);
   }
   const outValues = h * w * c;
+  // The steps write alternately into two buffers (LRN works in place); each is sized for what lands in it,
+  // not both for the largest activation, and the larger one also stages each conv's HWIO weights while they
+  // are packed. At 224: A takes the input (0.6 MB), B conv1's output (1.2 MB) and the staging of conv4's
+  // 1.3 MB of weights, 1.9 MB for the two where sizing both for the largest took 2.5 MB.
+  const inputValues = input.height * input.width * input.channels;
+  const bufferValues = [inputValues, 0];
+  let into = 1;
+  for (const step of steps) {
+    if (step.op === "lrn") continue;
+    const values = step.op === "conv" ? step.conv.ho * step.conv.wo * step.conv.layer.filters : step.ho * step.wo * step.c;
+    bufferValues[into] = Math.max(bufferValues[into]!, values);
+    into = 1 - into;
+  }
 
   return {
     tensorNames: [...staged.keys()],
@@ -135,9 +146,10 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
         const rows = layer.groups * fpad * 4;
         conv.at = { weight: take(layer.groups * fpad * layer.kernel * layer.kernel * cg4), wsum: take(rows), scale: take(rows), bias: take(rows) };
       }
-      // The first activation buffer doubles as the staging area for HWIO weights while they are packed.
-      const bufferA = take(Math.max(largestActivation * 4, largestWeight));
-      const bufferB = take(largestActivation * 4);
+      const stageInB = bufferValues[1]! >= bufferValues[0]!;
+      const bufferA = take(stageInB ? bufferValues[0]! * 4 : Math.max(bufferValues[0]! * 4, largestWeight));
+      const bufferB = take(stageInB ? Math.max(bufferValues[1]! * 4, largestWeight) : bufferValues[1]! * 4);
+      const staging = stageInB ? bufferB : bufferA;
       const quantized = take(largestQuantized * act);
       const squares = take(lrnScratch);
       const grow = Math.ceil((top - kernels.memory.buffer.byteLength) / WASM_PAGE);
@@ -146,8 +158,8 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
 
       for (const conv of convs) {
         const { layer, cg, cg4, fg, fpad } = conv;
-        new Uint8Array(memory, bufferA, conv.staged.weight.byteLength).set(conv.staged.weight);
-        kernels.packWeights(bufferA, conv.at.weight, conv.at.wsum, layer.kernel, cg, cg4, layer.filters, layer.groups, fpad);
+        new Uint8Array(memory, staging, conv.staged.weight.byteLength).set(conv.staged.weight);
+        kernels.packWeights(staging, conv.at.weight, conv.at.wsum, layer.kernel, cg, cg4, layer.filters, layer.groups, fpad);
         const scale = new Float32Array(conv.staged.scale.buffer, conv.staged.scale.byteOffset, layer.filters);
         const bias = new Float32Array(conv.staged.bias.buffer, conv.staged.bias.byteOffset, layer.filters);
         const scaleRows = new Float32Array(memory, conv.at.scale, layer.groups * fpad);

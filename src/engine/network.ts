@@ -31,10 +31,22 @@ export interface NetworkPlan {
 
 export interface Network {
   /**
-   * Runs one NHWC input; returns its class probabilities (or logits, without softmax). One at a time:
-   * the wasm heaps never shrink, so a batch would leave them sized for its activations.
+   * Runs one NHWC input; returns its class probabilities (or logits, without softmax). The convolutions
+   * always run one image at a time: the wasm heaps never shrink, so a batch would leave them sized for
+   * its activations.
    */
   forward(input: Float32Array): Float32Array;
+  /**
+   * The layers before flatten on one NHWC input: its flattened features (`featureValues` values, 9216 for
+   * AlexNet-224), all a batch keeps of an image until `head`.
+   */
+  features(input: Float32Array): Float32Array;
+  /**
+   * The dense layers (and softmax) on `batch` rows of features at once, which shares each weight load
+   * among up to four images; one output row per input, the same as `forward` gives each.
+   */
+  head(features: Float32Array, batch: number): Float32Array[];
+  readonly featureValues: number;
   readonly classes: number;
   /** Runs our own kernels a few times on zeros: V8 runs new wasm in its baseline tier first. */
   warmUp(): void;
@@ -180,18 +192,29 @@ function assemble(
 ): Omit<Network, "convolutionKernel"> {
   let disposed = false;
   const size = input.height * input.width * input.channels;
-  const forward = (data: Float32Array): Float32Array => {
+  const featuresOf = (data: Float32Array): Float32Array => {
     if (disposed) throw new NetworkError("the network was disposed");
     if (data.length !== size) throw new NetworkError(`input has ${data.length} values, expected ${size}`);
-    const out = dense.run(features.run(data), 1);
-    if (softmax) softmaxInPlace(out);
-    return out;
+    return features.run(data);
+  };
+  const head = (rows: Float32Array, batch: number): Float32Array[] => {
+    if (disposed) throw new NetworkError("the network was disposed");
+    const out = dense.run(rows, batch);
+    const classes = dense.outFeatures;
+    return Array.from({ length: batch }, (_, i) => {
+      const row = out.subarray(i * classes, (i + 1) * classes);
+      if (softmax) softmaxInPlace(row);
+      return row;
+    });
   };
   return {
     classes: dense.outFeatures,
+    featureValues: dense.inFeatures,
     kernelMemoryBytes,
     loadPeakBytes,
-    forward,
+    features: featuresOf,
+    head,
+    forward: (data) => head(featuresOf(data), 1)[0]!,
     warmUp() {
       const zeros = new Float32Array(dense.inFeatures);
       for (let i = 0; i < 3; i++) dense.run(zeros, 1);

@@ -82,12 +82,32 @@ describe("the inference engine", () => {
     classifier.dispose();
   });
 
-  it("gives each image of a batch the same answer it gets alone", async () => {
+  // The dense layers of a batch run four images at a time (one alone, two one by one, three with a blank
+  // fourth): every batch size up to two chunks and a remainder must give each image its own answer exactly.
+  it("gives each image of a batch of any size from 1 to 9 exactly the answer it gets alone", async () => {
     const pkg = await makeTinyPackage();
     const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
-    const inputs = [1, 2, 3].map((s) => randomInput(24 * 24 * 3, s));
-    const together = classifier.forward(inputs);
-    inputs.forEach((x, i) => expect([...together[i]!]).toEqual([...classifier.forward([x])[0]!]));
+    const inputs = Array.from({ length: 9 }, (_, s) => randomInput(24 * 24 * 3, s + 1));
+    const alone = inputs.map((x) => [...classifier.forward([x])[0]!]);
+    for (let n = 1; n <= 9; n++) {
+      const batch = classifier.batch();
+      for (const x of inputs.slice(0, n)) batch.add(x);
+      const together = batch.forward();
+      expect(together).toHaveLength(n);
+      together.forEach((scores, i) => expect([...scores]).toEqual(alone[i]));
+    }
+    expect(classifier.forward(inputs).map((s) => [...s])).toEqual(alone);
+    classifier.dispose();
+  });
+
+  it("refuses to add to or finish a batch that was already finished", async () => {
+    const pkg = await makeTinyPackage();
+    const classifier = await loadClassifier(pkg.manifest, streamOf(pkg.weights));
+    const batch = classifier.batch();
+    batch.add(randomInput(24 * 24 * 3, 1));
+    expect(batch.classify(2)[0]).toHaveLength(2);
+    expect(() => batch.add(randomInput(24 * 24 * 3, 2))).toThrow(/already finished/);
+    expect(() => batch.forward()).toThrow(/already finished/);
     classifier.dispose();
   });
 

@@ -45,6 +45,32 @@ describe("the int8 dense kernel", () => {
     });
   }
 
+  // 300 inputs leave a tail after the 16-wide SIMD steps and 7 outputs an odd row after the pairs: the
+  // four-row kernel's every path, for batch sizes that take it fully, with a blank fourth row, or not at all.
+  it("gives every row of a batch of 1 to 9 exactly its answer alone, which is the served arithmetic", () => {
+    const [k, n] = [300, 7];
+    const random = mulberry32(42);
+    const stack = createDenseStack([{ name: "fc", inFeatures: k, units: n, relu: true }]);
+    const w = new Int8Array(k * n).map(() => Math.floor(random() * 255) - 127);
+    const scale = new Float32Array(n).map(() => 0.001 + random() * 0.01);
+    const bias = new Float32Array(n).map(() => random() - 0.5);
+    stack.destination("fc.weight")!.set(new Uint8Array(w.buffer));
+    stack.destination("fc.scale")!.set(new Uint8Array(scale.buffer));
+    stack.destination("fc.bias")!.set(new Uint8Array(bias.buffer));
+    const rows = Array.from({ length: 9 }, (_, r) => new Float32Array(k).map(() => (random() - 0.4) * (r + 1)));
+    const alone = rows.map((x) => [...stack.run(x, 1)]);
+    rows.forEach((x, r) => {
+      const expected = servedDense(x, w, scale, bias, k, n).map((v) => Math.max(0, v));
+      alone[r]!.forEach((v, o) => expect(v).toBeCloseTo(expected[o]!, 4));
+    });
+    for (let b = 1; b <= 9; b++) {
+      const packed = new Float32Array(b * k);
+      rows.slice(0, b).forEach((x, r) => packed.set(x, r * k));
+      const out = stack.run(packed, b);
+      for (let r = 0; r < b; r++) expect([...out.subarray(r * n, (r + 1) * n)]).toEqual(alone[r]);
+    }
+  });
+
   it("keeps the int32 sum from overflowing at AlexNet's widest layer", () => {
     expect(activationQmax(9216)).toBe(1834); // floor((2^31-1) / (127 * 9216))
     expect(activationQmax(9216) * 127 * 9216).toBeLessThanOrEqual(2 ** 31 - 1);
