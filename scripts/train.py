@@ -3,8 +3,8 @@ r"""Train an AlexNet-family model and export it as an alexnet-edge model package
 Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository root:
 
   # the default model: paper AlexNet on Fashion-MNIST, CPU, reduced input size, package into model/
-  nice -n 5 /usr/bin/python3 scripts/train.py --input-size 64 --epochs 6 --schedule cosine --warmup-epochs 0.3 \
-      --out runs/fmnist-64 --export-dir model/alexnet-fmnist-64-v3
+  nice -n 5 /usr/bin/python3 scripts/train.py --input-size 64 --epochs 20 --batch-norm --lr 0.05 --schedule cosine \
+      --warmup-epochs 0.5 --label-smoothing 0.1 --out runs/fmnist-64-v4 --export-dir model/alexnet-fmnist-64-v4
 
   # your own images: root/train/<class>/*.jpg and root/val/<class>/*.jpg (the ImageNet layout)
   /usr/bin/python3 scripts/train.py --dataset /data/flowers --input-size 224 --epochs 90 \
@@ -24,7 +24,7 @@ Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository r
   # export a checkpoint without training; convert torchvision's ImageNet AlexNet weights into a package
   /usr/bin/python3 scripts/train.py --export-only --resume runs/fmnist-64/ckpt.pt --export-dir model/x-v2
   # re-export a package's own weights in the current served arithmetic (new id: packages are immutable)
-  /usr/bin/python3 scripts/train.py --export-only --init model/alexnet-fmnist-64-v3 --input-size 64 --export-dir model/x-v4
+  /usr/bin/python3 scripts/train.py --export-only --init model/alexnet-fmnist-64-v4 --input-size 64 --export-dir model/x-v5
   /usr/bin/python3 scripts/train.py --from-torchvision alexnet-owt-7be5be79.pth --export-dir model/alexnet-tv-imagenet-v1
   /usr/bin/python3 scripts/train.py --from-onnx bvlc_alexnet.onnx --source-input caffe --export-dir model/bvlc-alexnet-v1
 
@@ -110,7 +110,7 @@ freeze_features = False     # with --init: train the dense layers only; the conv
 head_lr_ratio = 10.0        # with --init: the new last layer learns at --lr, loaded layers at --lr / this; 10 as in
                             # Caffe's fine-tuning example (lr_mult 10 on the new layer): it starts from nothing, the
                             # loaded layers only need nudging
-export_dir = ""             # write the model package here at the end (rank 0), e.g. model/alexnet-fmnist-64-v3
+export_dir = ""             # write the model package here at the end (rank 0), e.g. model/alexnet-fmnist-64-v4
 model_id = ""               # package id; none: the export directory's name
 samples = 4                 # number of test inputs stored in samples.safetensors
 export_only = False         # export the --resume checkpoint, train nothing
