@@ -23,6 +23,17 @@ function roundHalfEven(v: number): number {
   return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/** Random int8 weights, scales and biases for the stack's one layer "fc", written where the kernel reads them. */
+function fillRandomLayer(stack: ReturnType<typeof createDenseStack>, k: number, n: number, random: () => number) {
+  const w = new Int8Array(k * n).map(() => Math.floor(random() * 255) - 127);
+  const scale = new Float32Array(n).map(() => 0.001 + random() * 0.01);
+  const bias = new Float32Array(n).map(() => random() - 0.5);
+  stack.destination("fc.weight")!.set(new Uint8Array(w.buffer));
+  stack.destination("fc.scale")!.set(new Uint8Array(scale.buffer));
+  stack.destination("fc.bias")!.set(new Uint8Array(bias.buffer));
+  return { w, scale, bias };
+}
+
 describe("the int8 dense kernel", () => {
   for (const [k, n] of [
     [256, 37],
@@ -32,12 +43,7 @@ describe("the int8 dense kernel", () => {
     it(`computes the served int8 arithmetic exactly for ${k} inputs and ${n} outputs`, () => {
       const random = mulberry32(k * n);
       const stack = createDenseStack([{ name: "fc", inFeatures: k, units: n, relu: false }]);
-      const w = new Int8Array(k * n).map(() => Math.floor(random() * 255) - 127);
-      const scale = new Float32Array(n).map(() => 0.001 + random() * 0.01);
-      const bias = new Float32Array(n).map(() => random() - 0.5);
-      stack.destination("fc.weight")!.set(new Uint8Array(w.buffer));
-      stack.destination("fc.scale")!.set(new Uint8Array(scale.buffer));
-      stack.destination("fc.bias")!.set(new Uint8Array(bias.buffer));
+      const { w, scale, bias } = fillRandomLayer(stack, k, n, random);
       const x = new Float32Array(k).map(() => (random() - 0.3) * 3);
       const ours = stack.run(x, 1);
       const expected = servedDense(x, w, scale, bias, k, n);
@@ -51,12 +57,7 @@ describe("the int8 dense kernel", () => {
     const [k, n] = [300, 7];
     const random = mulberry32(42);
     const stack = createDenseStack([{ name: "fc", inFeatures: k, units: n, relu: true }]);
-    const w = new Int8Array(k * n).map(() => Math.floor(random() * 255) - 127);
-    const scale = new Float32Array(n).map(() => 0.001 + random() * 0.01);
-    const bias = new Float32Array(n).map(() => random() - 0.5);
-    stack.destination("fc.weight")!.set(new Uint8Array(w.buffer));
-    stack.destination("fc.scale")!.set(new Uint8Array(scale.buffer));
-    stack.destination("fc.bias")!.set(new Uint8Array(bias.buffer));
+    const { w, scale, bias } = fillRandomLayer(stack, k, n, random);
     const rows = Array.from({ length: 9 }, (_, r) => new Float32Array(k).map(() => (random() - 0.4) * (r + 1)));
     const alone = rows.map((x) => [...stack.run(x, 1)]);
     rows.forEach((x, r) => {
