@@ -79,6 +79,16 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
   let largestQuantized = 0;
   let lrnScratch = 0;
   let largestWeight = 0;
+  // Conv and pool steps write alternately into two buffers (LRN works in place): each is sized for what lands
+  // in it, not both for the largest activation, and the larger one also stages each conv's HWIO weights while
+  // they are packed. At 224: A takes the input (0.6 MB), B conv1's output (1.2 MB) and the staging of conv4's
+  // 1.3 MB of weights, 1.9 MB for the two where sizing both for the largest took 2.5 MB.
+  const bufferValues = [h * w * c, 0];
+  let into = 1;
+  const written = (values: number) => {
+    bufferValues[into] = Math.max(bufferValues[into]!, values);
+    into = 1 - into;
+  };
   for (const layer of layers) {
     if (layer.op === "conv2d") {
       const cg = c / layer.groups;
@@ -100,6 +110,7 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
       largestQuantized = Math.max(largestQuantized, layer.groups * (h + 2 * layer.padding) * (w + 2 * layer.padding) * cg4);
       steps.push({ op: "conv", conv });
       [h, w, c] = [ho, wo, layer.filters];
+      written(h * w * c);
       nonNegative = layer.activation === "relu";
     } else if (layer.op === "lrn") {
       steps.push({ op: "lrn", layer, pixels: h * w, c });
@@ -109,22 +120,10 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
       const wo = Math.floor((w - layer.window) / layer.stride) + 1;
       steps.push({ op: "maxpool", layer, w, c, ho, wo });
       [h, w] = [ho, wo];
+      written(h * w * c);
     }
   }
   const outValues = h * w * c;
-  // The steps write alternately into two buffers (LRN works in place); each is sized for what lands in it,
-  // not both for the largest activation, and the larger one also stages each conv's HWIO weights while they
-  // are packed. At 224: A takes the input (0.6 MB), B conv1's output (1.2 MB) and the staging of conv4's
-  // 1.3 MB of weights, 1.9 MB for the two where sizing both for the largest took 2.5 MB.
-  const inputValues = input.height * input.width * input.channels;
-  const bufferValues = [inputValues, 0];
-  let into = 1;
-  for (const step of steps) {
-    if (step.op === "lrn") continue;
-    const values = step.op === "conv" ? step.conv.ho * step.conv.wo * step.conv.layer.filters : step.ho * step.wo * step.c;
-    bufferValues[into] = Math.max(bufferValues[into]!, values);
-    into = 1 - into;
-  }
 
   return {
     tensorNames: [...staged.keys()],
