@@ -16,6 +16,10 @@ Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository r
   # resume an interrupted run (same flags; the checkpoint restores model, optimiser, schedule, epoch, RNG)
   /usr/bin/python3 scripts/train.py ... --resume runs/fmnist-64/ckpt.pt
 
+  # a second cycle (warm restart) of a finished run: its network and weights, a new schedule, epochs numbered on
+  /usr/bin/python3 scripts/train.py --init runs/fmnist-64-v4/ckpt.pt --epochs 22 --lr 0.02 --schedule cosine \
+      --warmup-epochs 0.5 --label-smoothing 0.1 --seed 1 --out runs/fmnist-64-v5 --export-dir model/alexnet-fmnist-64-v5
+
   # fine-tune ImageNet weights on your images: every layer but the last loaded, a new last layer for your classes
   /usr/bin/python3 scripts/train.py --dataset /data/flowers --init alexnet-owt-7be5be79.pth --epochs 10 \
       --batch-size 32 --out runs/flowers-ft --export-dir model/alexnet-flowers-ft-v1
@@ -99,7 +103,9 @@ seed = 0                    # seeds python, numpy, torch (+ rank); data order is
 # output
 out = "runs/default"        # checkpoint directory: ckpt.pt, config.json, metrics.csv, curves.png, confusion.png
 resume = ""                 # checkpoint to resume from (or to export with --export-only)
-init = ""                   # start from these weights: a torchvision AlexNet state_dict (.pth), an AlexNet-family
+init = ""                   # start from these weights: a train.py checkpoint (ckpt.pt: another cycle of the same
+                            # network with a fresh optimiser and schedule; its flags, BatchNorm and history carry
+                            # over), a torchvision AlexNet state_dict (.pth), an AlexNet-family
                             # ONNX graph (.onnx) or a model package directory. A .pth/.onnx sets --arch, --two-tower
                             # and --width from its layers, loads every layer but the last and adds a new last layer
                             # sized to the dataset's classes (fine-tuning); give the same --init again with --resume
@@ -481,7 +487,9 @@ def training_record(cfg, history, trained_on):
            "device": trained_on, "torch": torch.__version__.split("+")[0], "python": sys.version.split()[0],
            "date": datetime.date.today().isoformat(), "input_size": cfg["input_size"], "recipe": recipe,
            "wall_seconds": round(sum(h.get("epoch_seconds", 0) for h in history), 1) if history else 0}
-    if cfg["init"]:
+    if cfg.get("continues"):
+        rec["continues"] = cfg["continues"]  # epochs and wall_seconds above count every cycle
+    elif cfg["init"]:
         rec["initialised_from"] = os.path.basename(os.path.normpath(cfg["init"]))
         recipe.update(freeze_features=cfg["freeze_features"], head_lr_ratio=cfg["head_lr_ratio"],
                       source_input=cfg["source_input"])
@@ -543,6 +551,47 @@ def convert(cfg, source_path: str, kind: str):
     print(f"wrote {cfg['export_dir']} ({arch}, {size}x{size}, {len(labels)} classes)")
 
 
+# what makes two runs the same network: a warm restart takes them from the checkpoint, not the command line
+STRUCTURE = ("arch", "two_tower", "width", "input_size", "batch_norm", "dropout")
+
+
+def continue_checkpoint(cfg, rt, num_classes):
+    """--init CKPT: the checkpoint's network and weights (BatchNorm statistics included) under this run's recipe.
+
+    cfg["continues"] records the earlier cycle (checkpoint, its epochs and recipe) for the manifest; main()
+    starts this run's history with the earlier one, so epochs are numbered on from it.
+    """
+    ckpt = torch.load(cfg["init"], map_location="cpu", weights_only=False)
+    prior = ckpt["config"]
+    model = build_model(cfg["arch"], num_classes, cfg["input_size"], cfg["two_tower"], cfg["width"],
+                        cfg["dropout"], cfg["batch_norm"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:  # another class count: that is fine-tuning, which a package or .pth serves
+        raise SystemExit(f"error: --init {cfg['init']}: its network does not fit {num_classes} classes: {e}")
+    earlier = prior.get("continues", {})
+    cfg["continues"] = {"checkpoint": cfg["init"], "epochs": len(ckpt["history"]),
+                        "recipe": training_record(prior, ckpt["history"], "")["recipe"],
+                        "earlier": earlier or None}
+    cfg["_history"] = ckpt["history"]
+    if rt["master"]:
+        print(f"continuing {cfg['init']} after its {len(ckpt['history'])} epochs (test top-1 "
+              f"{ckpt['history'][-1]['test_top1']:.4f}): " + " ".join(f"{k}={cfg[k]}" for k in STRUCTURE), flush=True)
+    return model, []
+
+
+def adopt_checkpoint_structure(cfg):
+    """--init CKPT: take the network's structure from the checkpoint before the datasets are sized by it."""
+    from training import init_weights
+    try:
+        if not cfg["init"] or init_weights.source_kind(cfg["init"]) != "checkpoint":
+            return
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    prior = torch.load(cfg["init"], map_location="cpu", weights_only=False)["config"]
+    cfg.update({k: prior[k] for k in STRUCTURE})
+
+
 def make_model(cfg, rt, num_classes):
     """(model, names of its new modules). With --init a .pth/.onnx also sets cfg's arch, two_tower and width.
 
@@ -555,6 +604,8 @@ def make_model(cfg, rt, num_classes):
                            cfg["dropout"], cfg["batch_norm"]), []
     try:
         kind = init_weights.source_kind(cfg["init"])
+        if kind == "checkpoint":
+            return continue_checkpoint(cfg, rt, num_classes)
         if kind == "package":
             model = build_model(cfg["arch"], num_classes, cfg["input_size"], cfg["two_tower"], cfg["width"],
                                 cfg["dropout"], cfg["batch_norm"])
@@ -585,6 +636,7 @@ def main(argv=None):
     if cfg["from_onnx"]:
         return convert(cfg, cfg["from_onnx"], "onnx")
     rt = setup_runtime(cfg)
+    adopt_checkpoint_structure(cfg)
     train_ds, test_ds, labels, preprocess = make_datasets(cfg)
     model, fresh = make_model(cfg, rt, len(labels))
     groups, lines = param_groups(model, fresh, cfg["lr"], cfg["head_lr_ratio"], cfg["freeze_features"])
@@ -593,7 +645,9 @@ def main(argv=None):
     optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     scheduler = make_scheduler(cfg, optimizer)
     scaler = make_scaler(rt["cuda"] and cfg["amp"])
-    start_epoch, history = 0, []
+    # a warm restart numbers its epochs on from the checkpoint it continues, and seeds new data orders
+    history = cfg.pop("_history", [])
+    offset, start_epoch = len(history), 0
     if cfg["resume"]:
         # the checkpoint holds numpy/python RNG states: PyTorch >= 2.6 loads weights_only by default
         ckpt = torch.load(cfg["resume"], map_location="cpu", weights_only=False)
@@ -632,14 +686,15 @@ def main(argv=None):
     last_epoch = min(cfg["epochs"], start_epoch + cfg["stop_after"]) if cfg["stop_after"] else cfg["epochs"]
     for epoch in range(start_epoch, last_epoch):
         t0 = time.time()
-        row = train_epoch(model, make_loader(train_ds, cfg, rt, True, epoch), optimizer, scaler, cfg, rt, epoch)
+        row = train_epoch(model, make_loader(train_ds, cfg, rt, True, offset + epoch), optimizer, scaler, cfg, rt,
+                          epoch)
         ev = evaluate(model, test_loader, rt, len(labels))
         confusion = ev.pop("confusion")
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(ev["test_top1"])
         elif scheduler:
             scheduler.step()
-        row.update(ev, epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"], epoch_seconds=round(time.time() - t0, 1),
+        row.update(ev, epoch=offset + epoch + 1, lr=optimizer.param_groups[0]["lr"], epoch_seconds=round(time.time() - t0, 1),
                    device=trained_on)
         history.append(row)
         rngs = [rng_state()]
@@ -647,7 +702,7 @@ def main(argv=None):
             rngs = [None] * rt["world"]
             dist.all_gather_object(rngs, rng_state())
         if rt["master"]:
-            print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.4f} | test loss "
+            print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.4f} | test loss "
                   f"{row['test_loss']:.4f} top-1 {row['test_top1']:.4f} top-5 {row['test_top5']:.4f} | lr "
                   f"{row['lr']:.5f} | {row['epoch_seconds']:.0f}s" + (f" | skipped {row['skipped']}" if row["skipped"] else ""),
                   flush=True)

@@ -1,6 +1,9 @@
 """Start a model from weights trained elsewhere (`train.py --init`).
 
 Sources understood here (`source_kind` tells them apart):
+- a train.py checkpoint (`ckpt.pt`): a second training cycle (warm restart) of the same network, BatchNorm
+  layers included, with a new optimiser and schedule; scripts/train.py rebuilds the model from the
+  checkpoint's own flags and carries its history on, so the curves and the manifest cover both cycles;
 - a torchvision AlexNet state_dict (`.pth`, `.pt`), at any width: `load_source` builds torchvision's layout;
 - an AlexNet-family ONNX graph (`.onnx`): training/onnx_import.py;
 - an alexnet-edge model package directory (docs/model-package.md): its int8 weights times their per-channel
@@ -81,8 +84,15 @@ def init_from_package(model: nn.Module, package_dir: str) -> list:
     return fresh
 
 
+def is_checkpoint(path: str) -> bool:
+    """A train.py checkpoint (ckpt.pt: model, optimiser, history, config) rather than a bare state_dict."""
+    # it holds numpy/python RNG states, which PyTorch >= 2.6's weights_only loading refuses
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    return isinstance(obj, dict) and {"model", "config", "history", "epoch"} <= set(obj)
+
+
 def source_kind(path: str) -> str:
-    """'package', 'torchvision' or 'onnx'; anything else is a ValueError naming what is understood."""
+    """'package', 'checkpoint', 'torchvision' or 'onnx'; anything else is a ValueError naming what is understood."""
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, "manifest.json")):
             raise ValueError(f"--init {path}: a directory must be a model package (it has no manifest.json)")
@@ -91,11 +101,11 @@ def source_kind(path: str) -> str:
         raise ValueError(f"--init {path}: no such file or directory")
     ext = os.path.splitext(path)[1].lower()
     if ext in (".pth", ".pt"):
-        return "torchvision"
+        return "checkpoint" if is_checkpoint(path) else "torchvision"
     if ext == ".onnx":
         return "onnx"
-    raise ValueError(f"--init {path}: expected a torchvision AlexNet state_dict (.pth), an ONNX graph (.onnx) "
-                     f"or a model package directory")
+    raise ValueError(f"--init {path}: expected a train.py checkpoint (ckpt.pt), a torchvision AlexNet state_dict "
+                     f"(.pth), an ONNX graph (.onnx) or a model package directory")
 
 
 def torchvision_alexnet(state: dict, path: str = "state_dict") -> FeaturesThenClassifier:

@@ -45,6 +45,31 @@ def test_resuming_from_a_checkpoint_gives_the_same_model_as_an_uninterrupted_run
     assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
 
 
+def test_a_second_cycle_continues_a_checkpoint_with_its_network_weights_and_history(tmp_path):
+    """--init ckpt.pt: the earlier run's structure (BatchNorm, input size) and weights, a new schedule, epochs
+    numbered on, and the manifest saying which cycle came from where."""
+    needs_fmnist()
+    first = TINY + ["--epochs", "1", "--batch-norm", "--train-subset", "256"]
+    run_train(first + ["--out", str(tmp_path / "one")])
+    start = torch.load(tmp_path / "one" / "ckpt.pt", weights_only=False)
+    # no --input-size or --batch-norm here: both come from the checkpoint (the flags' defaults would be 224, off)
+    second = [a for a in TINY if a not in ("--input-size", "64")] + ["--train-subset", "256"]
+    proc = run_train(second + ["--epochs", "1", "--lr", "0.001", "--seed", "1", "--init", str(tmp_path / "one" / "ckpt.pt"),
+                               "--out", str(tmp_path / "two"), "--export-dir", str(tmp_path / "pkg")])
+    assert "continuing" in proc.stdout and "batch_norm=True" in proc.stdout
+    rows = read_history(str(tmp_path / "two"))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert float(rows[0]["test_top1"]) == start["history"][0]["test_top1"]
+    end = torch.load(tmp_path / "two" / "ckpt.pt", weights_only=False)
+    assert end["config"]["input_size"] == 64 and end["config"]["batch_norm"]
+    moved = [k for k in start["model"] if start["model"][k].is_floating_point()
+             and not torch.equal(start["model"][k], end["model"][k])]
+    assert "features.0.weight" in moved and "features.1.running_mean" in moved  # it trained, BatchNorm included
+    training = json.load(open(tmp_path / "pkg" / "manifest.json"))["training"]
+    assert training["epochs"] == 2 and training["recipe"]["lr"] == 0.001
+    assert training["continues"]["epochs"] == 1 and training["continues"]["recipe"]["lr"] == 0.02
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
