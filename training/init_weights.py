@@ -86,7 +86,13 @@ def init_from_package(model: nn.Module, package_dir: str) -> list:
 
 def is_checkpoint(path: str) -> bool:
     """A train.py checkpoint (ckpt.pt: model, optimiser, history, config) rather than a bare state_dict."""
-    # it holds numpy/python RNG states, which PyTorch >= 2.6's weights_only loading refuses
+    try:  # a bare state_dict is tensors only and loads without running any pickled code
+        torch.load(path, map_location="cpu", weights_only=True)
+        return False
+    except Exception:  # noqa: BLE001 - the unpickler's refusals have no common class across PyTorch versions
+        pass
+    # a checkpoint holds numpy/python RNG states, which the tensors-only loader refuses: it is trusted as --resume
+    # trusts it (your own run's file)
     obj = torch.load(path, map_location="cpu", weights_only=False)
     return isinstance(obj, dict) and {"model", "config", "history", "epoch"} <= set(obj)
 
