@@ -29,12 +29,33 @@ export function maxAbs(x: usize, n: i32): f32 {
   return m;
 }
 
+/** min(0, min_i x_i) over n f32 values: the low end of a signed input's range (min-max codes). */
+export function minValue(x: usize, n: i32): f32 {
+  let vmin = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) vmin = f32x4.min(vmin, v128.load(x + (<usize>i << 2)));
+  let m = min(min(f32x4.extract_lane(vmin, 0), f32x4.extract_lane(vmin, 1)), min(f32x4.extract_lane(vmin, 2), f32x4.extract_lane(vmin, 3)));
+  for (; i < n; i++) m = min(m, load<f32>(x + (<usize>i << 2)));
+  return m;
+}
+
+/** max(0, max_i x_i) over n f32 values: the high end of a signed input's range. */
+export function maxValue(x: usize, n: i32): f32 {
+  let vmax = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) vmax = f32x4.max(vmax, v128.load(x + (<usize>i << 2)));
+  let m = max(max(f32x4.extract_lane(vmax, 0), f32x4.extract_lane(vmax, 1)), max(f32x4.extract_lane(vmax, 2), f32x4.extract_lane(vmax, 3)));
+  for (; i < n; i++) m = max(m, load<f32>(x + (<usize>i << 2)));
+  return m;
+}
+
 /**
  * Quantizes f32 NHWC [h][w][c] into `groups` planes [h + 2 pad][w + 2 pad][cg4] at `dst`:
- * q = clamp(round_half_even(x * inv), -qmax, qmax) + zp. Padding pixels and padding channels hold zp,
- * which the epilogue's zero-point correction turns into 0.
+ * q = clamp(round_half_even(x * inv), lo, hi) + zp, with lo + zp >= 0 and hi + zp <= 127 (the JS side
+ * picks them: src/engine/input-code.ts). Padding pixels and padding channels hold zp, which the
+ * epilogue's zero-point correction turns into 0.
  */
-export function quantizeInput(x: usize, dst: usize, h: i32, w: i32, c: i32, groups: i32, cg4: i32, pad: i32, inv: f32, qmax: i32, zp: i32): void {
+export function quantizeInput(x: usize, dst: usize, h: i32, w: i32, c: i32, groups: i32, cg4: i32, pad: i32, inv: f32, lo: i32, hi: i32, zp: i32): void {
   const cg = c / groups;
   const wp = w + 2 * pad;
   const plane = <usize>(h + 2 * pad) * <usize>wp * <usize>cg4;
@@ -48,8 +69,8 @@ export function quantizeInput(x: usize, dst: usize, h: i32, w: i32, c: i32, grou
     for (; i < total; i++) store<i16>(dst + (i << 1), <i16>zp);
   }
   const vinv = f32x4.splat(inv);
-  const vlo = i32x4.splat(-qmax);
-  const vhi = i32x4.splat(qmax);
+  const vlo = i32x4.splat(lo);
+  const vhi = i32x4.splat(hi);
   const vzp = i32x4.splat(zp);
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx++) {
@@ -70,7 +91,7 @@ export function quantizeInput(x: usize, dst: usize, h: i32, w: i32, c: i32, grou
           }
         }
         for (; ci < cg; ci++) {
-          const q = min(max(<i32>nearest<f32>(load<f32>(src + (<usize>ci << 2)) * inv), -qmax), qmax) + zp;
+          const q = min(max(<i32>nearest<f32>(load<f32>(src + (<usize>ci << 2)) * inv), lo), hi) + zp;
           if (ASC_FEATURE_RELAXED_SIMD) store<u8>(dst + to + <usize>ci, <u8>q);
           else store<i16>(dst + ((to + <usize>ci) << 1), <i16>q);
         }

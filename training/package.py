@@ -14,7 +14,7 @@ import warnings
 import torch
 
 from training import safetensors_io
-from training.quantize import fold_and_quantize, served_forward
+from training.quantize import CONV_ACTIVATIONS, fold_and_quantize, served_forward
 
 FORMAT = "alexnet-edge.model/1"
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -101,7 +101,7 @@ def export_package(model: torch.nn.Module, out_dir: str, model_id: str, input_si
     xs = sample_inputs.float()
     samples = safetensors_io.write(os.path.join(out_dir, "samples.safetensors"), {
         "inputs": xs.permute(0, 2, 3, 1).contiguous(),       # NHWC, already preprocessed
-        "logits": served_forward(layers, xs, convolutions=convolutions),
+        "logits": served_forward(layers, xs, convolutions=convolutions, conv_activations=CONV_ACTIVATIONS),
         "logits_fp32": model(xs).float(),
     }, {"format": FORMAT, "id": model_id})
     manifest = {
@@ -114,7 +114,7 @@ def export_package(model: torch.nn.Module, out_dir: str, model_id: str, input_si
         "weights": _file_ref("weights.safetensors", weights),
         "samples": dict(_file_ref("samples.safetensors", samples), count=len(xs), tolerance=TOLERANCE),
         "quantization": dict({"weights": "int8-symmetric-per-output-channel", "convolutions": convolutions},
-                             **({"conv_activations": "7-bit-per-tensor-dynamic"} if convolutions == "int8" else {}),
+                             **({"conv_activations": CONV_ACTIVATIONS} if convolutions == "int8" else {}),
                              dense_activations="int16-symmetric-per-tensor-dynamic"),
         "metrics": metrics,
         "training": dict({"date": datetime.date.today().isoformat()}, **training),

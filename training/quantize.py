@@ -3,7 +3,7 @@
 `fold_and_quantize(model)` walks `model.features`, a flatten, then `model.classifier` and returns the layer
 list of docs/model-package.md with tensors still in PyTorch layout (OIHW convolutions, [out, in] dense with
 fc6's columns in CHW order); `served_forward(layers, x)` runs them exactly as the Worker does (int8
-convolutions with 7-bit dynamic activations, int8 dense with int16 dynamic activations, see "The served
+convolutions with 7-bit dynamic min-max activations, int8 dense with int16 dynamic activations, see "The served
 arithmetic"). The exporter (package.py) only re-lays them out.
 """
 import math
@@ -13,11 +13,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 INT32_MAX = 2 ** 31 - 1
-# Activation codes of the int8 convolutions (docs/model-package.md): (qmax, zero point). Codes stay in 0..127,
-# where WebAssembly's relaxed int8 dot product is defined on every CPU; a post-ReLU input uses all 128 codes,
-# any other (the image itself) is -63..63 shifted by 64.
-UNSIGNED_CODE = (127, 0)
-SIGNED_CODE = (63, 64)
+# How the int8 convolutions code a signed input (the manifest's quantization.conv_activations; codes stay in
+# 0..127, where WebAssembly's relaxed int8 dot product is defined on every CPU): over the tensor's min..max
+# with a zero point (what the exporter writes), or -63..63 around 64 (packages written before). A post-ReLU
+# input takes [0, max] in all 128 codes under either.
+MIN_MAX = "7-bit-per-tensor-min-max"
+SYMMETRIC = "7-bit-per-tensor-dynamic"
+CONV_ACTIVATIONS = MIN_MAX
 
 
 def fold_bn(weight: torch.Tensor, bias, bn) -> tuple:
@@ -131,28 +133,54 @@ def dense_int8(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torc
     return torch.where(m > 0, y, bias[None, :].expand_as(y))
 
 
-def conv_int8(x: torch.Tensor, layer: dict, qmax: int) -> torch.Tensor:
-    """The Worker's int8 convolution (docs/model-package.md): per example, q = round_half_even(x * qmax / m)
-    with m = max|x|, exact int32 sums of q * w (done in float64, exact: |acc| < 2^31 < 2^53; zero padding
-    is q = 0, the zero point cancels), y = f32(acc) * ((m / qmax) * scale) + bias, each step in fp32.
+def input_code(x: torch.Tensor, rule: str) -> tuple:
+    """(inv, step, lo, hi) per example, all fp32 [N, 1, 1, 1]: the code q = clamp(round(x * inv), lo, hi)
+    (the zero point -lo cancels in the sums, so q is kept centred here) stands for q * step.
+
+    MIN_MAX: r = max(x, 0) - min(x, 0), inv = 127 / r, zp = round(-min(x, 0) * inv), q in -zp..127 - zp,
+    step = r / 127; SYMMETRIC: m = max|x|, inv = 63 / m, q in -63..63, step = m / 63. Each in fp32, as
+    src/engine/input-code.ts computes it.
+    """
+    dims = (1, 2, 3)
+    if rule == SYMMETRIC:
+        r, top = x.abs().amax(dim=dims, keepdim=True), 63.0
+        lo = torch.full_like(r, -63.0)
+        hi = torch.full_like(r, 63.0)
+    elif rule == MIN_MAX:
+        low = torch.clamp(x.amin(dim=dims, keepdim=True), max=0.0)
+        r, top = torch.clamp(x.amax(dim=dims, keepdim=True), min=0.0) - low, 127.0   # fp32 subtraction
+    else:
+        raise ValueError(f"conv_activations must be {MIN_MAX!r} or {SYMMETRIC!r}, not {rule!r}")
+    safe_r = torch.where(r > 0, r, torch.ones_like(r))
+    inv = torch.where(r > 0, torch.tensor(top, dtype=torch.float32) / safe_r, torch.zeros_like(r))
+    if rule == MIN_MAX:
+        zp = torch.clamp(torch.round(-low * inv), 0.0, 127.0)                          # 0 is a code exactly
+        lo, hi = -zp, 127.0 - zp
+    return inv, r / top, lo, hi
+
+
+def conv_int8(x: torch.Tensor, layer: dict, rule: str) -> torch.Tensor:
+    """The Worker's int8 convolution (docs/model-package.md): per example, 7-bit codes of x (`input_code`),
+    exact int32 sums of q * w (done in float64, exact: |acc| < 2^31 < 2^53; zero padding is q = 0, the
+    zero point cancels), y = f32(acc) * (step * scale) + bias, each step in fp32.
     """
     x = x.float()
-    m = x.abs().amax(dim=(1, 2, 3), keepdim=True)                                  # fp32
-    safe_m = torch.where(m > 0, m, torch.ones_like(m))
-    inv = torch.where(m > 0, torch.tensor(float(qmax), dtype=torch.float32) / safe_m, torch.zeros_like(m))
-    xq = torch.clamp(torch.round(x * inv), -qmax, qmax)                             # round half to even
+    inv, step, lo, hi = input_code(x, rule)
+    xq = torch.maximum(torch.minimum(torch.round(x * inv), hi), lo)                  # round half to even
     acc = F.conv2d(xq.double(), layer["q"].double(), None, stride=layer["stride"], padding=layer["padding"],
                    groups=layer["groups"])
-    mult = (m / float(qmax)) * layer["scale"].float().view(1, -1, 1, 1)              # fp32, as the kernel
+    mult = step * layer["scale"].float().view(1, -1, 1, 1)                           # fp32, as the kernel
     return acc.float() * mult + layer["bias"].float().view(1, -1, 1, 1)
 
 
 @torch.no_grad()
-def served_forward(layers: list, x: torch.Tensor, quantized: bool = True, convolutions: str = "int8") -> torch.Tensor:
+def served_forward(layers: list, x: torch.Tensor, quantized: bool = True, convolutions: str = "int8",
+                   conv_activations: str = CONV_ACTIVATIONS) -> torch.Tensor:
     """Logits (before softmax) of NCHW float inputs in the served arithmetic.
 
     convolutions: "int8" (our kernels, 7-bit activations) or "fp32" (tfjs-wasm on the dequantized weights),
-    as the manifest's quantization.convolutions says. quantized=False runs the same folded layers in plain
+    as the manifest's quantization.convolutions says; conv_activations: how the int8 convolutions code a
+    signed input (the manifest's field of that name). quantized=False runs the same folded layers in plain
     fp32 (the BN-folding check).
     """
     if convolutions not in ("int8", "fp32"):
@@ -162,7 +190,7 @@ def served_forward(layers: list, x: torch.Tensor, quantized: bool = True, convol
     for layer in layers:
         op = layer["op"]
         if op == "conv2d" and quantized and convolutions == "int8":
-            x = conv_int8(x, layer, (UNSIGNED_CODE if non_negative else SIGNED_CODE)[0])
+            x = conv_int8(x, layer, MIN_MAX if non_negative else conv_activations)  # [0, max] after a ReLU
             non_negative = layer["activation"] == "relu"
         elif op == "conv2d":
             x = F.conv2d(x, layer["deq"] if quantized else layer["w"], layer["bias"], stride=layer["stride"],

@@ -61,7 +61,7 @@ export async function loadClassifier(manifest: Manifest, weights: AsyncIterable<
   // tfjs-wasm is started only for a package that runs its convolutions in fp32: its heap (16 MiB
   // empty) and start-up are not paid otherwise.
   if (convolutions === "fp32") await useWasmBackend();
-  const plan = planNetwork(manifest.layers, manifest.input, { convolutions });
+  const plan = planNetwork(manifest.layers, manifest.input, { convolutions, convActivations: manifest.quantization.conv_activations });
   const sink = createSafetensorsSink(manifest.weights.bytes, (tensors) => {
     const expected = [...plan.tensorNames].sort().join(",");
     const present = tensors.map((t) => t.name).sort().join(",");

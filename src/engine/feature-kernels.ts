@@ -16,7 +16,9 @@ export interface FeatureKernels {
   memory: WebAssembly.Memory;
   activationBytes(): number;
   maxAbs(x: number, n: number): number;
-  quantizeInput(x: number, dst: number, h: number, w: number, c: number, groups: number, cg4: number, pad: number, inv: number, qmax: number, zp: number): void;
+  minValue(x: number, n: number): number;
+  maxValue(x: number, n: number): number;
+  quantizeInput(x: number, dst: number, h: number, w: number, c: number, groups: number, cg4: number, pad: number, inv: number, lo: number, hi: number, zp: number): void;
   packWeights(src: number, dst: number, wsum: number, k: number, cg: number, cg4: number, f: number, groups: number, fpad: number): void;
   convGroup(src: number, wpk: number, wsum: number, scale: number, bias: number, dst: number, ho: number, wo: number, wp: number, cg4: number, k: number, stride: number, fg: number, fpad: number, fOut: number, xScale: number, zp: number, relu: number): number;
   maxpool(x: number, out: number, w: number, c: number, window: number, stride: number, ho: number, wo: number): void;

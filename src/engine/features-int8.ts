@@ -5,22 +5,16 @@
  * One instance per network, its memory laid out once at build: per conv layer the packed int8 weights and
  * padded rows of weight sums, scales and biases; then two f32 activation buffers (ping-pong), the
  * quantized input buffer and the LRN scratch. The served arithmetic is docs/model-package.md's
- * "int8 convolutions": each conv quantizes its input per tensor with m = max|x| (known from the previous
- * conv's fused epilogue when nothing ran in between), 7-bit unsigned after a ReLU, zero point 64 otherwise.
+ * "int8 convolutions": each conv codes its input per tensor in 7 bits (input-code.ts): after a ReLU over
+ * [0, max|x|], max|x| known from the previous conv's fused epilogue when nothing ran in between; a signed
+ * input (the image) over its min..max, or, for packages written before, symmetric around zero point 64.
  */
 import type { InputShape, Layer } from "../model/manifest";
 import { instantiateFeatureKernels, preferredKernelBuild, type FeatureKernels, type KernelBuild } from "./feature-kernels";
+import { minMaxCode, symmetricCode, type CodeRule } from "./input-code";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
 
-/** A convolution's activation code: q = round(x * Q / m) + zp, 0..127 either way (see the kernel). */
-export interface ActivationCode {
-  qmax: number;
-  zp: number;
-}
-/** After a ReLU the input is >= 0 and takes all 128 codes; otherwise -63..63 shifted by 64. */
-export const UNSIGNED_CODE: ActivationCode = { qmax: 127, zp: 0 };
-export const SIGNED_CODE: ActivationCode = { qmax: 63, zp: 64 };
 
 export interface FeaturesPlan {
   readonly tensorNames: readonly string[];
@@ -53,7 +47,8 @@ interface ConvPlan {
   cg4: number;
   fg: number;
   fpad: number;
-  code: ActivationCode;
+  /** Its input may be negative (not after a ReLU): the package's rule decides its code. */
+  signedInput: boolean;
   staged: { weight: Uint8Array; scale: Uint8Array; bias: Uint8Array };
   at: { weight: number; wsum: number; scale: number; bias: number };
 }
@@ -68,10 +63,15 @@ const align16 = (n: number) => (n + 15) & ~15;
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
 /**
- * Plans the layers before `flatten`. Shapes were checked by the caller (network.ts); `build` picks the
- * kernel build (tests pass one to compare both).
+ * Plans the layers before `flatten`. Shapes were checked by the caller (network.ts); `rule` is the
+ * package's `quantization.conv_activations`; `build` picks the kernel build (tests pass one to compare both).
  */
-export function planInt8Features(layers: readonly Layer[], input: InputShape, build: KernelBuild = preferredKernelBuild()): FeaturesPlan {
+export function planInt8Features(
+  layers: readonly Layer[],
+  input: InputShape,
+  rule: CodeRule,
+  build: KernelBuild = preferredKernelBuild(),
+): FeaturesPlan {
   let [h, w, c] = [input.height, input.width, input.channels];
   let nonNegative = false; // the input image is signed; a ReLU makes it >= 0 and LRN and pooling keep it so
   const steps: Step[] = [];
@@ -99,7 +99,7 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
       const weight = new Uint8Array(layer.kernel * layer.kernel * cg * layer.filters);
       const conv: ConvPlan = {
         layer, h, w, c, ho, wo, cg, cg4, fg, fpad: roundUp(fg, 8),
-        code: nonNegative ? UNSIGNED_CODE : SIGNED_CODE,
+        signedInput: !nonNegative,
         staged: { weight, scale: new Uint8Array(layer.filters * 4), bias: new Uint8Array(layer.filters * 4) },
         at: { weight: 0, wsum: 0, scale: 0, bias: 0 },
       };
@@ -172,11 +172,15 @@ export function planInt8Features(layers: readonly Layer[], input: InputShape, bu
       for (const conv of convs) conv.staged = { weight: EMPTY, scale: EMPTY, bias: EMPTY };
 
       const convolve = (conv: ConvPlan, from: number, to: number, knownMax: number | undefined): number => {
-        const { layer, h, w, c, ho, wo, cg4, fg, fpad, code } = conv;
-        const m = knownMax ?? kernels.maxAbs(from, h * w * c);
-        const inv = m > 0 ? Math.fround(code.qmax / m) : 0;
-        const xScale = Math.fround(m / code.qmax);
-        kernels.quantizeInput(from, quantized, h, w, c, layer.groups, cg4, layer.padding, inv, code.qmax, code.zp);
+        const { layer, h, w, c, ho, wo, cg4, fg, fpad } = conv;
+        const n = h * w * c;
+        const code = !conv.signedInput
+          ? minMaxCode(0, knownMax ?? kernels.maxAbs(from, n))
+          : rule === "7-bit-per-tensor-min-max"
+            ? minMaxCode(kernels.minValue(from, n), kernels.maxValue(from, n))
+            : symmetricCode(kernels.maxAbs(from, n));
+        const { inv, xScale } = code;
+        kernels.quantizeInput(from, quantized, h, w, c, layer.groups, cg4, layer.padding, inv, code.lo, code.hi, code.zp);
         const hp = h + 2 * layer.padding;
         const wp = w + 2 * layer.padding;
         const blockRow = layer.kernel * layer.kernel * cg4 * fpad; // packed bytes per group

@@ -10,6 +10,7 @@ import type { InputShape, Layer } from "../model/manifest";
 import { createDenseStack, type DenseShape, type DenseStack } from "./dense-int8";
 import type { KernelBuild } from "./feature-kernels";
 import { planInt8Features } from "./features-int8";
+import type { CodeRule } from "./input-code";
 import { planTfjsFeatures } from "./features-tfjs";
 
 /** Where each tensor of weights.safetensors must land, and how to finish the network once they have. */
@@ -71,6 +72,8 @@ export type ConvolutionMode = "int8" | "fp32";
 export interface NetworkOptions {
   /** Where the convolutions run: our int8 kernels or tfjs-wasm in fp32 (the manifest's choice). */
   convolutions: ConvolutionMode;
+  /** How the int8 convolutions code a signed input (the manifest's conv_activations). */
+  convActivations: CodeRule;
   /** Which build of the int8 kernels; by default the best this runtime accepts. */
   kernelBuild?: KernelBuild;
 }
@@ -125,7 +128,7 @@ export function planNetwork(layers: readonly Layer[], input: InputShape, options
   let dense: DenseStack | undefined;
   const denseBytes = () => dense?.memoryBytes ?? 0;
   if (options.convolutions === "int8") {
-    const features = planInt8Features(featureLayers, input, options.kernelBuild);
+    const features = planInt8Features(featureLayers, input, options.convActivations, options.kernelBuild);
     return {
       tensorNames: [...features.tensorNames, ...denseNames],
       destination(tensor) {

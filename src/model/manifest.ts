@@ -79,6 +79,10 @@ export const manifestSchema = z
         // tfjs-wasm for a model whose int8 error is too large. Packages written before int8 convolutions
         // existed lack the field, and their sample logits were computed in fp32: absent means "fp32".
         convolutions: z.enum(["int8", "fp32"]).default("fp32"),
+        // How the int8 convolutions code a signed input (src/engine/input-code.ts): over its min..max (what
+        // the exporter writes now), or symmetric around zero point 64 (every int8 package written before;
+        // their sample logits were computed that way, hence the default).
+        conv_activations: z.enum(["7-bit-per-tensor-min-max", "7-bit-per-tensor-dynamic"]).default("7-bit-per-tensor-dynamic"),
       })
       .passthrough(),
     // Informational, shown at GET /v1/models; per_class_recall (one value per label, in label order) is the

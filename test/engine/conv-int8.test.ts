@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { planInt8Features, SIGNED_CODE, UNSIGNED_CODE } from "../../src/engine/features-int8";
+import { planInt8Features } from "../../src/engine/features-int8";
+import { minMaxCode, roundHalfEven, symmetricCode, type CodeRule } from "../../src/engine/input-code";
 import type { KernelBuild } from "../../src/engine/feature-kernels";
 import type { Layer } from "../../src/model/manifest";
-import { referenceConvInt8 } from "../support/conv-int8-reference";
+import { referenceConvInt8, type ReferenceCode } from "../support/conv-int8-reference";
 import { mulberry32, TINY_LAYERS } from "../support/tiny-package";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
@@ -40,8 +41,11 @@ function randomWeights(random: () => number, layer: ConvLayer, channels: number)
   return { weight, scale, bias };
 }
 
-function runFeatures(layers: Layer[], input: [number, number, number], tensors: Map<string, ArrayBufferView>, x: Float32Array, build: KernelBuild) {
-  const plan = planInt8Features(layers, { height: input[0], width: input[1], channels: input[2] }, build);
+// The package rules for a signed input, and what the reference calls each
+const RULES: [CodeRule, ReferenceCode][] = [["7-bit-per-tensor-min-max", "min-max"], ["7-bit-per-tensor-dynamic", "symmetric"]];
+
+function runFeatures(layers: Layer[], input: [number, number, number], tensors: Map<string, ArrayBufferView>, x: Float32Array, build: KernelBuild, rule: CodeRule) {
+  const plan = planInt8Features(layers, { height: input[0], width: input[1], channels: input[2] }, rule, build);
   for (const name of plan.tensorNames) {
     const t = tensors.get(name)!;
     plan.destination(name)!.set(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
@@ -54,40 +58,63 @@ describe("the int8 convolution kernel", () => {
     for (const c of CASES) {
       const what = `${c.kernel}x${c.kernel}/${c.stride} pad ${c.padding} groups ${c.groups} on ${c.input.join("x")} -> ${c.filters}`;
 
-      it(`sums int8 products exactly (${build}, ${what})`, () => {
-        const random = mulberry32(c.kernel * 1000 + c.filters);
-        const layer = convLayer("conv", c, "none");
-        const { weight } = randomWeights(random, layer, c.input[2]);
-        // Integer inputs with max|x| = 63 quantize to themselves (inv = 1); scale 1 and bias 0 then make
-        // the output the int32 sum itself, exact in f32 below 2^24.
-        const x = new Float32Array(c.input[0] * c.input[1] * c.input[2]).map(() => Math.floor(random() * 127) - 63);
-        x[0] = -63;
-        const scale = new Float32Array(c.filters).fill(1);
-        const bias = new Float32Array(c.filters);
-        const ours = runFeatures([layer], c.input, new Map<string, ArrayBufferView>([["conv.weight", weight], ["conv.scale", scale], ["conv.bias", bias]]), x, build);
-        const reference = referenceConvInt8(x, c.input, layer, weight, scale, bias, SIGNED_CODE);
-        expect(Array.from(ours)).toEqual(Array.from(reference.acc));
-      });
+      for (const [rule, ref] of RULES) {
+        it(`sums int8 products exactly (${build}, ${ref} input, ${what})`, () => {
+          const random = mulberry32(c.kernel * 1000 + c.filters);
+          const layer = convLayer("conv", c, "none");
+          const { weight } = randomWeights(random, layer, c.input[2]);
+          // Integer inputs whose code step is 1 quantize to themselves: -63..63 with max|x| = 63 (symmetric),
+          // or -40..87, a range of 127 with zero point 40 (min-max). Scale 1 and bias 0 then make the output
+          // the int32 sum itself, exact in f32 below 2^24.
+          const [low, high] = ref === "symmetric" ? [-63, 63] : [-40, 87];
+          const x = new Float32Array(c.input[0] * c.input[1] * c.input[2]).map(() => low + Math.floor(random() * (high - low + 1)));
+          [x[0], x[x.length - 1]] = [low, high];
+          const scale = new Float32Array(c.filters).fill(1);
+          const bias = new Float32Array(c.filters);
+          const tensors = new Map<string, ArrayBufferView>([["conv.weight", weight], ["conv.scale", scale], ["conv.bias", bias]]);
+          const ours = runFeatures([layer], c.input, tensors, x, build, rule);
+          const reference = referenceConvInt8(x, c.input, layer, weight, scale, bias, ref);
+          expect(reference.acc.some((v) => Math.abs(v) > 127 * 127)).toBe(true); // sums of many products, not one
+          expect(Array.from(ours)).toEqual(Array.from(reference.acc));
+        });
 
-      it(`computes the served arithmetic bit for bit through a signed and an unsigned layer (${build}, ${what})`, () => {
-        const random = mulberry32(c.kernel * 7 + c.filters * 31 + c.groups);
-        const first = convLayer("a", c, "relu");
-        const a = randomWeights(random, first, c.input[2]);
-        const x = new Float32Array(c.input[0] * c.input[1] * c.input[2]).map(() => (random() - 0.4) * 3);
-        const refA = referenceConvInt8(x, c.input, first, a.weight, a.scale, a.bias, SIGNED_CODE);
-        // A 3x3 "same" conv after it: its input is post-ReLU, so it takes the unsigned 0..127 code.
-        const second: ConvLayer = { op: "conv2d", name: "b", filters: 8, kernel: 3, stride: 1, padding: 1, groups: 1, activation: "none" };
-        const b = randomWeights(random, second, c.filters);
-        const refB = referenceConvInt8(refA.y, refA.shape, second, b.weight, b.scale, b.bias, UNSIGNED_CODE);
-        const tensors = new Map<string, ArrayBufferView>([
-          ["a.weight", a.weight], ["a.scale", a.scale], ["a.bias", a.bias],
-          ["b.weight", b.weight], ["b.scale", b.scale], ["b.bias", b.bias],
-        ]);
-        expect(Array.from(runFeatures([first], c.input, tensors, x, build))).toEqual(Array.from(refA.y));
-        expect(Array.from(runFeatures([first, second], c.input, tensors, x, build))).toEqual(Array.from(refB.y));
-      });
+        it(`computes the served arithmetic bit for bit through a signed and an unsigned layer (${build}, ${ref} input, ${what})`, () => {
+          const random = mulberry32(c.kernel * 7 + c.filters * 31 + c.groups);
+          const first = convLayer("a", c, "relu");
+          const a = randomWeights(random, first, c.input[2]);
+          const x = new Float32Array(c.input[0] * c.input[1] * c.input[2]).map(() => (random() - 0.4) * 3);
+          const refA = referenceConvInt8(x, c.input, first, a.weight, a.scale, a.bias, ref);
+          // A 3x3 "same" conv after it: its input is post-ReLU, so it takes the unsigned 0..127 code.
+          const second: ConvLayer = { op: "conv2d", name: "b", filters: 8, kernel: 3, stride: 1, padding: 1, groups: 1, activation: "none" };
+          const b = randomWeights(random, second, c.filters);
+          const refB = referenceConvInt8(refA.y, refA.shape, second, b.weight, b.scale, b.bias, "unsigned");
+          const tensors = new Map<string, ArrayBufferView>([
+            ["a.weight", a.weight], ["a.scale", a.scale], ["a.bias", a.bias],
+            ["b.weight", b.weight], ["b.scale", b.scale], ["b.bias", b.bias],
+          ]);
+          expect(Array.from(runFeatures([first], c.input, tensors, x, build, rule))).toEqual(Array.from(refA.y));
+          expect(Array.from(runFeatures([first, second], c.input, tensors, x, build, rule))).toEqual(Array.from(refB.y));
+        });
+      }
     }
   }
+
+  it("codes a signed input over its min..max in all 128 codes, 0 exactly, and the older packages' input symmetrically", () => {
+    // A normalized Fashion-MNIST image spans (0 - 0.2860) / 0.3530 .. (1 - 0.2860) / 0.3530
+    const [lo, hi] = [Math.fround(-0.286 / 0.353), Math.fround(0.714 / 0.353)];
+    const code = minMaxCode(lo, hi);
+    expect(code.zp).toBe(36); // 0.8102 / (2.8329 / 127) = 36.3
+    expect([code.lo + code.zp, code.hi + code.zp]).toEqual([0, 127]);
+    expect(code.xScale).toBe(Math.fround(Math.fround(hi - lo) / 127));
+    expect(roundHalfEven(Math.fround(hi * code.inv)) + code.zp).toBe(127);
+    expect(roundHalfEven(Math.fround(lo * code.inv)) + code.zp).toBe(0);
+    expect(code.xScale).toBeLessThan(0.7 * symmetricCode(hi).xScale); // finer steps than max|x| / 63
+    // after a ReLU the range is [0, max]: zero point 0, step max / 127
+    expect(minMaxCode(0, 5)).toEqual({ inv: Math.fround(127 / 5), xScale: Math.fround(5 / 127), lo: -0, hi: 127, zp: 0 });
+    expect(minMaxCode(0, 0)).toEqual({ inv: 0, xScale: 0, lo: 0, hi: 127, zp: 0 });
+    // all negative: 0 is the top code
+    expect(minMaxCode(-3, -1).zp).toBe(127);
+  });
 
   it("gives identical answers in its relaxed-SIMD and SIMD128 builds, LRN and pooling included", () => {
     const random = mulberry32(5);
@@ -101,8 +128,10 @@ describe("the int8 convolution kernel", () => {
       channels = layer.filters;
     }
     const x = new Float32Array(24 * 24 * 3).map(() => random() * 2 - 1);
-    const [relaxed, simd128] = BUILDS.map((build) => runFeatures(layers, [24, 24, 3], tensors, x, build));
-    expect(relaxed!.some((v) => v !== 0)).toBe(true);
-    expect(Array.from(relaxed!)).toEqual(Array.from(simd128!));
+    for (const [rule] of RULES) {
+      const [relaxed, simd128] = BUILDS.map((build) => runFeatures(layers, [24, 24, 3], tensors, x, build, rule));
+      expect(relaxed!.some((v) => v !== 0)).toBe(true);
+      expect(Array.from(relaxed!)).toEqual(Array.from(simd128!));
+    }
   });
 });

@@ -51,6 +51,9 @@ describe("packages written by the PyTorch exporter", () => {
         const [got] = classifier.forward([inputs.data.slice(s * size, (s + 1) * size)]);
         const scale = Math.max(...want.map(Math.abs));
         for (let c = 0; c < classes; c++) expect(Math.abs(got![c]! - want[c]!)).toBeLessThanOrEqual(abs + rel * scale);
+        // The exporter simulates the int8 arithmetic step for step (input codes, zero points, integer sums);
+        // only LRN's pow and the summation order of fp32 steps may differ, by far less than one code step.
+        for (let c = 0; c < classes; c++) expect(Math.abs(got![c]! - want[c]!)).toBeLessThanOrEqual(1e-4 * scale);
         expect(got!.indexOf(Math.max(...got!))).toBe(want.indexOf(Math.max(...want)));
       }
       classifier.dispose();

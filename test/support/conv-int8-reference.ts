@@ -4,13 +4,18 @@
  * for bit.
  */
 import type { Layer } from "../../src/model/manifest";
-import type { ActivationCode } from "../../src/engine/features-int8";
+import { minMaxCode, roundHalfEven, symmetricCode, type InputCode } from "../../src/engine/input-code";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
 
-export function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+/** How a reference conv codes its input: "unsigned" (after a ReLU), or a package rule for a signed input. */
+export type ReferenceCode = "unsigned" | "min-max" | "symmetric";
+
+function codeFor(x: Float32Array, rule: ReferenceCode): InputCode {
+  const m = x.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+  if (rule === "unsigned") return minMaxCode(0, m);
+  if (rule === "symmetric") return symmetricCode(m);
+  return minMaxCode(x.reduce((a, v) => Math.min(a, v), 0), x.reduce((a, v) => Math.max(a, v), 0));
 }
 
 export interface ReferenceConv {
@@ -27,12 +32,11 @@ export function referenceConvInt8(
   weight: Int8Array, // HWIO
   scale: Float32Array,
   bias: Float32Array,
-  code: ActivationCode,
+  rule: ReferenceCode,
 ): ReferenceConv {
-  const m = x.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
-  const inv = m > 0 ? Math.fround(code.qmax / m) : 0;
-  const q = Int32Array.from(x, (v) => Math.min(code.qmax, Math.max(-code.qmax, roundHalfEven(Math.fround(v * inv)))));
-  const xScale = Math.fround(m / code.qmax);
+  const { inv, xScale, lo, hi } = codeFor(x, rule);
+  // q - zp: the zero point cancels in the sums, and zero padding is 0 here
+  const q = Int32Array.from(x, (v) => Math.min(hi, Math.max(lo, roundHalfEven(Math.fround(v * inv)))));
   const { kernel: k, stride: s, padding: p, filters: f, groups } = layer;
   const ho = Math.floor((h + 2 * p - k) / s) + 1;
   const wo = Math.floor((w + 2 * p - k) / s) + 1;

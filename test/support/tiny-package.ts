@@ -123,7 +123,11 @@ export async function makeTinyPackage(
     layers,
     labels,
     weights: { file: "weights.safetensors", bytes: weights.length, sha256: await sha256Hex(weights) },
-    quantization: { weights: "int8-symmetric-per-output-channel", convolutions: options.convolutions ?? "int8" },
+    quantization: {
+      weights: "int8-symmetric-per-output-channel",
+      convolutions: options.convolutions ?? "int8",
+      conv_activations: "7-bit-per-tensor-min-max",
+    },
     metrics: {},
     training: { arch: "tiny-test" },
   };

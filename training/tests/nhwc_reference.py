@@ -26,13 +26,26 @@ def conv2d(x, q, scale, bias, stride, padding, groups):
     return out + bias.astype(np.float32)
 
 
-def conv2d_int8(x, q, scale, bias, stride, padding, groups, qmax):
-    """The int8 convolution: 7-bit codes of x per tensor (zero point cancels, so codes are signed here),
+def input_code(x, rule):
+    """(inv, step, lo, hi) of docs/model-package.md's 7-bit codes for one tensor, each in fp32."""
+    if rule == "7-bit-per-tensor-dynamic":  # symmetric: -63..63 around zero point 64
+        m = np.float32(np.abs(x).max())
+        return (np.float32(63) / m if m > 0 else np.float32(0)), m / np.float32(63), -63, 63
+    low, high = np.float32(min(x.min(), 0)), np.float32(max(x.max(), 0))
+    r = np.float32(high - low)
+    if r == 0:
+        return np.float32(0), np.float32(0), 0, 127
+    inv = np.float32(127) / r
+    zp = int(np.clip(np.rint(np.float32(-low * inv)), 0, 127))
+    return inv, r / np.float32(127), -zp, 127 - zp
+
+
+def conv2d_int8(x, q, scale, bias, stride, padding, groups, rule):
+    """The int8 convolution: 7-bit codes of x per tensor (zero point cancels, so codes are centred here),
     exact integer sums, then fp32 scale and bias, each step rounded to fp32."""
     x = x.astype(np.float32)
-    m = np.float32(np.abs(x).max())
-    inv = np.float32(qmax) / m if m > 0 else np.float32(0)
-    xq = np.clip(np.rint(x * inv), -qmax, qmax).astype(np.int64)  # np.rint rounds half to even
+    inv, step, lo, hi = input_code(x, rule)
+    xq = np.clip(np.rint(x * inv), lo, hi).astype(np.int64)  # np.rint rounds half to even
     k, _, cin_g, f = q.shape
     xq = np.pad(xq, ((padding, padding), (padding, padding), (0, 0)))
     ho = (xq.shape[0] - k) // stride + 1
@@ -44,7 +57,7 @@ def conv2d_int8(x, q, scale, bias, stride, padding, groups, qmax):
             for j in range(k):
                 patch = xq[i:i + stride * ho:stride, j:j + stride * wo:stride, g * cin_g:(g + 1) * cin_g]
                 acc[:, :, g * fg:(g + 1) * fg] += patch @ q[i, j, :, g * fg:(g + 1) * fg].astype(np.int64)
-    mult = (m / np.float32(qmax)) * scale.astype(np.float32)
+    mult = step * scale.astype(np.float32)
     return acc.astype(np.float32) * mult + bias.astype(np.float32)
 
 
@@ -83,14 +96,16 @@ def forward(manifest, weights, image_hwc):
     """Logits (before softmax) of one preprocessed NHWC image."""
     x = image_hwc.astype(np.float32)
     int8_convs = manifest["quantization"].get("convolutions", "fp32") == "int8"
-    non_negative = False  # after a ReLU the codes are 0..127 (qmax 127), else -63..63 (qmax 63)
+    # after a ReLU the range is [0, max] under either rule; a signed input follows the package's rule
+    rule = manifest["quantization"].get("conv_activations", "7-bit-per-tensor-dynamic")
+    non_negative = False
     for layer in manifest["layers"]:
         op = layer["op"]
         if op == "conv2d":
             n = layer["name"]
             args = (x, weights[n + ".weight"], weights[n + ".scale"], weights[n + ".bias"],
                     layer["stride"], layer["padding"], layer.get("groups", 1))
-            x = conv2d_int8(*args, 127 if non_negative else 63) if int8_convs else conv2d(*args)
+            x = conv2d_int8(*args, "7-bit-per-tensor-min-max" if non_negative else rule) if int8_convs else conv2d(*args)
             non_negative = layer.get("activation") == "relu"
         elif op == "dense":
             n = layer["name"]

@@ -57,7 +57,9 @@ def test_the_default_models_int8_logits_stay_close_to_the_float_network_on_test_
     test = D.FashionMNIST(D.FMNIST_DIR, "test", size, False, 0, 200)
     x = torch.stack([test[i][0] for i in range(len(test))])
     with torch.no_grad():
-        ours = served_forward(layers, x, convolutions=manifest["quantization"]["convolutions"])
+        q = manifest["quantization"]
+        ours = served_forward(layers, x, convolutions=q["convolutions"],
+                              conv_activations=q.get("conv_activations", "7-bit-per-tensor-dynamic"))
         ref = float_reference(layers, x)
     error = ((ours - ref).norm() / ref.norm()).item()
     assert error < ERROR_BOUND, f"int8 logits are {error:.4f} (relative L2) from the float network's"

@@ -32,6 +32,7 @@ def test_an_independent_nhwc_forward_of_the_package_reproduces_the_sample_logits
     manifest, weights, samples = load_package(out)
     assert manifest["layers"][-1] == {"op": "softmax"}
     assert manifest["quantization"]["convolutions"] == "int8"  # the default: our int8 kernels
+    assert manifest["quantization"]["conv_activations"] == "7-bit-per-tensor-min-max"
     assert [l.get("groups") for l in manifest["layers"] if l["op"] == "conv2d"] == [1, 2, 1, 2, 2]
     assert weights["conv2.weight"].shape == (5, 5, 12, 64) and weights["fc6.weight"].shape[1] == 64 * 2 * 2
     tol = manifest["samples"]["tolerance"]
