@@ -20,6 +20,11 @@ Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository r
   /usr/bin/python3 scripts/train.py --init runs/fmnist-64-v4/ckpt.pt --epochs 22 --lr 0.02 --schedule cosine \
       --warmup-epochs 0.5 --label-smoothing 0.1 --seed 1 --out runs/fmnist-64-v5 --export-dir model/alexnet-fmnist-64-v5
 
+  # the same from a package when its checkpoint is gone (the default model v5 was made so from v4)
+  /usr/bin/python3 scripts/train.py --init model/alexnet-fmnist-64-v4 --input-size 64 --batch-norm --epochs 15 \
+      --lr 0.02 --schedule cosine --warmup-epochs 0.5 --label-smoothing 0.1 --seed 1 --out runs/fmnist-64-v5 \
+      --export-dir model/alexnet-fmnist-64-v5
+
   # fine-tune ImageNet weights on your images: every layer but the last loaded, a new last layer for your classes
   /usr/bin/python3 scripts/train.py --dataset /data/flowers --init alexnet-owt-7be5be79.pth --epochs 10 \
       --batch-size 32 --out runs/flowers-ft --export-dir model/alexnet-flowers-ft-v1
@@ -106,7 +111,9 @@ resume = ""                 # checkpoint to resume from (or to export with --exp
 init = ""                   # start from these weights: a train.py checkpoint (ckpt.pt: another cycle of the same
                             # network with a fresh optimiser and schedule; its flags, BatchNorm and history carry
                             # over), a torchvision AlexNet state_dict (.pth), an AlexNet-family
-                            # ONNX graph (.onnx) or a model package directory. A .pth/.onnx sets --arch, --two-tower
+                            # ONNX graph (.onnx) or a model package directory (with --batch-norm, BatchNorm is put
+                            # back behind its folded layers, set to compute what the package does: a second cycle
+                            # of a shipped model whose checkpoint is gone). A .pth/.onnx sets --arch, --two-tower
                             # and --width from its layers, loads every layer but the last and adds a new last layer
                             # sized to the dataset's classes (fine-tuning); give the same --init again with --resume
 source_input = "torchvision"  # --init/--from-onnx .pth/.onnx: the input the source was trained on: torchvision
@@ -488,7 +495,10 @@ def training_record(cfg, history, trained_on):
            "date": datetime.date.today().isoformat(), "input_size": cfg["input_size"], "recipe": recipe,
            "wall_seconds": round(sum(h.get("epoch_seconds", 0) for h in history), 1) if history else 0}
     if cfg.get("continues"):
-        rec["continues"] = cfg["continues"]  # epochs and wall_seconds above count every cycle
+        rec["continues"] = cfg["continues"]  # epochs and wall_seconds count every cycle
+        if "package" in cfg["continues"]:  # a package brings no history: add its cycles' totals
+            rec["epochs"] += cfg["continues"]["epochs"]
+            rec["wall_seconds"] = round(rec["wall_seconds"] + cfg["continues"]["wall_seconds"], 1)
     elif cfg["init"]:
         rec["initialised_from"] = os.path.basename(os.path.normpath(cfg["init"]))
         recipe.update(freeze_features=cfg["freeze_features"], head_lr_ratio=cfg["head_lr_ratio"],
@@ -592,7 +602,12 @@ def adopt_checkpoint_structure(cfg):
     cfg.update({k: prior[k] for k in STRUCTURE})
 
 
-def make_model(cfg, rt, num_classes):
+# Training images that set a package's BatchNorm back (--init PACKAGE --batch-norm): enough for each channel's
+# mean and variance to be within a few percent, one forward pass on a CPU.
+UNFOLD_IMAGES = 1024
+
+
+def make_model(cfg, rt, num_classes, train_ds):
     """(model, names of its new modules). With --init a .pth/.onnx also sets cfg's arch, two_tower and width.
 
     A resumed run builds the same model the same way (the source gives the structure), then loads its
@@ -612,6 +627,17 @@ def make_model(cfg, rt, num_classes):
             new = init_weights.init_from_package(model, cfg["init"])
             head = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
             fresh, loaded = ([head] if new else []), "every layer" + (" but the last" if new else "")
+            if not new:  # the same classes: another cycle of the package's training, and the manifest says so
+                with open(os.path.join(cfg["init"], "manifest.json")) as f:
+                    prior = json.load(f).get("training", {})
+                cfg["continues"] = {"package": os.path.basename(os.path.normpath(cfg["init"])),
+                                    "epochs": prior.get("epochs", 0), "wall_seconds": prior.get("wall_seconds", 0),
+                                    "recipe": prior.get("recipe"), "earlier": prior.get("continues")}
+            if cfg["batch_norm"]:
+                step = max(1, len(train_ds) // UNFOLD_IMAGES)  # spread over the set, not its first classes
+                xs = torch.stack([train_ds[i][0] for i in range(0, len(train_ds), step)][:UNFOLD_IMAGES])
+                n = init_weights.unfold_batch_norm(model, xs)
+                loaded += f", {n} BatchNorm layers set to undo their statistics on {len(xs)} training images"
         else:
             source, _ = init_weights.load_source(cfg["init"])
             if cfg["source_input"] == "caffe":
@@ -638,7 +664,7 @@ def main(argv=None):
     rt = setup_runtime(cfg)
     adopt_checkpoint_structure(cfg)
     train_ds, test_ds, labels, preprocess = make_datasets(cfg)
-    model, fresh = make_model(cfg, rt, len(labels))
+    model, fresh = make_model(cfg, rt, len(labels), train_ds)
     groups, lines = param_groups(model, fresh, cfg["lr"], cfg["head_lr_ratio"], cfg["freeze_features"])
     if rt["master"] and cfg["init"]:
         print("optimised parameters:\n" + "\n".join(lines), flush=True)

@@ -9,6 +9,8 @@ Sources understood here (`source_kind` tells them apart):
 - an alexnet-edge model package directory (docs/model-package.md): its int8 weights times their per-channel
   scales, laid back from the Worker's layout (HWIO convolutions, NHWC flatten order) into PyTorch's. This is
   how a served model keeps training: the dequantized weights are exactly what the Worker computes with.
+  With --batch-norm, `unfold_batch_norm` puts BatchNorm back behind the folded layers (a package's BatchNorm
+  was folded away at export), set so the network computes what the package computes.
 
 A package fills a model built from the command line's --arch: every layer whose shape matches is loaded; the
 last dense layer is loaded only when the class count matches, else it keeps its fresh initialisation (a new
@@ -82,6 +84,42 @@ def init_from_package(model: nn.Module, package_dir: str) -> list:
         m.weight.copy_(w)
         m.bias.copy_(b)
     return fresh
+
+
+@torch.no_grad()
+def unfold_batch_norm(model: nn.Module, images: torch.Tensor) -> int:
+    """Make every BatchNorm of `model` the identity on `images`' activations; returns how many were set.
+
+    A package holds BatchNorm folded into the layer before it, so loading it into a --batch-norm network puts a
+    fresh BatchNorm behind layers that already carry its effect. In training mode a BatchNorm divides by the
+    batch's own statistics, so it cannot simply be left as the identity: it is set to undo them instead, with
+    running_mean = beta = the channel's mean and running_var = the channel's variance, gamma = its std. Then
+    eval mode computes exactly the package's function, and training mode nearly so (batch statistics differ
+    from these by sampling noise), and a second training cycle starts where the first ended.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    stats, hooks = {}, []
+    for bn in norms:  # a fresh BatchNorm in eval mode is x / sqrt(1 + eps): the inputs seen are the package's
+        def grab(mod, inp):
+            x = inp[0].transpose(0, 1).reshape(inp[0].shape[1], -1).double()  # channels first, all else flat
+            stats[mod] = (x.mean(1), x.var(1, unbiased=False))
+        hooks.append(bn.register_forward_pre_hook(grab))
+    was_training = model.training
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.reset_parameters()
+    model.eval()
+    model(images)
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    for bn in norms:
+        mean, var = stats[bn]
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        bn.weight.copy_((var + bn.eps).sqrt())
+        bn.bias.copy_(mean)
+    return len(norms)
 
 
 def is_checkpoint(path: str) -> bool:

@@ -129,3 +129,32 @@ def test_the_committed_worker_fixtures_are_valid_small_packages():
             assert np.abs(ours - samples["logits"][i]).max() < 1e-4
             top2 = np.sort(samples["logits"][i])[-2:]
             assert top2[1] - top2[0] > 0.2  # no near tie: top-1 is unambiguous for the Worker
+
+
+def test_a_package_loaded_into_a_batch_norm_network_computes_what_the_package_computes(tmp_path):
+    """--init PACKAGE --batch-norm: the package's BatchNorm was folded away at export; the BatchNorm put back
+    must undo its own statistics, so a second training cycle starts from the package's function."""
+    from training.init_weights import init_from_package, unfold_batch_norm
+    torch.manual_seed(0)
+    size = 67
+    trained = build_model("alexnet", 10, size, width=0.25, dropout=0.0, batch_norm=True)
+    images = torch.randn(96, 3, size, size)
+    trained.train()
+    with torch.no_grad():  # running statistics far from a fresh BatchNorm's 0 and 1, as after training
+        for i in range(0, len(images), 32):
+            trained(images[i:i + 32] * 3 + 1)
+    out = str(tmp_path / "bn-v1")
+    export_package(trained.eval(), out, "bn-v1", size, fmnist_preprocess(size), FMNIST_LABELS, images[:2],
+                   {"dataset": "none"}, {"arch": "alexnet"}, onnx=False)
+    plain = build_model("alexnet", 10, size, width=0.25, dropout=0.0)
+    init_from_package(plain, out)
+    again = build_model("alexnet", 10, size, width=0.25, dropout=0.0, batch_norm=True)
+    init_from_package(again, out)
+    assert unfold_batch_norm(again, images) == 7  # conv1-5, fc6, fc7
+    with torch.no_grad():
+        want = plain.eval()(images)
+        got = again.eval()(images)
+        assert torch.allclose(got, want, rtol=0, atol=1e-4 * want.abs().max().item())
+        again.train()  # batch statistics of the same images: what the first training step sees
+        first_step = again(images)
+    assert ((first_step - want).norm() / want.norm()).item() < 1e-3

@@ -70,6 +70,25 @@ def test_a_second_cycle_continues_a_checkpoint_with_its_network_weights_and_hist
     assert training["continues"]["epochs"] == 1 and training["continues"]["recipe"]["lr"] == 0.02
 
 
+def test_a_second_cycle_from_a_package_puts_batch_norm_back_and_counts_both_cycles(tmp_path):
+    """--init PACKAGE --batch-norm: for a shipped model whose checkpoint is gone; the manifest names the package
+    it continues and counts its epochs too."""
+    needs_fmnist()
+    common = TINY + ["--batch-norm", "--train-subset", "256", "--epochs", "1", "--no-onnx"]
+    run_train(common + ["--out", str(tmp_path / "one"), "--export-dir", str(tmp_path / "tiny-v1")])
+    proc = run_train(common + ["--init", str(tmp_path / "tiny-v1"), "--lr", "0.001", "--seed", "1",
+                               "--out", str(tmp_path / "two"), "--export-dir", str(tmp_path / "tiny-v2")])
+    assert "7 BatchNorm layers set to undo their statistics" in proc.stdout
+    first = json.load(open(tmp_path / "tiny-v1" / "manifest.json"))
+    second = json.load(open(tmp_path / "tiny-v2" / "manifest.json"))
+    continues = second["training"]["continues"]
+    assert continues["package"] == "tiny-v1" and continues["epochs"] == 1 and continues["recipe"]["lr"] == 0.02
+    assert second["training"]["epochs"] == 2 and second["training"]["recipe"]["lr"] == 0.001
+    # lr 0.001 for one epoch on the same images barely moves the network: a second cycle starts where the
+    # first ended, not from a network that BatchNorm put back wrongly
+    assert abs(second["metrics"]["top1_fp32"] - first["metrics"]["top1_fp32"]) < 0.1
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
