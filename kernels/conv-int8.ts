@@ -5,6 +5,13 @@
  * exact int32 sums: activations are 7-bit (0..127), the range in which the relaxed instruction's result is
  * defined on every CPU (WebAssembly relaxed SIMD spec, "relaxed dot product"), and weights are -127..127.
  *
+ * The relaxed build has two inner products, picked per runtime by `relaxedDotProbe` (src/engine/feature-kernels.ts):
+ * - "fused": `i32x4.relaxed_dot_i8x16_i7x16_add_s`, one VNNI instruction (vpdpbusd) where V8 has AVX-VNNI;
+ * - "madd": `i16x8.relaxed_dot_i8x16_i7x16_s` (pmaddubsw), then `i32x4.dot_i16x8_s` with ones (pmaddwd) and an
+ *   add. On x86 without AVX-VNNI V8 lowers the fused op to the same three instructions plus two more that
+ *   rebuild the ones vector on every use; here the ones live in a register. Its pairs cannot overflow int16:
+ *   2 x 127 x 127 = 32258.
+ *
  * No im2col: the layer's float input is quantized once into a zero-padded NHWC buffer, one plane per
  * group with channels rounded up to 4, so the taps of one kernel row (kx, c) are contiguous bytes. Weights
  * are packed so one v128 holds 4 output channels x 4 taps; a tile is 3 output pixels x 8 channels (six
@@ -17,6 +24,17 @@
 /** Bytes per activation in the quantized buffer: u8 for the relaxed dot, i16 for dot_i16x8_s. */
 export function activationBytes(): i32 {
   return ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
+}
+
+/**
+ * Lane 0 of `i32x4.relaxed_dot_i8x16_i7x16_add_s(splat(a), splat(b), 0)`, for operands outside the range
+ * where its result is defined: the value tells how this runtime lowers it. With a = 127, b = 255: 129540
+ * from a 32-bit dot (VNNI), 65534 from pmaddubsw's saturating 16-bit pairs (x86 without VNNI), -508 where b
+ * is taken as signed (ARM). Operands are parameters so that the compiler cannot fold it.
+ */
+export function relaxedDotProbe(a: i32, b: i32): i32 {
+  if (!ASC_FEATURE_RELAXED_SIMD) return 0;
+  return i32x4.extract_lane(i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.splat(<i8>a), i8x16.splat(<i8>b), i32x4.splat(0)), 0);
 }
 
 /** max_i |x_i| over n f32 values. */
@@ -141,7 +159,24 @@ export function packWeights(src: usize, dst: usize, wsum: usize, k: i32, cg: i32
  * channel; `fOut` channels per pixel). y = f32(acc - zp * wsum) * (xScale * scale) + bias, then ReLU.
  * Returns max|y| over what it wrote.
  */
-export function convGroup(src: usize, wpk: usize, wsum: usize, scale: usize, bias: usize, dst: usize, ho: i32, wo: i32, wp: i32, cg4: i32, k: i32, stride: i32, fg: i32, fpad: i32, fOut: i32, xScale: f32, zp: i32, relu: i32): f32 {
+export function convGroup(src: usize, wpk: usize, wsum: usize, scale: usize, bias: usize, dst: usize, ho: i32, wo: i32, wp: i32, cg4: i32, k: i32, stride: i32, fg: i32, fpad: i32, fOut: i32, xScale: f32, zp: i32, relu: i32, madd: i32, one: i32): f32 {
+  // `one` is 1, passed in: a constant splat would be rebuilt by V8 before every use in the loop
+  const ones = i16x8.splat(<i16>one);
+  if (ASC_FEATURE_RELAXED_SIMD && madd) return convGroupWith(true, ones, src, wpk, wsum, scale, bias, dst, ho, wo, wp, cg4, k, stride, fg, fpad, fOut, xScale, zp, relu);
+  return convGroupWith(false, ones, src, wpk, wsum, scale, bias, dst, ho, wo, wp, cg4, k, stride, fg, fpad, fOut, xScale, zp, relu);
+}
+
+/** The relaxed build's inner product, 4 taps x 4 channels into `acc` (see the header for the two forms). */
+// @ts-ignore: decorator
+@inline
+function dot(w: v128, x: v128, acc: v128, madd: bool, ones: v128): v128 {
+  if (madd) return i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(w, x), ones));
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(w, x, acc);
+}
+
+// @ts-ignore: decorator
+@inline
+function convGroupWith(madd: bool, ones: v128, src: usize, wpk: usize, wsum: usize, scale: usize, bias: usize, dst: usize, ho: i32, wo: i32, wp: i32, cg4: i32, k: i32, stride: i32, fg: i32, fpad: i32, fOut: i32, xScale: f32, zp: i32, relu: i32): f32 {
   const act: usize = ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
   const blocks = fpad >> 3;
   const rowTaps = k * cg4;
@@ -171,12 +206,12 @@ export function convGroup(src: usize, wpk: usize, wsum: usize, scale: usize, bia
               const x0 = v128.load32_splat(ra);
               const x1 = v128.load32_splat(ra + pixStep);
               const x2 = v128.load32_splat(ra + 2 * pixStep);
-              a00 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, x0, a00);
-              a01 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, x0, a01);
-              a10 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, x1, a10);
-              a11 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, x1, a11);
-              a20 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, x2, a20);
-              a21 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, x2, a21);
+              a00 = dot(w0, x0, a00, madd, ones);
+              a01 = dot(w1, x0, a01, madd, ones);
+              a10 = dot(w0, x1, a10, madd, ones);
+              a11 = dot(w1, x1, a11, madd, ones);
+              a20 = dot(w0, x2, a20, madd, ones);
+              a21 = dot(w1, x2, a21, madd, ones);
             } else {
               const l0 = i16x8.extend_low_i8x16_s(w0);
               const h0 = i16x8.extend_high_i8x16_s(w0);
@@ -222,8 +257,8 @@ export function convGroup(src: usize, wpk: usize, wsum: usize, scale: usize, bia
             const ra = row + <usize>t * act;
             if (ASC_FEATURE_RELAXED_SIMD) {
               const x0 = v128.load32_splat(ra);
-              a00 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, x0, a00);
-              a01 = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, x0, a01);
+              a00 = dot(w0, x0, a00, madd, ones);
+              a01 = dot(w1, x0, a01, madd, ones);
             } else {
               const lo = v128.load32_splat(ra);
               const hi = v128.load32_splat(ra, 4);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Usage: npm run bench:peers [-- --json] [-- --rounds N] [-- --kernel-build relaxed-simd|simd128]
+ * Usage: npm run bench:peers [-- --json] [-- --rounds N] [-- --kernel-build relaxed-simd|relaxed-simd-madd|simd128]
  *   (once, first: npm run bench:peers:install)
  *
  * The same AlexNet-224 (paper layout, 1000 classes, random weights from scripts/make_bench_package.py) on

@@ -6,11 +6,23 @@
  *
  * Workers cannot compile WebAssembly from bytes, but they may validate bytes: a 48-byte module that uses
  * the relaxed dot tells whether this runtime accepts relaxed SIMD, once, before the module is chosen.
+ *
+ * The relaxed build holds two inner products (kernels/conv-int8.ts): the fused relaxed dot-add, one VNNI
+ * instruction where V8 has AVX-VNNI, and "madd" (pmaddubsw, pmaddwd, add), which V8 without AVX-VNNI would
+ * otherwise run as the same three instructions plus two that rebuild a constant on every use (28% slower
+ * over AlexNet-224's convolutions, measured on an AMD EPYC without AVX-VNNI; docs/platform-notes.md). Which
+ * one V8 emits shows in the relaxed dot's result outside its defined range, which `relaxedDotProbe` reads
+ * once: no clock is needed, which matters because a deployed Worker's clock stands still during compute.
  */
 import relaxedModule from "../../build/kernels/features-relaxed.wasm";
 import simd128Module from "../../build/kernels/features-simd128.wasm";
 
-export type KernelBuild = "relaxed-simd" | "simd128";
+/** A wasm build and, for the relaxed one, its inner product: "relaxed-simd" is the fused relaxed dot-add. */
+export type KernelBuild = "relaxed-simd" | "relaxed-simd-madd" | "simd128";
+export const KERNEL_BUILDS: readonly KernelBuild[] = ["relaxed-simd", "relaxed-simd-madd", "simd128"];
+
+/** What `relaxedDotProbe(127, 255)` returns where V8 lowers the relaxed dot to pmaddubsw's saturating pairs. */
+const PMADDUBSW_SATURATED = 2 * 32767;
 
 export interface FeatureKernels {
   memory: WebAssembly.Memory;
@@ -20,7 +32,8 @@ export interface FeatureKernels {
   maxValue(x: number, n: number): number;
   quantizeInput(x: number, dst: number, h: number, w: number, c: number, groups: number, cg4: number, pad: number, inv: number, lo: number, hi: number, zp: number): void;
   packWeights(src: number, dst: number, wsum: number, k: number, cg: number, cg4: number, f: number, groups: number, fpad: number): void;
-  convGroup(src: number, wpk: number, wsum: number, scale: number, bias: number, dst: number, ho: number, wo: number, wp: number, cg4: number, k: number, stride: number, fg: number, fpad: number, fOut: number, xScale: number, zp: number, relu: number): number;
+  convGroup(src: number, wpk: number, wsum: number, scale: number, bias: number, dst: number, ho: number, wo: number, wp: number, cg4: number, k: number, stride: number, fg: number, fpad: number, fOut: number, xScale: number, zp: number, relu: number, madd: number, one: number): number;
+  relaxedDotProbe(a: number, b: number): number;
   maxpool(x: number, out: number, w: number, c: number, window: number, stride: number, ho: number, wo: number): void;
   lrn(x: number, pixels: number, channels: number, radius: number, k: number, alpha: number, beta: number, squares: number): void;
 }
@@ -33,20 +46,27 @@ const RELAXED_PROBE = new Uint8Array([
 
 let chosen: KernelBuild | undefined;
 
-/** The build this runtime runs best: relaxed SIMD where it validates, else SIMD128. */
-export function preferredKernelBuild(): KernelBuild {
-  chosen ??= WebAssembly.validate(RELAXED_PROBE) ? "relaxed-simd" : "simd128";
-  return chosen;
+/** The relaxed inner product for a runtime whose relaxed dot gives `probe` for (127, 255). */
+export function relaxedKernelFor(probe: number): KernelBuild {
+  return probe === PMADDUBSW_SATURATED ? "relaxed-simd-madd" : "relaxed-simd";
 }
 
-/** Makes networks built from now on use `build` (the benchmark measures both builds this way). */
+/** The build this runtime runs best: relaxed SIMD where it validates (with the inner product its CPU runs best), else SIMD128. */
+export function preferredKernelBuild(): KernelBuild {
+  if (chosen) return chosen;
+  if (!WebAssembly.validate(RELAXED_PROBE)) return (chosen = "simd128");
+  const probe = new WebAssembly.Instance(relaxedModule, {}).exports as unknown as FeatureKernels;
+  return (chosen = relaxedKernelFor(probe.relaxedDotProbe(127, 255)));
+}
+
+/** Makes networks built from now on use `build` (the benchmark and tests measure every build this way). */
 export function useKernelBuild(build: KernelBuild): void {
-  if (build === "relaxed-simd" && !WebAssembly.validate(RELAXED_PROBE)) throw new Error("this runtime refuses relaxed SIMD");
+  if (build !== "simd128" && !WebAssembly.validate(RELAXED_PROBE)) throw new Error("this runtime refuses relaxed SIMD");
   chosen = build;
 }
 
 /** A fresh instance (its own linear memory) of the given build. */
 export function instantiateFeatureKernels(build: KernelBuild = preferredKernelBuild()): FeatureKernels {
-  const module = build === "relaxed-simd" ? relaxedModule : simd128Module;
+  const module = build === "simd128" ? simd128Module : relaxedModule;
   return new WebAssembly.Instance(module, {}).exports as unknown as FeatureKernels;
 }

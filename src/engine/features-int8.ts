@@ -132,6 +132,7 @@ export function planInt8Features(
     destination: (tensor) => staged.get(tensor),
     build() {
       const kernels = instantiateFeatureKernels(build);
+      const madd = build === "relaxed-simd-madd" ? 1 : 0;
       const act = kernels.activationBytes();
       let top = align16(kernels.memory.buffer.byteLength);
       const take = (bytes: number) => {
@@ -190,6 +191,7 @@ export function planInt8Features(
             quantized + g * hp * wp * cg4 * act, conv.at.weight + g * blockRow, conv.at.wsum + g * fpad * 4,
             conv.at.scale + g * fpad * 4, conv.at.bias + g * fpad * 4, to + g * fg * 4,
             ho, wo, wp, cg4, layer.kernel, layer.stride, fg, fpad, layer.filters, xScale, code.zp, layer.activation === "relu" ? 1 : 0,
+            madd, 1,
           );
           outMax = Math.max(outMax, groupMax);
         }

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { planInt8Features } from "../../src/engine/features-int8";
 import { minMaxCode, roundHalfEven, symmetricCode, type CodeRule } from "../../src/engine/input-code";
-import type { KernelBuild } from "../../src/engine/feature-kernels";
+import { instantiateFeatureKernels, KERNEL_BUILDS, preferredKernelBuild, relaxedKernelFor } from "../../src/engine/feature-kernels";
 import type { Layer } from "../../src/model/manifest";
 import { referenceConvInt8, type ReferenceCode } from "../support/conv-int8-reference";
 import { mulberry32, TINY_LAYERS } from "../support/tiny-package";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
-const BUILDS: KernelBuild[] = ["relaxed-simd", "simd128"];
+const BUILDS = KERNEL_BUILDS;
 
 interface ConvCase {
   input: [number, number, number];
@@ -44,7 +44,7 @@ function randomWeights(random: () => number, layer: ConvLayer, channels: number)
 // The package rules for a signed input, and what the reference calls each
 const RULES: [CodeRule, ReferenceCode][] = [["7-bit-per-tensor-min-max", "min-max"], ["7-bit-per-tensor-dynamic", "symmetric"]];
 
-function runFeatures(layers: Layer[], input: [number, number, number], tensors: Map<string, ArrayBufferView>, x: Float32Array, build: KernelBuild, rule: CodeRule) {
+function runFeatures(layers: Layer[], input: [number, number, number], tensors: Map<string, ArrayBufferView>, x: Float32Array, build: (typeof BUILDS)[number], rule: CodeRule) {
   const plan = planInt8Features(layers, { height: input[0], width: input[1], channels: input[2] }, rule, build);
   for (const name of plan.tensorNames) {
     const t = tensors.get(name)!;
@@ -116,7 +116,16 @@ describe("the int8 convolution kernel", () => {
     expect(minMaxCode(-3, -1).zp).toBe(127);
   });
 
-  it("gives identical answers in its relaxed-SIMD and SIMD128 builds, LRN and pooling included", () => {
+  it("picks the relaxed inner product from how the runtime computes the relaxed dot outside its defined range", () => {
+    // 127 x 255 four times: exact with VNNI's 32-bit dot, 2 x 32767 from pmaddubsw's saturating pairs, -508
+    // where the second operand is taken as signed (ARM)
+    const probe = instantiateFeatureKernels("relaxed-simd").relaxedDotProbe(127, 255);
+    expect([4 * 127 * 255, 2 * 32767, -4 * 127]).toContain(probe);
+    expect(preferredKernelBuild()).toBe(relaxedKernelFor(probe)); // workerd has relaxed SIMD
+    expect([relaxedKernelFor(65534), relaxedKernelFor(129540), relaxedKernelFor(-508)]).toEqual(["relaxed-simd-madd", "relaxed-simd", "relaxed-simd"]);
+  });
+
+  it("gives identical answers in its relaxed-SIMD (both inner products) and SIMD128 builds, LRN and pooling included", () => {
     const random = mulberry32(5);
     const layers = TINY_LAYERS.slice(0, TINY_LAYERS.findIndex((l) => l.op === "flatten"));
     const tensors = new Map<string, ArrayBufferView>();
@@ -129,9 +138,10 @@ describe("the int8 convolution kernel", () => {
     }
     const x = new Float32Array(24 * 24 * 3).map(() => random() * 2 - 1);
     for (const [rule] of RULES) {
-      const [relaxed, simd128] = BUILDS.map((build) => runFeatures(layers, [24, 24, 3], tensors, x, build, rule));
+      const [relaxed, madd, simd128] = BUILDS.map((build) => runFeatures(layers, [24, 24, 3], tensors, x, build, rule));
       expect(relaxed!.some((v) => v !== 0)).toBe(true);
-      expect(Array.from(relaxed!)).toEqual(Array.from(simd128!));
+      expect(Array.from(madd!)).toEqual(Array.from(relaxed!));
+      expect(Array.from(simd128!)).toEqual(Array.from(relaxed!));
     }
   });
 });
