@@ -42,6 +42,22 @@ export const MAX_PROGRESSIVE_JPEG_PIXELS = 1_500_000;
  */
 export const MAX_PNG_PIXELS = 1_500_000;
 
+/**
+ * Largest lossy WebP accepted (VP8, without alpha). libwebp decodes it row by row into its rescaler at the
+ * size the resize needs (src/image/webp.ts): a 12 MP photo's decoder memory was ~2 MiB, its file included
+ * (measured, test/image/webp-cost.test.ts), so memory does not bound it; decoding time does (~0.4 s of CPU
+ * at 12 MP, measured in Node). The JPEG limit, for the same reason; WebP's own limit is 16383x16383.
+ */
+export const MAX_WEBP_PIXELS = 16_000_000;
+
+/**
+ * Largest lossless WebP, or WebP with alpha, accepted. libwebp decodes VP8L (and alpha planes, which are
+ * VP8L inside) to 4-byte ARGB at full size before it scales: ~4.75 bytes a pixel with its tables and
+ * transforms (4.1-4.4 measured). 1 MP with a 1.5 MiB file computes to ~8.6 MiB with the raster, resize and
+ * tensor, within MAX_IMAGE_WORKING_BYTES; PNG's 1.5 MP would not fit at 4 bytes a pixel plus the file.
+ */
+export const MAX_WEBP_LOSSLESS_PIXELS = 1_000_000;
+
 /** `top_k` when the request names none. */
 export const DEFAULT_TOP_K = 5;
 
