@@ -24,6 +24,7 @@ from PIL import Image, features
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_image_fixtures import (BACKGROUND, IMAGENET_MEAN, IMAGENET_STD, alpha_plane, encode, pillow_rgb,  # noqa: E402
                                  preprocess, quadrants, reference_tensor)
+from make_memory_fixtures import picture  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "test", "fixtures", "images", "webp")
@@ -76,6 +77,12 @@ def main() -> int:
     files["webp-photo-lossless.webp"] = encode(photo("coffee.jpg").resize((210, 140), Image.Resampling.LANCZOS), "WEBP", lossless=True)
     files["webp-photo-alpha.webp"] = encode(Image.merge("RGBA", (*photo("chelsea.jpg").split(),
         Image.fromarray(np.tile(np.linspace(0, 255, 451).astype(np.uint8), (300, 1))))), "WEBP", quality=80)
+
+    # Shapes that size libwebp's row buffers and rescaler differently, for the cost model (photo-like
+    # gradients with noise, as make_memory_fixtures.py draws them).
+    files["webp-wide-8000x240.webp"] = encode(picture(8000, 240), "WEBP", quality=60)
+    files["webp-tall-240x8000.webp"] = encode(picture(240, 8000), "WEBP", quality=60)
+    files["webp-lossless-wide-4000x200.webp"] = encode(Image.fromarray(quadrants(4000, 200)), "WEBP", lossless=True)
 
     # Broken, hostile and animated files.
     good = files["webp-lossy.webp"]

@@ -51,12 +51,19 @@ export const MAX_PNG_PIXELS = 1_500_000;
 export const MAX_WEBP_PIXELS = 16_000_000;
 
 /**
- * Largest lossless WebP, or WebP with alpha, accepted. libwebp decodes VP8L (and alpha planes, which are
- * VP8L inside) to 4-byte ARGB at full size before it scales: ~4.75 bytes a pixel with its tables and
- * transforms (4.1-4.4 measured). 1 MP with a 1.5 MiB file computes to ~8.6 MiB with the raster, resize and
- * tensor, within MAX_IMAGE_WORKING_BYTES; PNG's 1.5 MP would not fit at 4 bytes a pixel plus the file.
+ * Largest lossless WebP (VP8L) accepted. libwebp decodes it to 4-byte ARGB at full size before it scales:
+ * ~4.2 bytes a pixel with its tables and transforms (measured). 1 MP with a 1 MiB file (a lossless photo
+ * runs ~0.9 bytes a pixel) computes to ~8.7 MiB with the raster, resize and tensor, within
+ * MAX_IMAGE_WORKING_BYTES; PNG's 1.5 MP would not fit at 4 bytes a pixel plus the file.
  */
 export const MAX_WEBP_LOSSLESS_PIXELS = 1_000_000;
+
+/**
+ * Largest lossy WebP with alpha accepted. Its alpha plane is a lossless image decoded at full size beside
+ * two copies of the plane: ~6.1 bytes a pixel (measured at 1920x1080), so its limit is below lossless's:
+ * 0.7 MP with a 1 MiB file computes to ~8.9 MiB with the raster, resize and tensor.
+ */
+export const MAX_WEBP_ALPHA_PIXELS = 700_000;
 
 /** `top_k` when the request names none. */
 export const DEFAULT_TOP_K = 5;

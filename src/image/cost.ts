@@ -42,11 +42,12 @@ const LIBJPEG_FIXED_BYTES = 384 * 1024;
 const ROW_BYTES_PER_COLUMN = 24;
 /**
  * libwebp's fixed state: decoder structs, its malloc's bookkeeping, and for lossless the Huffman tables
- * (sized by the bitstream; 1 MiB covers the fixtures' real photos, test/image/webp-cost.test.ts). An image
- * that needs more fails to allocate inside the capped memory (422) rather than exceed its reservation.
+ * (sized by the bitstream: a 1000x750 lossless photo needed ~0.2 B a pixel for tables and transforms
+ * together, measured). An image that needs more fails to allocate inside the capped memory (422) rather than
+ * exceed its reservation.
  */
 const WEBP_FIXED_BYTES = 256 * 1024;
-const WEBP_LOSSLESS_TABLE_BYTES = 1024 * 1024;
+const WEBP_LOSSLESS_TABLE_BYTES = 512 * 1024;
 /**
  * Lossy (frame_dec.c, AllocateMemory): per 16-pixel macroblock column its intra modes, top samples, filter
  * info, coefficients (~800 bytes) and 36 rows of YUV cache at 32 bytes: ~2 KB, so ~125 bytes per column of
@@ -55,10 +56,14 @@ const WEBP_LOSSLESS_TABLE_BYTES = 1024 * 1024;
 const WEBP_LOSSY_BYTES_PER_COLUMN = 160;
 /**
  * Lossless (vp8l_dec.c, AllocateInternalBuffers32b): ARGB for every pixel (4 bytes) and 32 rows of cache,
- * plus its transforms' and entropy image's subsampled data (at most 3 images at 1/16 of the pixels, 4 bytes
- * each: 0.75). An alpha plane (alpha_dec.c) costs 1 byte a pixel and its own VP8L decoder the same again.
+ * plus its transforms' and entropy image's subsampled data: 4.2 bytes a pixel in all on a 1000x750 photo
+ * (measured); 4.25 and WEBP_LOSSLESS_TABLE_BYTES cover it. Worst case (every subsampled image at its finest,
+ * 1/16 of the pixels) would be 4.75: such a file fails inside its capped memory with a 422.
+ * Lossy with alpha: the alpha plane twice (alpha_dec.c and frame_dec.c each allocate width x height) and its
+ * own VP8L decoder at full size: 6.08 bytes a pixel measured at 1920x1080.
  */
-const WEBP_LOSSLESS_BYTES_PER_PIXEL = 4.75;
+const WEBP_LOSSLESS_BYTES_PER_PIXEL = 4.25;
+const WEBP_ALPHA_PLANE_BYTES_PER_PIXEL = 2;
 const WEBP_LOSSLESS_BYTES_PER_COLUMN = 32 * 4;
 /** The rescaler's work rows (io_dec.c, InitRGBRescaler): per output column and channel, 2 x 4 + 1 bytes. */
 const WEBP_RESCALER_BYTES_PER_COLUMN = 4 * 9;
@@ -149,7 +154,7 @@ export function webpDecoderBytes(header: WebpHeader, decodeSide: number): number
   const pixels = width * height;
   const frame = lossless
     ? WEBP_LOSSLESS_TABLE_BYTES + WEBP_LOSSLESS_BYTES_PER_PIXEL * pixels + WEBP_LOSSLESS_BYTES_PER_COLUMN * width
-    : WEBP_LOSSY_BYTES_PER_COLUMN * width + (alpha ? WEBP_LOSSLESS_TABLE_BYTES + (1 + WEBP_LOSSLESS_BYTES_PER_PIXEL) * pixels : 0);
+    : WEBP_LOSSY_BYTES_PER_COLUMN * width + (alpha ? WEBP_LOSSLESS_TABLE_BYTES + (WEBP_ALPHA_PLANE_BYTES_PER_PIXEL + WEBP_LOSSLESS_BYTES_PER_PIXEL) * pixels : 0);
   const rescaler = out.width === width && out.height === height ? 0 : WEBP_RESCALER_BYTES_PER_COLUMN * out.width;
   const total = WEBP_WASM_INITIAL_BYTES + WEBP_FIXED_BYTES + fileBytes + frame + rescaler + out.width * out.height * channels;
   return roundUp(Math.ceil(total), PAGE);

@@ -3,7 +3,7 @@
  * - planImage: sniff (415) -> the header's pixel limits and computed working memory (413), nothing decoded;
  * - prepareImage: decode (422) -> EXIF orientation (JPEG) -> preprocess, into the model's input tensor.
  */
-import { MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS, MAX_WEBP_LOSSLESS_PIXELS, MAX_WEBP_PIXELS } from "../config";
+import { MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS, MAX_WEBP_ALPHA_PIXELS, MAX_WEBP_LOSSLESS_PIXELS, MAX_WEBP_PIXELS } from "../config";
 import type { InputShape, Preprocess } from "../model/manifest";
 import { imageWorkingBytes, jpegDecodeSide, webpDecoderBytes } from "./cost";
 import { ImageError } from "./errors";
@@ -82,7 +82,7 @@ function refuseOverLimit(header: ImageHeader): void {
 
 function pixelLimit(header: ImageHeader): number {
   if (header.type === "png") return MAX_PNG_PIXELS;
-  if (header.type === "webp") return header.lossless || header.alpha ? MAX_WEBP_LOSSLESS_PIXELS : MAX_WEBP_PIXELS;
+  if (header.type === "webp") return header.lossless ? MAX_WEBP_LOSSLESS_PIXELS : header.alpha ? MAX_WEBP_ALPHA_PIXELS : MAX_WEBP_PIXELS;
   return header.progressive ? MAX_PROGRESSIVE_JPEG_PIXELS : MAX_JPEG_PIXELS;
 }
 
