@@ -23,6 +23,7 @@ export const MAX_JPEG_PIXELS = 16_000_000;
  * images at 112-896 px); at 2x by 0.0004-0.0007, the level of the 1792 px case, where both decode at 1/8
  * (`node bench/jpeg-skew.mjs`, README "JPEG decoding and training"). Top-1 was the same either way. It costs
  * a larger intermediate raster: 1000x750 instead of 500x375 for a 12 MP photo and a 256 px resize.
+ * WebPs use the same factor: libwebp scales to exactly this shorter side (src/image/webp.ts).
  */
 export const JPEG_DECODE_OVERSAMPLING = 2;
 

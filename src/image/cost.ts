@@ -86,7 +86,7 @@ export function imageWorkingBytes(header: ImageHeader, preprocess: Preprocess, i
   return imageCost(header, preprocess, input, decodeSide).total;
 }
 
-/** `decodeSide`: the shorter side a JPEG is decoded to at least (jpegDecodeSide). */
+/** `decodeSide`: the shorter side a JPEG or WebP is decoded to at least (jpegDecodeSide). */
 export function imageCost(header: ImageHeader, preprocess: Preprocess, input: InputShape, decodeSide = preprocess.resize.shorter_side): ImageCost {
   const { decoderBytes, rasterBytes, raster } =
     header.type === "jpeg" ? jpegCost(header, decodeSide) : header.type === "webp" ? webpCost(header, decodeSide) : pngCost(header);
