@@ -213,6 +213,8 @@ def main() -> int:
     bad = bytearray(good_png)
     bad[good_png.index(b"IDAT") + 10] ^= 0xFF  # inside the deflate stream
     files["png-corrupt-idat.png"] = bytes(bad)
+    # Pillow's default lossy WebP: refused with 415 until the Worker decoded WebP; test/image/webp.test.ts now
+    # decodes it (the WebP fixtures themselves come from scripts/make_webp_fixtures.py).
     files["image.webp"] = encode(Image.fromarray(q), "WEBP", quality=80)
     files["image.gif"] = encode(Image.fromarray(q).convert("P"), "GIF")
     files["image.bmp"] = encode(Image.fromarray(q[:8, :8]), "BMP")

@@ -23,6 +23,7 @@ export const MAX_JPEG_PIXELS = 16_000_000;
  * images at 112-896 px); at 2x by 0.0004-0.0007, the level of the 1792 px case, where both decode at 1/8
  * (`node bench/jpeg-skew.mjs`, README "JPEG decoding and training"). Top-1 was the same either way. It costs
  * a larger intermediate raster: 1000x750 instead of 500x375 for a 12 MP photo and a 256 px resize.
+ * WebPs use the same factor: libwebp scales to exactly this shorter side (src/image/webp.ts).
  */
 export const JPEG_DECODE_OVERSAMPLING = 2;
 
@@ -41,6 +42,29 @@ export const MAX_PROGRESSIVE_JPEG_PIXELS = 1_500_000;
  * once. 1.5 MP (e.g. 1632x918, 1224x1224) costs at most ~8.6 MiB, within MAX_IMAGE_WORKING_BYTES.
  */
 export const MAX_PNG_PIXELS = 1_500_000;
+
+/**
+ * Largest lossy WebP accepted (VP8, without alpha). libwebp decodes it row by row into its rescaler at the
+ * size the resize needs (src/image/webp.ts): a 12 MP photo's decoder memory was ~2 MiB, its file included
+ * (measured, test/image/webp-cost.test.ts), so memory does not bound it; decoding time does (~0.4 s of CPU
+ * at 12 MP, measured in Node). The JPEG limit, for the same reason; WebP's own limit is 16383x16383.
+ */
+export const MAX_WEBP_PIXELS = 16_000_000;
+
+/**
+ * Largest lossless WebP (VP8L) accepted. libwebp decodes it to 4-byte ARGB at full size before it scales:
+ * ~4.2 bytes a pixel with its tables and transforms (measured). 1 MP with a 1 MiB file (a lossless photo
+ * runs ~0.9 bytes a pixel) computes to ~8.7 MiB with the raster, resize and tensor, within
+ * MAX_IMAGE_WORKING_BYTES; PNG's 1.5 MP would not fit at 4 bytes a pixel plus the file.
+ */
+export const MAX_WEBP_LOSSLESS_PIXELS = 1_000_000;
+
+/**
+ * Largest lossy WebP with alpha accepted. Its alpha plane is a lossless image decoded at full size beside
+ * two copies of the plane: ~6.1 bytes a pixel (measured at 1920x1080), so its limit is below lossless's:
+ * 0.7 MP with a 1 MiB file computes to ~8.9 MiB with the raster, resize and tensor.
+ */
+export const MAX_WEBP_ALPHA_PIXELS = 700_000;
 
 /** `top_k` when the request names none. */
 export const DEFAULT_TOP_K = 5;

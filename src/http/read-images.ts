@@ -32,7 +32,7 @@ export function inputForm(c: Context): InputForm {
     throw new ApiError(
       415,
       "unsupported_media_type",
-      `Content-Type ${type || "(none)"} is not accepted: send image bytes (image/jpeg, image/png), multipart/form-data with "image" fields, or application/json.`,
+      `Content-Type ${type || "(none)"} is not accepted: send image bytes (image/jpeg, image/png, image/webp), multipart/form-data with "image" fields, or application/json.`,
     );
   }
   checkDeclaredLength(c.req.raw, BODY_LIMITS[form].bytes, BODY_LIMITS[form].what);

@@ -10,7 +10,10 @@
  *   DCT coefficients (progressive, or one component a scan), 2 bytes for every coefficient of every block;
  * - in JS: the raster copied out, its RGB conversion (CMYK), its EXIF-oriented copy.
  * PNG (src/image/png.ts): the inflater's state and the pieces in flight, two rows, and the raster.
- * Then, for both, preprocessing (src/image/preprocess.ts): grey conversion, the resize's filter taps, its
+ * WebP (src/image/webp.ts, libwebp in wasm): its initial memory, fixed state, a copy of the file, rows across
+ * the full width (lossy), the whole image at 4 bytes a pixel and more (lossless, and any alpha plane), the
+ * rescaler and the output at the decoded size; in JS the raster copied out (RGB).
+ * Then, for all, preprocessing (src/image/preprocess.ts): grey conversion, the resize's filter taps, its
  * horizontal pass over the source rows the crop needs, its output, and the input tensor.
  */
 import { JPEG_DECODE_OVERSAMPLING } from "../config";
@@ -19,7 +22,8 @@ import { dctScale } from "./jpeg";
 import { INFLATE_PIECE_BYTES } from "./png";
 import { SAMPLES } from "./png-chunks";
 import { resizedSize } from "./preprocess";
-import type { ImageHeader, JpegHeader, PngHeader } from "./sniff";
+import type { ImageHeader, JpegHeader, PngHeader, WebpHeader } from "./sniff";
+import { WEBP_WASM_INITIAL_BYTES, webpDecodeSize } from "./webp";
 
 const PAGE = 64 * 1024;
 /** The jpeg-turbo module's initial memory (2 pages, measured). */
@@ -36,11 +40,39 @@ const LIBJPEG_FIXED_BYTES = 384 * 1024;
  * 2x margin.
  */
 const ROW_BYTES_PER_COLUMN = 24;
+/**
+ * libwebp's fixed state: decoder structs, its malloc's bookkeeping, and for lossless the Huffman tables
+ * (sized by the bitstream: a 1000x750 lossless photo needed ~0.2 B a pixel for tables and transforms
+ * together, measured). An image that needs more fails to allocate inside the capped memory (422) rather than
+ * exceed its reservation.
+ */
+const WEBP_FIXED_BYTES = 256 * 1024;
+const WEBP_LOSSLESS_TABLE_BYTES = 512 * 1024;
+/**
+ * Lossy (frame_dec.c, AllocateMemory): per 16-pixel macroblock column its intra modes, top samples, filter
+ * info, coefficients (~800 bytes) and 36 rows of YUV cache at 32 bytes: ~2 KB, so ~125 bytes per column of
+ * full width; 160 leaves a margin.
+ */
+const WEBP_LOSSY_BYTES_PER_COLUMN = 160;
+/**
+ * Lossless (vp8l_dec.c, AllocateInternalBuffers32b): ARGB for every pixel (4 bytes) and 32 rows of cache,
+ * plus its transforms' and entropy image's subsampled data: 4.2 bytes a pixel in all on a 1000x750 photo
+ * (measured); 4.25 and WEBP_LOSSLESS_TABLE_BYTES cover it. Worst case (every subsampled image at its finest,
+ * 1/16 of the pixels) would be 4.75: such a file fails inside its capped memory with a 422.
+ * Lossy with alpha: the alpha plane twice (alpha_dec.c and frame_dec.c each allocate width x height) and its
+ * own VP8L decoder at full size: 6.08 bytes a pixel measured at 1920x1080.
+ */
+const WEBP_LOSSLESS_BYTES_PER_PIXEL = 4.25;
+const WEBP_ALPHA_PLANE_BYTES_PER_PIXEL = 2;
+const WEBP_LOSSLESS_BYTES_PER_COLUMN = 32 * 4;
+/** The rescaler's work rows (io_dec.c, InitRGBRescaler): per output column and channel, 2 x 4 + 1 bytes. */
+const WEBP_RESCALER_BYTES_PER_COLUMN = 4 * 9;
+
 /** zlib's state and window, a piece of compressed input in flight and the inflater's queued 4 KiB outputs. */
 const INFLATER_BYTES = 3 * INFLATE_PIECE_BYTES + 128 * 1024;
 
 export interface ImageCost {
-  /** The JPEG decoder's wasm memory at its largest (0 for PNG). */
+  /** The JPEG or WebP decoder's wasm memory at its largest (0 for PNG). */
   decoderBytes: number;
   /** Decoded rasters held in JS (raster, conversions, orientation) and the PNG inflater. */
   rasterBytes: number;
@@ -54,21 +86,23 @@ export function imageWorkingBytes(header: ImageHeader, preprocess: Preprocess, i
   return imageCost(header, preprocess, input, decodeSide).total;
 }
 
-/** `decodeSide`: the shorter side a JPEG is decoded to at least (jpegDecodeSide). */
+/** `decodeSide`: the shorter side a JPEG or WebP is decoded to at least (jpegDecodeSide). */
 export function imageCost(header: ImageHeader, preprocess: Preprocess, input: InputShape, decodeSide = preprocess.resize.shorter_side): ImageCost {
-  const { decoderBytes, rasterBytes, raster } = header.type === "jpeg" ? jpegCost(header, decodeSide) : pngCost(header);
+  const { decoderBytes, rasterBytes, raster } =
+    header.type === "jpeg" ? jpegCost(header, decodeSide) : header.type === "webp" ? webpCost(header, decodeSide) : pngCost(header);
   const preprocessBytes = preprocessCost(raster.width, raster.height, raster.channels, preprocess, input);
   return { decoderBytes, rasterBytes, preprocessBytes, total: decoderBytes + rasterBytes + preprocessBytes };
 }
 
 /**
- * The shorter side a JPEG is decoded to at least (DCT scaling picks the smallest n/8 that reaches it):
- * JPEG_DECODE_OVERSAMPLING times the resize, the closer match to training's full decode, when that fits
- * MAX_IMAGE_WORKING_BYTES; else the resize itself, which halves the raster (the top-1 was the same either way).
+ * The shorter side a JPEG or WebP is decoded to at least (DCT scaling picks the smallest n/8 that reaches it;
+ * libwebp scales to it exactly): JPEG_DECODE_OVERSAMPLING times the resize, the closer match to training's
+ * full decode, when that fits MAX_IMAGE_WORKING_BYTES; else the resize itself, which halves the raster (the
+ * top-1 was the same either way, measured on JPEGs).
  */
 export function jpegDecodeSide(header: ImageHeader, preprocess: Preprocess, input: InputShape, maxBytes: number): number {
   const oversampled = JPEG_DECODE_OVERSAMPLING * preprocess.resize.shorter_side;
-  if (header.type !== "jpeg" || imageWorkingBytes(header, preprocess, input, oversampled) <= maxBytes) return oversampled;
+  if (header.type === "png" || imageWorkingBytes(header, preprocess, input, oversampled) <= maxBytes) return oversampled;
   return preprocess.resize.shorter_side;
 }
 
@@ -110,6 +144,25 @@ function jpegCost(header: JpegHeader, decodeSide: number): Decoded {
   const copied = pixels * (header.components.length === 4 ? 4 + 3 : channels); // CMYK: the copy and its RGB
   const oriented = pixels * channels; // applyOrientation's copy, counted whether or not EXIF asks for one
   return { decoderBytes: jpegDecoderBytes(header, decodeSide), rasterBytes: copied + oriented, raster: { width, height, channels } };
+}
+
+/** libwebp's wasm memory for this header at the size webp.ts will ask for; also that decode's memory cap. */
+export function webpDecoderBytes(header: WebpHeader, decodeSide: number): number {
+  const { width, height, fileBytes, lossless, alpha } = header;
+  const out = webpDecodeSize(width, height, decodeSide);
+  const channels = alpha ? 4 : 3;
+  const pixels = width * height;
+  const frame = lossless
+    ? WEBP_LOSSLESS_TABLE_BYTES + WEBP_LOSSLESS_BYTES_PER_PIXEL * pixels + WEBP_LOSSLESS_BYTES_PER_COLUMN * width
+    : WEBP_LOSSY_BYTES_PER_COLUMN * width + (alpha ? WEBP_LOSSLESS_TABLE_BYTES + (WEBP_ALPHA_PLANE_BYTES_PER_PIXEL + WEBP_LOSSLESS_BYTES_PER_PIXEL) * pixels : 0);
+  const rescaler = out.width === width && out.height === height ? 0 : WEBP_RESCALER_BYTES_PER_COLUMN * out.width;
+  const total = WEBP_WASM_INITIAL_BYTES + WEBP_FIXED_BYTES + fileBytes + frame + rescaler + out.width * out.height * channels;
+  return roundUp(Math.ceil(total), PAGE);
+}
+
+function webpCost(header: WebpHeader, decodeSide: number): Decoded {
+  const { width, height } = webpDecodeSize(header.width, header.height, decodeSide);
+  return { decoderBytes: webpDecoderBytes(header, decodeSide), rasterBytes: width * height * 3, raster: { width, height, channels: 3 } };
 }
 
 function pngCost(header: PngHeader): Decoded {

@@ -25,7 +25,7 @@ export class ImageError extends Error {
   }
 }
 
-/** 422: the bytes claim to be a JPEG or PNG but cannot be turned into the picture they claim. */
+/** 422: the bytes claim to be a JPEG, PNG or WebP but cannot be turned into the picture they claim. */
 export function undecodable(message: string, cause?: unknown): ImageError {
   return new ImageError("undecodable_image", message, cause === undefined ? undefined : { cause });
 }

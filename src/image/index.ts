@@ -1,4 +1,4 @@
-/** The image pipeline: JPEG/PNG bytes -> the model's input tensor. Wiring only. */
+/** The image pipeline: JPEG/PNG/WebP bytes -> the model's input tensor. Wiring only. */
 export { planImage, prepareImage, type ImagePlan, type PreparedImage } from "./prepare-image";
 export { imageCost, imageWorkingBytes, type ImageCost } from "./cost";
 export { ImageError, type ImageErrorCode } from "./errors";

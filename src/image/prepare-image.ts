@@ -1,11 +1,11 @@
 /**
  * The image pipeline in two calls, so the caller can reserve memory between them:
  * - planImage: sniff (415) -> the header's pixel limits and computed working memory (413), nothing decoded;
- * - prepareImage: decode (422) -> EXIF orientation -> preprocess, into the model's input tensor.
+ * - prepareImage: decode (422) -> EXIF orientation (JPEG) -> preprocess, into the model's input tensor.
  */
-import { MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../config";
+import { MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS, MAX_WEBP_ALPHA_PIXELS, MAX_WEBP_LOSSLESS_PIXELS, MAX_WEBP_PIXELS } from "../config";
 import type { InputShape, Preprocess } from "../model/manifest";
-import { imageWorkingBytes, jpegDecodeSide } from "./cost";
+import { imageWorkingBytes, jpegDecodeSide, webpDecoderBytes } from "./cost";
 import { ImageError } from "./errors";
 import { decodeJpeg } from "./jpeg";
 import { applyOrientation, readJpegOrientation, swapsAxes } from "./orientation";
@@ -13,12 +13,13 @@ import { decodePng } from "./png";
 import { toInputTensor } from "./preprocess";
 import type { Raster } from "./raster";
 import { type ImageHeader, sniffImage } from "./sniff";
+import { decodeWebp, webpDecodeSize } from "./webp";
 
 export interface ImagePlan {
   header: ImageHeader;
   /** What decoding and preprocessing will hold at most (src/image/cost.ts), to reserve before decoding. */
   workingBytes: number;
-  /** JPEG: the shorter side to decode to at least (src/image/cost.ts, jpegDecodeSide). */
+  /** JPEG and WebP: the shorter side to decode to at least (src/image/cost.ts, jpegDecodeSide). */
   decodeSide: number;
 }
 
@@ -26,7 +27,7 @@ export interface PreparedImage {
   tensor: Float32Array; // input.height * input.width * input.channels, NHWC, normalised
   decodeMs: number; // decode + orientation
   preprocessMs: number; // colour, resize, crop, normalise
-  source: { type: "jpeg" | "png"; width: number; height: number }; // full size, as displayed (EXIF applied)
+  source: { type: "jpeg" | "png" | "webp"; width: number; height: number }; // full size, as displayed (EXIF applied)
 }
 
 /** Reads the header and refuses (413) an image over its pixel limit or whose decoding would not fit the budget. */
@@ -54,6 +55,10 @@ export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, in
     const orientation = readJpegOrientation(bytes);
     image = applyOrientation(decodeJpeg(bytes, decodeSide).image, orientation);
     if (swapsAxes(orientation)) [width, height] = [height, width];
+  } else if (header.type === "webp") {
+    // Capped at the memory the cost model reserved for it (webp.ts says why).
+    const size = webpDecodeSize(width, height, decodeSide);
+    image = decodeWebp(bytes, size, header.alpha, preprocess.background, webpDecoderBytes(header, decodeSide)).image;
   } else {
     image = await decodePng(bytes, preprocess.background);
   }
@@ -68,12 +73,21 @@ export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, in
 }
 
 function refuseOverLimit(header: ImageHeader): void {
-  const { type, width, height, progressive } = header;
-  const limit = type === "png" ? MAX_PNG_PIXELS : progressive ? MAX_PROGRESSIVE_JPEG_PIXELS : MAX_JPEG_PIXELS;
+  const { width, height } = header;
+  const limit = pixelLimit(header);
   if (width * height > limit) {
     throw new ImageError("image_too_large", `The ${kind(header)} is ${width}x${height} (${width * height} pixels); the limit is ${limit} pixels.`);
   }
 }
 
-const kind = (header: ImageHeader): string => (header.progressive ? "progressive JPEG" : header.type.toUpperCase());
+function pixelLimit(header: ImageHeader): number {
+  if (header.type === "png") return MAX_PNG_PIXELS;
+  if (header.type === "webp") return header.lossless ? MAX_WEBP_LOSSLESS_PIXELS : header.alpha ? MAX_WEBP_ALPHA_PIXELS : MAX_WEBP_PIXELS;
+  return header.progressive ? MAX_PROGRESSIVE_JPEG_PIXELS : MAX_JPEG_PIXELS;
+}
+
+function kind(header: ImageHeader): string {
+  if (header.type === "webp") return header.lossless ? "lossless WebP" : header.alpha ? "WebP with alpha" : "WebP";
+  return header.progressive ? "progressive JPEG" : header.type.toUpperCase();
+}
 const mib = (bytes: number): string => (bytes / 1048576).toFixed(1);

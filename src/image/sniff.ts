@@ -5,8 +5,9 @@
 import { ImageError, undecodable } from "./errors";
 import { isStartOfFrame, jpegSegments, SOS } from "./jpeg-markers";
 import { readPngChunks } from "./png-chunks";
+import { webpHeader, type WebpHeader } from "./webp-header";
 
-export type ImageType = "jpeg" | "png";
+export type ImageType = "jpeg" | "png" | "webp";
 
 interface HeaderBase {
   width: number; // as stored, before any EXIF orientation
@@ -35,14 +36,14 @@ export interface PngHeader extends HeaderBase {
   colorType: number;
 }
 
-export type ImageHeader = JpegHeader | PngHeader;
+export type { WebpHeader };
+export type ImageHeader = JpegHeader | PngHeader | WebpHeader;
 
-const SUPPORTED = "Send a JPEG or PNG image.";
+export const SUPPORTED = "Send a JPEG, PNG or WebP image.";
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 /** Formats people commonly send that we recognise, to name them in the 415 message. */
 const KNOWN_UNSUPPORTED: { name: string; matches: (b: Uint8Array) => boolean }[] = [
-  { name: "WebP", matches: (b) => ascii(b, 0, 4) === "RIFF" && ascii(b, 8, 4) === "WEBP" },
   { name: "GIF", matches: (b) => ascii(b, 0, 4) === "GIF8" },
   { name: "BMP", matches: (b) => ascii(b, 0, 2) === "BM" },
   { name: "TIFF", matches: (b) => ascii(b, 0, 4) === "II*\0" || ascii(b, 0, 4) === "MM\0*" },
@@ -53,10 +54,11 @@ const KNOWN_UNSUPPORTED: { name: string; matches: (b: Uint8Array) => boolean }[]
 export function sniffImage(bytes: Uint8Array): ImageHeader {
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return jpegHeader(bytes);
   if (PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return pngHeader(bytes);
+  if (ascii(bytes, 0, 4) === "RIFF" && ascii(bytes, 8, 4) === "WEBP") return webpHeader(bytes);
   const known = KNOWN_UNSUPPORTED.find((f) => f.matches(bytes));
   throw new ImageError(
     "unsupported_media_type",
-    known ? `${known.name} images are not supported. ${SUPPORTED}` : `The body is not a JPEG or PNG image. ${SUPPORTED}`,
+    known ? `${known.name} images are not supported. ${SUPPORTED}` : `The body is not a JPEG, PNG or WebP image. ${SUPPORTED}`,
   );
 }
 

@@ -1,5 +1,5 @@
 /**
- * A seeded, bounded fuzzer: mutated PNG, JPEG, JSON and multipart bodies sent through the Worker (SELF.fetch,
+ * A seeded, bounded fuzzer: mutated PNG, JPEG, WebP, JSON and multipart bodies sent through the Worker (SELF.fetch,
  * the real app, its default memory budget), 8 at a time. Every answer must be 2xx or 4xx with a JSON error
  * body, within a deadline; after each batch a good request must still get the right answer.
  * No tiny budget is injected, so 503 `overloaded` is a failure here too.
@@ -13,6 +13,7 @@
 import { env, SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { files } from "../fixtures/images";
+import { webpFiles } from "../fixtures/images/webp";
 import { hostileRequest, KNOWN_FAILING, MUST_REFUSE, type FuzzRequest } from "../support/fuzz-mutators";
 import { testPicture } from "../support/png";
 import { makeTinyPackage, mulberry32, publishToBucket } from "../support/tiny-package";
@@ -34,6 +35,7 @@ const fromBase64 = (b64: string): Uint8Array => Uint8Array.from(atob(b64), (c) =
 const BASES = {
   pngs: [1, 2, 3, 4, 5].map((seed) => testPicture(40, seed)).concat(["parity-rgb.png", "png-palette-trns.png", "png-rgb-interlaced.png"].map((f) => fromBase64(files[f]!))),
   jpegs: ["jpeg-baseline.jpg", "jpeg-progressive.jpg", "parity-scaled.jpg"].map((f) => fromBase64(files[f]!)),
+  webps: ["webp-lossy.webp", "webp-lossless-alpha.webp", "webp-lossy-alpha.webp", "parity-scaled.webp"].map((f) => fromBase64(webpFiles[f]!)),
 };
 
 interface Failure {
@@ -82,7 +84,7 @@ describe("hostile request bodies (seeded fuzzer)", () => {
   });
 
   it(
-    "answers every mutated PNG, JPEG, JSON and multipart body with 2xx or 4xx and a JSON error, in time, and still classifies a good image after each batch",
+    "answers every mutated PNG, JPEG, WebP, JSON and multipart body with 2xx or 4xx and a JSON error, in time, and still classifies a good image after each batch",
     async () => {
       console.log(`fuzz: seed ${SEED} (FUZZ_SEED=${SEED} to reproduce), ${CASES} cases, ${STRICT ? "strict: known-failing classes included" : `skipping known-failing classes: ${[...KNOWN_FAILING].join(", ") || "none"}`}`);
       const random = mulberry32(SEED);

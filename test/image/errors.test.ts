@@ -14,10 +14,9 @@ async function failure(bytes: Uint8Array): Promise<ImageError> {
   throw new Error("expected the image to be refused");
 }
 
-describe("an image that is not a JPEG or PNG is refused with 415", () => {
+describe("an image that is not a JPEG, PNG or WebP is refused with 415", () => {
   it.each([
-    ["image.webp", /WebP images are not supported. Send a JPEG or PNG image./],
-    ["image.gif", /GIF images are not supported/],
+    ["image.gif", /GIF images are not supported. Send a JPEG, PNG or WebP image./],
     ["image.bmp", /BMP images are not supported/],
   ])("%s", async (name, message) => {
     const error = await failure(fixture(name));
@@ -29,7 +28,7 @@ describe("an image that is not a JPEG or PNG is refused with 415", () => {
     for (const bytes of [new TextEncoder().encode("hello, world"), new Uint8Array(0)]) {
       const error = await failure(bytes);
       expect([error.status, error.code]).toEqual([415, "unsupported_media_type"]);
-      expect(error.message).toBe("The body is not a JPEG or PNG image. Send a JPEG or PNG image.");
+      expect(error.message).toBe("The body is not a JPEG, PNG or WebP image. Send a JPEG, PNG or WebP image.");
     }
   });
 });

@@ -3,6 +3,7 @@
  * a random source and returns a hostile request; its `kind` names the class of hole it probes, so a failure can
  * be reproduced (seed + case number) and a known-failing class switched off or on by name.
  * PNG: https://www.w3.org/TR/png-3/ (chunk layout, CRC). JPEG: ITU T.81 (markers, segment lengths).
+ * WebP: RFC 9649 (RIFF chunks, VP8X flags and canvas, VP8 and VP8L frame headers).
  */
 
 export type Random = () => number;
@@ -259,6 +260,52 @@ export const jpegMutators: Record<string, (jpeg: Uint8Array, random: Random) => 
 
 // ---------- JSON ----------
 
+// ---------- WebP ----------
+
+/** The first chunk after "RIFF", size, "WEBP": its id and where its payload starts. */
+function firstWebpChunk(webp: Uint8Array): { id: string; at: number } {
+  return { id: String.fromCharCode(...webp.subarray(12, 16)), at: 20 };
+}
+
+const setU32 = (bytes: Uint8Array, at: number, value: number): void => new DataView(bytes.buffer, bytes.byteOffset).setUint32(at, value >>> 0, true);
+
+/** WebP mutations: container sizes, frame header sizes, an animation flag, raw damage. */
+export const webpMutators: Record<string, (webp: Uint8Array, random: Random) => Uint8Array> = {
+  "webp-huge-dimensions": (webp, random) => {
+    const out = webp.slice();
+    const { id, at } = firstWebpChunk(out);
+    if (id === "VP8X") {
+      const w = pick(random, [0xffffff, 100_000, 16383]);
+      out.set([w & 255, (w >> 8) & 255, w >> 16, 0xff, 0xff, 0xff], at + 4); // canvas: side - 1, 24 bits each
+    } else if (id === "VP8L") {
+      setU32(out, at + 1, (out[at + 4]! & 0xf0) << 24 | 0x0fffffff); // 16384 x 16384, keeping alpha and version
+    } else {
+      out.set([0xff, 0x3f, 0xff, 0x3f], at + 6); // 16383 x 16383
+    }
+    return out;
+  },
+  "webp-riff-size-lie": (webp, random) => {
+    const out = webp.slice();
+    setU32(out, 4, pick(random, [0, 4, 12, webp.length, 0xffffffff, webp.length - 8 - 1 - int(random, 64)]));
+    return out;
+  },
+  "webp-chunk-size-lie": (webp, random) => {
+    const out = webp.slice();
+    setU32(out, 16, pick(random, [0, 1, 9, 0xffffffff, webp.length, int(random, webp.length)]));
+    return out;
+  },
+  /** A VP8X header with the animation flag (and no ANIM chunk) in front of the still image. */
+  "webp-animation-flag": (webp) => {
+    const vp8x = concat([ascii("VP8X"), Uint8Array.from([10, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0])]);
+    const body = concat([ascii("WEBP"), vp8x, webp.subarray(12)]);
+    const out = concat([ascii("RIFF"), new Uint8Array(4), body]);
+    setU32(out, 4, body.length);
+    return out;
+  },
+  "webp-truncated": truncate,
+  "webp-bit-flips": (webp, random) => flipBits(webp, random, 12),
+};
+
 export function jsonMutations(image: Uint8Array, random: Random, toBase64: (b: Uint8Array) => string): Record<string, () => string> {
   const bytes = () => [...image];
   return {
@@ -350,6 +397,8 @@ export const MUST_REFUSE = new Set([
   "png-plte-after-idat",
   "png-huge-dimensions",
   "png-no-idat",
+  "webp-huge-dimensions",
+  "webp-animation-flag",
   "json-deep-nesting",
   "json-deep-object",
   "json-huge-numbers",
@@ -385,15 +434,22 @@ function toBase64(bytes: Uint8Array): string {
  * One hostile request: a valid PNG or JPEG from `bases`, mutated in one of the ways above, in one of the request
  * forms. Images mutated inside a multipart body skip the KNOWN_FAILING classes unless `strict`.
  */
-export function hostileRequest(random: Random, bases: { pngs: Uint8Array[]; jpegs: Uint8Array[] }, strict = false): FuzzRequest {
+export function hostileRequest(random: Random, bases: { pngs: Uint8Array[]; jpegs: Uint8Array[]; webps?: Uint8Array[] }, strict = false): FuzzRequest {
   const { pngs, jpegs } = bases;
+  const webps = bases.webps ?? [];
   const anyImage = () => (random() < 0.5 ? pick(random, pngs) : pick(random, jpegs));
   const mutateAny = (bytes: Uint8Array): Uint8Array => {
     const isPng = bytes[0] === 0x89;
     const mutators = Object.entries(isPng ? pngMutators : jpegMutators).filter(([kind]) => strict || !KNOWN_FAILING.has(kind));
     return pick(random, mutators)[1](bytes, random);
   };
-  const family = pick(random, ["png", "png", "jpeg", "jpeg", "json", "multipart", "content-type"] as const);
+  // WebP only when the caller gives WebP bases (bench/soak.mjs gives none: its sequence stays as it was).
+  const families = ["png", "png", "jpeg", "jpeg", "json", "multipart", "content-type", ...(webps.length ? (["webp", "webp"] as const) : [])] as const;
+  const family = pick(random, families);
+  if (family === "webp") {
+    const [kind, mutate] = pick(random, Object.entries(webpMutators).filter(([k]) => strict || !KNOWN_FAILING.has(k)));
+    return { kind, contentType: "image/webp", body: mutate(pick(random, webps), random) };
+  }
   if (family === "png") {
     const [kind, mutate] = pick(random, Object.entries(pngMutators));
     return { kind, contentType: "image/png", body: mutate(pick(random, pngs), random) };

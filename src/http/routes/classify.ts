@@ -32,7 +32,7 @@ export const classifyRoute = createRoute({
     body: {
       required: true,
       content: {
-        "image/*": { schema: z.string().openapi({ format: "binary", description: "The image file itself (JPEG or PNG)." }) },
+        "image/*": { schema: z.string().openapi({ format: "binary", description: "The image file itself (JPEG, PNG or WebP)." }) },
         "multipart/form-data": { schema: classifyFormSchema },
         "application/json": { schema: classifyJsonSchema },
       },
@@ -53,7 +53,7 @@ export const classifyRoute = createRoute({
     400: errors("Malformed request: bad top_k, JSON, byte values or base64, no image."),
     ...unauthorizedResponse,
     413: errors("Body, batch, image size or the memory decoding it needs over its limit."),
-    415: errors("Not a supported image type (JPEG, PNG)."),
+    415: errors("Not a supported image type (JPEG, PNG, WebP; animated WebP is refused)."),
     422: errors("An image that cannot be decoded."),
     ...rateLimitedResponse,
     503: errors("The model cannot be served right now, or the server is out of memory for more requests (`overloaded`); see Retry-After."),

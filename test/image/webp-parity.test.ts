@@ -1,0 +1,33 @@
+import { expect, it } from "vitest";
+import { prepareImage } from "../../src/image";
+import { float32, maxAbsDiff } from "./fixtures";
+import { webpFixture, webpParity } from "./webp-fixtures";
+
+// The reference is training's arithmetic on Pillow's full-size decode: torch resizes (bilinear, antialias)
+// the uint8 pixels, crops and normalises (scripts/make_webp_fixtures.py). The Worker decodes scaled to twice
+// the resize (libwebp's rescaler averages the source pixels) and resizes that: a different downscaling
+// path, so the differences concentrate at sharp edges. Tolerances are on normalised values (one 8-bit
+// level is ~0.017 at ImageNet's std); measured values are printed and noted.
+const tolerance: Record<string, { max: number; mean: number }> = {
+  // 600x400 lossy, decoded at 192x128 for a 64 px resize (measured 2.3e-1 max, 1.4e-2 mean; the JPEG
+  // equivalent, parity-scaled.jpg, measured 9.6e-2 max)
+  "parity-scaled.webp": { max: 0.3, mean: 0.02 },
+  // 2400x1600 (3.8 MP) lossy, decoded at 384x256 for a 128 px resize (measured 6.4e-2 max, 8.2e-3 mean)
+  "parity-large.webp": { max: 0.15, mean: 0.015 },
+  // 150x100 lossless with alpha over (255, 128, 0), decoded at 120x80 for a 40 px resize: libwebp scales
+  // premultiplied colours and un-premultiplies them to 8 bits (coarse where alpha is low), Pillow
+  // composites at full size first (measured 1.2e-1 max, 1.1e-2 mean)
+  "parity-lossless-alpha.webp": { max: 0.25, mean: 0.02 },
+};
+
+it.each(Object.keys(tolerance))("%s is preprocessed as training preprocesses Pillow's full decode", async (name) => {
+  const { preprocess, input, expected } = webpParity[name]!;
+  const result = await prepareImage(webpFixture(name), preprocess, input);
+  const reference = float32(expected);
+  const diffs = Array.from(result.tensor, (v, i) => Math.abs(v - reference[i]!));
+  const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+  console.log(`${name}: max |ours - torch| = ${maxAbsDiff(result.tensor, reference).toExponential(2)}, mean ${mean.toExponential(2)}`);
+  expect(result.tensor.length).toBe(input.height * input.width * input.channels);
+  expect(maxAbsDiff(result.tensor, reference)).toBeLessThanOrEqual(tolerance[name]!.max);
+  expect(mean).toBeLessThanOrEqual(tolerance[name]!.mean);
+});
