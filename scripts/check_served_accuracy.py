@@ -1,15 +1,16 @@
 r"""Check a running Worker's answers against its manifest: a seeded sample of Fashion-MNIST test images, each
-sent in four encodings, and the top-1 of each encoding compared with the package's own int8 top-1.
+sent in five encodings, and the top-1 of each encoding compared with the package's own int8 top-1.
 
   npm start                                   # in one terminal
   /usr/bin/python3 scripts/check_served_accuracy.py --count 400   # in another
 
-The four encodings (what a client may send for the same picture; each takes another path through the
+The five encodings (what a client may send for the same picture; each takes another path through the
 Worker's image pipeline):
   png             the 28x28 grey test image as a PNG, as the dataset holds it (the training path exactly)
   png-rgb-224     upscaled to 224x224 RGB (bilinear) as a PNG: RGB-to-grey and a downscaling resize
   jpeg            the 28x28 grey image as a baseline JPEG, quality 95
   jpeg-rgb-448    upscaled to 448x448 RGB as a JPEG, quality 90: decoded at a reduced DCT scale
+  webp-rgb-448    the same as a lossy WebP, quality 90: libwebp scales it while it decodes
 Images go as multipart batches of 8 (the API's batch limit), so the sample needs few requests; a 429 is
 waited out as its Retry-After says. The test images were never trained on (Fashion-MNIST's own split).
 
@@ -52,12 +53,14 @@ def encode(img: np.ndarray, kind: str) -> tuple:
         pil.save(out, format="JPEG", quality=95)
     elif kind == "jpeg-rgb-448":
         pil.convert("RGB").resize((448, 448), Image.BILINEAR).save(out, format="JPEG", quality=90)
+    elif kind == "webp-rgb-448":
+        pil.convert("RGB").resize((448, 448), Image.BILINEAR).save(out, format="WEBP", quality=90)
     else:
         raise ValueError(kind)
-    return out.getvalue(), "image/png" if kind.startswith("png") else "image/jpeg"
+    return out.getvalue(), "image/" + kind.split("-")[0]
 
 
-ENCODINGS = ("png", "png-rgb-224", "jpeg", "jpeg-rgb-448")
+ENCODINGS = ("png", "png-rgb-224", "jpeg", "jpeg-rgb-448", "webp-rgb-448")
 
 
 def multipart(parts: list) -> tuple:
