@@ -40,10 +40,9 @@ def float_reference(layers, x):
     return x
 
 
-# Measured: 0.88% for v3, 1.18% for v4 (trained with BatchNorm, folded into the weights: its channels' ranges
-# differ more, and each conv's input is rounded to 7 bits per tensor). The int8 convolutions issue asks for
-# 1%; v4 misses it, so the bound here is what the served model holds, not the goal.
-ERROR_BOUND = 0.015
+# The int8 convolutions issue's goal. Measured: v5 (min-max coded input) 0.89% on 800 other test images; v4
+# (input coded symmetrically in max|x|) 1.18%, v3 0.88%.
+ERROR_BOUND = 0.01
 
 
 def test_the_default_models_int8_logits_stay_close_to_the_float_network_on_test_images():
