@@ -2,7 +2,7 @@ r"""Train an AlexNet-family model and export it as an alexnet-edge model package
 
 Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository root:
 
-  # the default model: paper AlexNet on Fashion-MNIST, CPU, reduced input size, package into model/
+  # the default model's first cycle (v4): paper AlexNet on Fashion-MNIST, CPU, reduced input size
   nice -n 5 /usr/bin/python3 scripts/train.py --input-size 64 --epochs 20 --batch-norm --lr 0.05 --schedule cosine \
       --warmup-epochs 0.5 --label-smoothing 0.1 --out runs/fmnist-64-v4 --export-dir model/alexnet-fmnist-64-v4
 
