@@ -5,10 +5,10 @@ import { jpegDecodeSide, jpegDecoderBytes } from "../../src/image/cost";
 import { decodeJpeg } from "../../src/image/jpeg";
 import type { JpegHeader, PngHeader } from "../../src/image/sniff";
 import { sniffImage } from "../../src/image/sniff";
-import type { Preprocess } from "../../src/model/manifest";
 import { files } from "../fixtures/images";
 import { memoryFixtures } from "../fixtures/images/memory";
 import { fixture } from "./fixtures";
+import { imagenetInput, imagenetPreprocess } from "../support/imagenet-preprocess";
 
 function fromBase64(text: string): Uint8Array {
   const binary = atob(text);
@@ -23,16 +23,8 @@ const decodable = [
   ...Object.entries(memoryFixtures).map(([name, text]) => [name, fromBase64(text)] as const),
 ];
 
-const alexnet: Preprocess = {
-  color: "rgb",
-  background: [0, 0, 0],
-  resize: { shorter_side: 256, filter: "bilinear" },
-  crop: { mode: "center", height: 224, width: 224 },
-  scale: 255,
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-};
-const alexnetInput = { height: 224, width: 224, channels: 3 };
+const alexnet = imagenetPreprocess;
+const alexnetInput = imagenetInput;
 
 describe("the JPEG decoder's memory, computed from the header, is never under the real one", () => {
   for (const shorterSide of [64, 224, 256]) {

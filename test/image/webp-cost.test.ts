@@ -4,23 +4,15 @@ import { imageWorkingBytes } from "../../src/image";
 import { webpDecoderBytes } from "../../src/image/cost";
 import { sniffImage, type WebpHeader } from "../../src/image/sniff";
 import { decodeWebp, webpDecodeSize } from "../../src/image/webp";
-import type { Preprocess } from "../../src/model/manifest";
 import { webpFiles } from "../fixtures/images/webp";
 import { webpFixture } from "./webp-fixtures";
+import { imagenetInput, imagenetPreprocess } from "../support/imagenet-preprocess";
 
 /** Every WebP fixture the decoder accepts: each kind, photos, the 12 MP one, wide and tall shapes. */
 const decodable = Object.keys(webpFiles).filter((name) => !/corrupt|truncated|forged|animated|no-image/.test(name));
 
-const alexnet: Preprocess = {
-  color: "rgb",
-  background: [0, 0, 0],
-  resize: { shorter_side: 256, filter: "bilinear" },
-  crop: { mode: "center", height: 224, width: 224 },
-  scale: 255,
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-};
-const alexnetInput = { height: 224, width: 224, channels: 3 };
+const alexnet = imagenetPreprocess;
+const alexnetInput = imagenetInput;
 
 describe("the WebP decoder's memory, computed from the header, is never under the real one", () => {
   for (const shorterSide of [32, 128, 512]) {
