@@ -1,6 +1,6 @@
 """Write the images `npm run bench:memory` sends: every input form at its limit (never committed).
 
-  /usr/bin/python3 bench/make_memory_inputs.py OUT_DIR --baseline-pixels N --progressive-pixels N --png-pixels N --image-bytes N
+  /usr/bin/python3 bench/make_memory_inputs.py OUT_DIR --baseline-pixels N --progressive-pixels N --png-pixels N --image-bytes N --webp-pixels N --webp-lossless-pixels N --webp-alpha-pixels N
 
 The limits come from src/config.ts (bench/memory.mjs reads them there and passes them in). Pictures are a
 real photograph (samples/photos/chelsea.jpg, scikit-image, public domain) scaled up, with grain added so the
@@ -12,6 +12,9 @@ user sends. Files:
   wide.jpg              65000x240 baseline: under the pixel limit, but DCT scaling cannot bring it near 224
   png-max.png           a PNG at its pixel limit, RGB
   png-double-ihdr.png   hostile: a 1x1 IHDR first, then a second IHDR of 8000x8000 whose IDAT matches it
+  webp-max.webp         a lossy WebP at its pixel limit, within the image file limit
+  webp-lossless-max.webp a lossless WebP at its pixel limit
+  webp-alpha-max.webp   a lossy WebP with alpha at its pixel limit
 """
 import argparse
 import io
@@ -72,6 +75,9 @@ def main() -> None:
     p.add_argument("--progressive-pixels", type=int, required=True, help="MAX_PROGRESSIVE_JPEG_PIXELS")
     p.add_argument("--png-pixels", type=int, required=True, help="MAX_PNG_PIXELS")
     p.add_argument("--image-bytes", type=int, required=True, help="MAX_IMAGE_BYTES: the largest image file, in any form")
+    p.add_argument("--webp-pixels", type=int, required=True, help="MAX_WEBP_PIXELS (lossy)")
+    p.add_argument("--webp-lossless-pixels", type=int, required=True, help="MAX_WEBP_LOSSLESS_PIXELS")
+    p.add_argument("--webp-alpha-pixels", type=int, required=True, help="MAX_WEBP_ALPHA_PIXELS (lossy with alpha)")
     a = p.parse_args()
     out = a.out
     os.makedirs(out, exist_ok=True)
@@ -87,6 +93,27 @@ def main() -> None:
     with open(os.path.join(out, "png-double-ihdr.png"), "wb") as f:
         f.write(double_ihdr_png(8000, 8000))
     print(f"  png-double-ihdr.png: 1x1 then 8000x8000, {os.path.getsize(os.path.join(out, 'png-double-ihdr.png')) / 1e6:.2f} MB")
+    # WebP at each of its three limits; lossy ones at the highest of a few qualities that fits the file limit
+    # (a 16 MP WebP takes seconds to encode, so not every quality is tried)
+    w, h = side(a.webp_pixels, 3 / 2)
+    save_webp(photo(w, h, 8, 6), os.path.join(out, "webp-max.webp"), a.image_bytes)
+    w, h = side(a.webp_lossless_pixels, 1)
+    save(photo(w, h, 4, 7), os.path.join(out, "webp-lossless-max.webp"), format="WEBP", lossless=True)
+    w, h = side(a.webp_alpha_pixels, 4 / 3)
+    rgba = photo(w, h, 8, 8).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize((w, h)))
+    save_webp(rgba, os.path.join(out, "webp-alpha-max.webp"), a.image_bytes)
+
+
+def save_webp(image: Image.Image, path: str, max_bytes: int) -> None:
+    for quality in (90, 75, 60, 45):
+        buffer = io.BytesIO()
+        image.save(buffer, format="WEBP", quality=quality)
+        if buffer.tell() <= max_bytes:
+            break
+    with open(path, "wb") as f:
+        f.write(buffer.getvalue())
+    print(f"  {os.path.basename(path)}: {image.width}x{image.height} {image.mode}, quality {quality}, {buffer.tell() / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@
  *   2. idle with the model loaded;
  *   3. every input form at its limit (src/config.ts), one request at a time and 8 at once: raw JPEG (largest
  *      baseline, largest progressive, 65000x240), PNG at its pixel limit, a hostile PNG (1x1 IHDR, then an
- *      8000x8000 one), Workers AI's JSON byte array of a 5 MB photo, base64 JSON, a multipart batch of 8.
+ *      8000x8000 one), lossy, lossless and alpha WebP, Workers AI's JSON byte array of a 5 MB photo, base64
+ *      JSON, a multipart batch of 8.
  * Before each phase a forced GC (HeapProfiler.collectGarbage, nudged by a /healthz); during it the inspector's
  * Runtime.getHeapUsage is sampled every 25 ms and /readyz's `memory` (wasm memories, ledger) every 100 ms.
  * A row's total = peak(usedSize + backingStorageSize) + the model's wasm memories + the largest decoder wasm
@@ -25,7 +26,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { MAX_IMAGE_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../src/config.ts";
+import { MAX_IMAGE_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS, MAX_WEBP_ALPHA_PIXELS, MAX_WEBP_LOSSLESS_PIXELS, MAX_WEBP_PIXELS } from "../src/config.ts";
 import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 import { connectInspector, startHeapSampler } from "../scripts/lib/inspector.mjs";
 import { parseCli } from "../scripts/lib/cli.mjs";
@@ -53,10 +54,11 @@ const inputsDir = join(root, "bench/.inputs");
 const stateDir = join(root, "bench/.state/memory");
 
 function ensureInputs() {
-  if (existsSync(join(inputsDir, "png-double-ihdr.png"))) return;
+  if (existsSync(join(inputsDir, "webp-alpha-max.webp"))) return; // the last one written
   log("generating the benchmark images into bench/.inputs (once, ~30 s) ...");
   const args = ["bench/make_memory_inputs.py", inputsDir];
   args.push("--baseline-pixels", String(MAX_JPEG_PIXELS), "--progressive-pixels", String(MAX_PROGRESSIVE_JPEG_PIXELS), "--png-pixels", String(MAX_PNG_PIXELS), "--image-bytes", String(MAX_IMAGE_BYTES));
+  args.push("--webp-pixels", String(MAX_WEBP_PIXELS), "--webp-lossless-pixels", String(MAX_WEBP_LOSSLESS_PIXELS), "--webp-alpha-pixels", String(MAX_WEBP_ALPHA_PIXELS));
   execFileSync("sh", ["scripts/python.sh", ...args], { cwd: root, stdio: ["ignore", json ? process.stderr : "inherit", "inherit"] });
 }
 
@@ -79,6 +81,7 @@ function phases() {
   const p = file("png-max.png");
   const w = file("wide.jpg");
   const hostile = file("png-double-ihdr.png");
+  const [wl, wll, wa] = ["webp-max.webp", "webp-lossless-max.webp", "webp-alpha-max.webp"].map(file);
   return [
     { name: "jpeg-baseline", note: `largest baseline JPEG, ${mb(b.length)}`, init: raw("image/jpeg", b) },
     { name: "jpeg-progressive", note: `largest progressive JPEG, ${mb(progressive.length)}`, init: raw("image/jpeg", progressive) },
@@ -87,6 +90,9 @@ function phases() {
     { name: "png-double-ihdr", note: "hostile PNG: IHDR 1x1, then 8000x8000", init: raw("image/png", hostile), concurrency: [1] },
     { name: "json-array", note: `{"image":[...]} of a ${mb(photo.length)} photo, body ${mb(arrayBody.length)}`, init: raw("application/json", arrayBody) },
     { name: "json-base64", note: `{"image":"<base64>"}, body ${mb(base64Body.length)}`, init: raw("application/json", base64Body) },
+    { name: "webp-lossy", note: `lossy WebP at its pixel limit, ${mb(wl.length)}`, init: raw("image/webp", wl) },
+    { name: "webp-lossless", note: `lossless WebP at its pixel limit, ${mb(wll.length)}`, init: raw("image/webp", wll) },
+    { name: "webp-alpha", note: `lossy WebP with alpha at its pixel limit, ${mb(wa.length)}`, init: raw("image/webp", wa) },
     { name: "multipart-8", note: `8 progressive JPEGs in one form, ${mb(8 * progressive.length)}`, init: multipart },
   ];
 }
