@@ -1,18 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { ImageError, decoderMemoryPeakBytes, prepareImage, resetDecoderMemoryPeak } from "../../src/image";
-import { fixture, identity, maxAbsDiff, pillowPixels } from "./fixtures";
+import { decoderMemoryPeakBytes, prepareImage, resetDecoderMemoryPeak } from "../../src/image";
+import { fixture, identity, maxAbsDiff, pillowPixels, refusal } from "./fixtures";
 
 const { preprocess, input } = identity(32, 48);
 
-async function failure(bytes: Uint8Array): Promise<ImageError> {
-  try {
-    await prepareImage(bytes, preprocess, input);
-  } catch (error) {
-    if (error instanceof ImageError) return error;
-    throw new Error(`expected an ImageError, got ${String(error)}`, { cause: error });
-  }
-  throw new Error("expected the image to be refused");
-}
+const failure = (bytes: Uint8Array) => refusal(bytes, preprocess, input);
 
 describe("an image that is not a JPEG, PNG or WebP is refused with 415", () => {
   it.each([

@@ -1,4 +1,6 @@
 /** Access to the generated fixtures (test/fixtures/images, written by scripts/make_image_fixtures.py). */
+import { expect } from "vitest";
+import { ImageError, prepareImage } from "../../src/image";
 import type { InputShape, Preprocess } from "../../src/model/manifest";
 import { BACKGROUND, decoded, files, parity } from "../fixtures/images";
 
@@ -51,4 +53,31 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let max = 0;
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
   return max;
+}
+
+/** The ImageError that prepareImage refuses `bytes` with; fails the test if it is accepted or throws another error. */
+export async function refusal(bytes: Uint8Array, preprocess: Preprocess, input: InputShape): Promise<ImageError> {
+  try {
+    await prepareImage(bytes, preprocess, input);
+  } catch (error) {
+    if (error instanceof ImageError) return error;
+    throw new Error(`expected an ImageError, got ${String(error)}`, { cause: error });
+  }
+  throw new Error("expected the image to be refused");
+}
+
+/**
+ * Runs `bytes` through the pipeline and checks its input tensor against training's (`expected`, base64 f32) within
+ * `tolerance` on normalised values, largest and mean difference; prints both, since the tests note measured values.
+ */
+export async function expectParity(name: string, bytes: Uint8Array, reference: { preprocess: Preprocess; input: InputShape; expected: string }, tolerance: { max: number; mean: number }): Promise<void> {
+  const { preprocess, input } = reference;
+  const result = await prepareImage(bytes, preprocess, input);
+  const expected = float32(reference.expected);
+  const diffs = Array.from(result.tensor, (v, i) => Math.abs(v - expected[i]!));
+  const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+  console.log(`${name}: max |ours - torch| = ${maxAbsDiff(result.tensor, expected).toExponential(2)}, mean ${mean.toExponential(2)}`);
+  expect(result.tensor.length).toBe(input.height * input.width * input.channels);
+  expect(maxAbsDiff(result.tensor, expected)).toBeLessThanOrEqual(tolerance.max);
+  expect(mean).toBeLessThanOrEqual(tolerance.mean);
 }

@@ -1,6 +1,5 @@
-import { expect, it } from "vitest";
-import { prepareImage } from "../../src/image";
-import { fixture, float32, maxAbsDiff, parity } from "./fixtures";
+import { it } from "vitest";
+import { expectParity, fixture, parity } from "./fixtures";
 
 // The reference is training's arithmetic: Pillow decodes the file, torch resizes (F.interpolate bilinear,
 // antialias=True) the uint8 pixels as float, crops and normalises (scripts/make_image_fixtures.py).
@@ -15,13 +14,5 @@ const tolerance: Record<string, { max: number; mean: number }> = {
 };
 
 it.each(Object.keys(tolerance))("%s is preprocessed as training preprocesses it", async (name) => {
-  const { preprocess, input, expected } = parity[name]!;
-  const result = await prepareImage(fixture(name), preprocess, input);
-  const reference = float32(expected);
-  const diffs = Array.from(result.tensor, (v, i) => Math.abs(v - reference[i]!));
-  const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
-  console.log(`${name}: max |ours - torch| = ${maxAbsDiff(result.tensor, reference).toExponential(2)}, mean ${mean.toExponential(2)}`);
-  expect(result.tensor.length).toBe(input.height * input.width * input.channels);
-  expect(maxAbsDiff(result.tensor, reference)).toBeLessThanOrEqual(tolerance[name]!.max);
-  expect(mean).toBeLessThanOrEqual(tolerance[name]!.mean);
+  await expectParity(name, fixture(name), parity[name]!, tolerance[name]!);
 });

@@ -1,6 +1,5 @@
-import { expect, it } from "vitest";
-import { prepareImage } from "../../src/image";
-import { float32, maxAbsDiff } from "./fixtures";
+import { it } from "vitest";
+import { expectParity } from "./fixtures";
 import { webpFixture, webpParity } from "./webp-fixtures";
 
 // The reference is training's arithmetic on Pillow's full-size decode: torch resizes (bilinear, antialias)
@@ -21,13 +20,5 @@ const tolerance: Record<string, { max: number; mean: number }> = {
 };
 
 it.each(Object.keys(tolerance))("%s is preprocessed as training preprocesses Pillow's full decode", async (name) => {
-  const { preprocess, input, expected } = webpParity[name]!;
-  const result = await prepareImage(webpFixture(name), preprocess, input);
-  const reference = float32(expected);
-  const diffs = Array.from(result.tensor, (v, i) => Math.abs(v - reference[i]!));
-  const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
-  console.log(`${name}: max |ours - torch| = ${maxAbsDiff(result.tensor, reference).toExponential(2)}, mean ${mean.toExponential(2)}`);
-  expect(result.tensor.length).toBe(input.height * input.width * input.channels);
-  expect(maxAbsDiff(result.tensor, reference)).toBeLessThanOrEqual(tolerance[name]!.max);
-  expect(mean).toBeLessThanOrEqual(tolerance[name]!.mean);
+  await expectParity(name, webpFixture(name), webpParity[name]!, tolerance[name]!);
 });

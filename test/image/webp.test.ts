@@ -1,22 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { MAX_WEBP_LOSSLESS_PIXELS, MAX_WEBP_PIXELS } from "../../src/config";
-import { decoderMemoryBytes, decoderMemoryPeakBytes, ImageError, prepareImage, resetDecoderMemoryPeak } from "../../src/image";
+import { decoderMemoryBytes, decoderMemoryPeakBytes, prepareImage, resetDecoderMemoryPeak } from "../../src/image";
 import { sniffImage } from "../../src/image/sniff";
 import { decodeWebp, webpDecodeSize } from "../../src/image/webp";
-import { fixture, identity, maxAbsDiff } from "./fixtures";
+import { fixture, identity, maxAbsDiff, refusal } from "./fixtures";
 import { webpFixture, webpPillowPixels } from "./webp-fixtures";
 
 const { preprocess, input } = identity(32, 48); // no resize: the decoded pixels themselves
 
-async function failure(bytes: Uint8Array): Promise<ImageError> {
-  try {
-    await prepareImage(bytes, preprocess, input);
-  } catch (error) {
-    if (error instanceof ImageError) return error;
-    throw new Error(`expected an ImageError, got ${String(error)}`, { cause: error });
-  }
-  throw new Error("expected the image to be refused");
-}
+const failure = (bytes: Uint8Array) => refusal(bytes, preprocess, input);
 
 describe("the WebP header gives the kind and size before decoding", () => {
   it.each([
