@@ -25,7 +25,7 @@ export const MAX_JPEG_PIXELS = 16_000_000;
  * a larger intermediate raster: 1000x750 instead of 500x375 for a 12 MP photo and a 256 px resize.
  * WebPs use the same factor: libwebp scales to exactly this shorter side (src/image/webp.ts).
  */
-export const JPEG_DECODE_OVERSAMPLING = 2;
+export const DECODE_OVERSAMPLING = 2;
 
 /**
  * Largest progressive JPEG accepted. libjpeg keeps all its DCT coefficients while decoding, at any

@@ -16,7 +16,7 @@
  * Then, for all, preprocessing (src/image/preprocess.ts): grey conversion, the resize's filter taps, its
  * horizontal pass over the source rows the crop needs, its output, and the input tensor.
  */
-import { JPEG_DECODE_OVERSAMPLING } from "../config";
+import { DECODE_OVERSAMPLING } from "../config";
 import type { InputShape, Preprocess } from "../model/manifest";
 import { dctScale } from "./jpeg";
 import { INFLATE_PIECE_BYTES } from "./png";
@@ -86,7 +86,7 @@ export function imageWorkingBytes(header: ImageHeader, preprocess: Preprocess, i
   return imageCost(header, preprocess, input, decodeSide).total;
 }
 
-/** `decodeSide`: the shorter side a JPEG or WebP is decoded to at least (jpegDecodeSide). */
+/** `decodeSide`: the shorter side a JPEG or WebP is decoded to at least (scaledDecodeSide). */
 export function imageCost(header: ImageHeader, preprocess: Preprocess, input: InputShape, decodeSide = preprocess.resize.shorter_side): ImageCost {
   const { decoderBytes, rasterBytes, raster } =
     header.type === "jpeg" ? jpegCost(header, decodeSide) : header.type === "webp" ? webpCost(header, decodeSide) : pngCost(header);
@@ -96,12 +96,12 @@ export function imageCost(header: ImageHeader, preprocess: Preprocess, input: In
 
 /**
  * The shorter side a JPEG or WebP is decoded to at least (DCT scaling picks the smallest n/8 that reaches it;
- * libwebp scales to it exactly): JPEG_DECODE_OVERSAMPLING times the resize, the closer match to training's
+ * libwebp scales to it exactly): DECODE_OVERSAMPLING times the resize, the closer match to training's
  * full decode, when that fits MAX_IMAGE_WORKING_BYTES; else the resize itself, which halves the raster (the
  * top-1 was the same either way, measured on JPEGs).
  */
-export function jpegDecodeSide(header: ImageHeader, preprocess: Preprocess, input: InputShape, maxBytes: number): number {
-  const oversampled = JPEG_DECODE_OVERSAMPLING * preprocess.resize.shorter_side;
+export function scaledDecodeSide(header: ImageHeader, preprocess: Preprocess, input: InputShape, maxBytes: number): number {
+  const oversampled = DECODE_OVERSAMPLING * preprocess.resize.shorter_side;
   if (header.type === "png" || imageWorkingBytes(header, preprocess, input, oversampled) <= maxBytes) return oversampled;
   return preprocess.resize.shorter_side;
 }

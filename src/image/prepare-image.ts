@@ -5,7 +5,7 @@
  */
 import { MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS, MAX_WEBP_ALPHA_PIXELS, MAX_WEBP_LOSSLESS_PIXELS, MAX_WEBP_PIXELS } from "../config";
 import type { InputShape, Preprocess } from "../model/manifest";
-import { imageWorkingBytes, jpegDecodeSide, webpDecoderBytes } from "./cost";
+import { imageWorkingBytes, scaledDecodeSide, webpDecoderBytes } from "./cost";
 import { ImageError } from "./errors";
 import { decodeJpeg } from "./jpeg";
 import { applyOrientation, readJpegOrientation, swapsAxes } from "./orientation";
@@ -19,7 +19,7 @@ export interface ImagePlan {
   header: ImageHeader;
   /** What decoding and preprocessing will hold at most (src/image/cost.ts), to reserve before decoding. */
   workingBytes: number;
-  /** JPEG and WebP: the shorter side to decode to at least (src/image/cost.ts, jpegDecodeSide). */
+  /** JPEG and WebP: the shorter side to decode to at least (src/image/cost.ts, scaledDecodeSide). */
   decodeSide: number;
 }
 
@@ -34,7 +34,7 @@ export interface PreparedImage {
 export function planImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape): ImagePlan {
   const header = sniffImage(bytes);
   refuseOverLimit(header);
-  const decodeSide = jpegDecodeSide(header, preprocess, input, MAX_IMAGE_WORKING_BYTES);
+  const decodeSide = scaledDecodeSide(header, preprocess, input, MAX_IMAGE_WORKING_BYTES);
   const workingBytes = imageWorkingBytes(header, preprocess, input, decodeSide);
   if (workingBytes > MAX_IMAGE_WORKING_BYTES) {
     const { width, height } = header;

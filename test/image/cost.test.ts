@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MAX_IMAGE_BYTES, MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../../src/config";
 import { decoderMemoryPeakBytes, ImageError, imageWorkingBytes, prepareImage, resetDecoderMemoryPeak } from "../../src/image";
-import { jpegDecodeSide, jpegDecoderBytes } from "../../src/image/cost";
+import { jpegDecoderBytes, scaledDecodeSide } from "../../src/image/cost";
 import { decodeJpeg } from "../../src/image/jpeg";
 import type { JpegHeader, PngHeader } from "../../src/image/sniff";
 import { sniffImage } from "../../src/image/sniff";
@@ -107,13 +107,13 @@ describe("a JPEG is decoded at twice the resize when that fits, else at the resi
   });
 
   it("a 1 MP photo of 300 KB is decoded to at least twice the resize", () => {
-    expect(jpegDecodeSide(header(1280, 960, 300_000), alexnet, alexnetInput, MAX_IMAGE_WORKING_BYTES)).toBe(2 * alexnet.resize.shorter_side);
+    expect(scaledDecodeSide(header(1280, 960, 300_000), alexnet, alexnetInput, MAX_IMAGE_WORKING_BYTES)).toBe(2 * alexnet.resize.shorter_side);
   });
 
   it("a 16 MP photo, whose 2x raster would not fit, is decoded to the resize and fits", () => {
     const big = header(4618, 3464, MAX_IMAGE_BYTES);
     expect(imageWorkingBytes(big, alexnet, alexnetInput, 2 * alexnet.resize.shorter_side)).toBeGreaterThan(MAX_IMAGE_WORKING_BYTES);
-    const side = jpegDecodeSide(big, alexnet, alexnetInput, MAX_IMAGE_WORKING_BYTES);
+    const side = scaledDecodeSide(big, alexnet, alexnetInput, MAX_IMAGE_WORKING_BYTES);
     expect(side).toBe(alexnet.resize.shorter_side);
     expect(imageWorkingBytes(big, alexnet, alexnetInput, side)).toBeLessThanOrEqual(MAX_IMAGE_WORKING_BYTES);
   });

@@ -8,7 +8,7 @@ const tolerance: Record<string, { max: number; mean: number }> = {
   "parity-rgb.png": { max: 1e-4, mean: 1e-5 }, // same pixels: float rounding only (measured 4.8e-6 max)
   "parity-rgba.png": { max: 1e-4, mean: 1e-5 }, // alpha over (255, 128, 0) as Pillow composites
   "parity-gray.jpg": { max: 1e-4, mean: 1e-5 }, // full-size JPEG decode: libjpeg-turbo matches Pillow's
-  // DCT-scaled decode (at >= 2x the resize size: JPEG_DECODE_OVERSAMPLING) against Pillow's full 600x400
+  // DCT-scaled decode (at >= 2x the resize size: DECODE_OVERSAMPLING) against Pillow's full 600x400
   // decode: a different downscaling filter, so differences concentrate at sharp edges (measured 9.6e-2 max).
   "parity-scaled.jpg": { max: 0.25, mean: 0.02 },
 };
