@@ -98,12 +98,14 @@ def unfold_batch_norm(model: nn.Module, images: torch.Tensor) -> int:
     from these by sampling noise), and a second training cycle starts where the first ended.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    stats, hooks = {}, []
-    for bn in norms:  # a fresh BatchNorm in eval mode is x / sqrt(1 + eps): the inputs seen are the package's
-        def grab(mod, inp):
-            x = inp[0].transpose(0, 1).reshape(inp[0].shape[1], -1).double()  # channels first, all else flat
-            stats[mod] = (x.mean(1), x.var(1, unbiased=False))
-        hooks.append(bn.register_forward_pre_hook(grab))
+    stats = {}
+
+    def grab(mod, inp):
+        x = inp[0].transpose(0, 1).reshape(inp[0].shape[1], -1).double()  # channels first, all else flat
+        stats[mod] = (x.mean(1), x.var(1, unbiased=False))
+
+    # a fresh BatchNorm in eval mode is x / sqrt(1 + eps): the inputs it sees are the package's
+    hooks = [bn.register_forward_pre_hook(grab) for bn in norms]
     was_training = model.training
     for bn in norms:
         bn.reset_running_stats()

@@ -39,7 +39,7 @@ export interface PngHeader extends HeaderBase {
 export type { WebpHeader };
 export type ImageHeader = JpegHeader | PngHeader | WebpHeader;
 
-export const SUPPORTED = "Send a JPEG, PNG or WebP image.";
+const SUPPORTED = "Send a JPEG, PNG or WebP image.";
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 /** Formats people commonly send that we recognise, to name them in the 415 message. */
