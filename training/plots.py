@@ -7,7 +7,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5",
-           "epoch_seconds", "skipped", "test_skipped")
+           "epoch_seconds", "skipped", "test_skipped", "avg_test_top1")
 
 
 def write_metrics_csv(path, history):
@@ -26,6 +26,10 @@ def write_curves_png(path, history):
     b.plot(ep, [h["train_top1"] for h in history], "o-", label="train top-1")
     b.plot(ep, [h["test_top1"] for h in history], "o-", label="test top-1")
     b.plot(ep, [h["test_top5"] for h in history], "o-", label="test top-5")
+    averaged = [h for h in history if h.get("avg_test_top1") is not None]
+    if averaged:  # --swa-epochs: the running weight average, beside the iterate it is taken from
+        b.plot([h["epoch"] for h in averaged], [h["avg_test_top1"] for h in averaged], "s-",
+               label="test top-1, weight average")
     b.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (a, b):
         ax.grid(alpha=0.3)
