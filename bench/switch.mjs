@@ -4,7 +4,7 @@
  *                             [--seconds 150] [--max-requests 20000]
  *
  * A model switch under load, on loopback only: runs `wrangler dev` over a fresh local bucket (a temporary
- * directory, removed at the end), publishes the package in --model (default model/alexnet-fmnist-64-v5) with
+ * directory, removed at the end), publishes the package in --model (default model/alexnet-fmnist-64-v6) with
  * the project's publish code (scripts/lib/publish.mjs, over bench/local-bucket.mjs), then sends POST /v1/classify at --concurrency through
  * the publish of a copy of that package under a new id. Prints the failed requests (anything but 200), the
  * answers by model, any answer from the old model after the first from the new one, and latency p50/p99/max
@@ -14,7 +14,7 @@
  *   --budget-mib N     run the app with an isolate budget of N MiB (bench/switch-worker.ts) so that only one
  *                      model fits: the switch then frees the old model before loading the new one, the path a
  *                      full 224x224 AlexNet takes under the 128 MB limit. Default: the real Worker and budget.
- *   --model DIR        the package to serve and copy (default model/alexnet-fmnist-64-v5)
+ *   --model DIR        the package to serve and copy (default model/alexnet-fmnist-64-v6)
  *   --concurrency N    requests in flight at once (default 8)
  *   --port N           wrangler dev's port on 127.0.0.1 (default: a free one)
  *   --inspector-port N wrangler dev's inspector port (default: a free one)
@@ -44,7 +44,7 @@ const TAIL_MS = 5000;
 const { values } = parseArgs({
   options: {
     "budget-mib": { type: "string" },
-    model: { type: "string", default: join(root, "model/alexnet-fmnist-64-v5") },
+    model: { type: "string", default: join(root, "model/alexnet-fmnist-64-v6") },
     concurrency: { type: "string", default: "8" },
     port: { type: "string" },
     "inspector-port": { type: "string" },

@@ -20,10 +20,15 @@ Run with Debian's PyTorch (only /usr/bin/python3 sees it), from the repository r
   /usr/bin/python3 scripts/train.py --init runs/fmnist-64-v4/ckpt.pt --epochs 22 --lr 0.02 --schedule cosine \
       --warmup-epochs 0.5 --label-smoothing 0.1 --seed 1 --out runs/fmnist-64-v5 --export-dir model/alexnet-fmnist-64-v5
 
-  # the same from a package when its checkpoint is gone (the default model v5 was made so from v4)
+  # the same from a package when its checkpoint is gone (v5 was made so from the package v4)
   /usr/bin/python3 scripts/train.py --init model/alexnet-fmnist-64-v4 --input-size 64 --batch-norm --epochs 15 \
       --lr 0.02 --schedule cosine --warmup-epochs 0.5 --label-smoothing 0.1 --seed 1 --out runs/fmnist-64-v5 \
       --export-dir model/alexnet-fmnist-64-v5
+
+  # a third cycle with weight averaging (the default model v6): one-epoch cycles, the mean of their ends exported
+  /usr/bin/python3 scripts/train.py --init runs/fmnist-64-v5/ckpt.pt --epochs 15 --schedule cyclic --lr 0.01 \
+      --lr-min 0.0005 --warmup-epochs 0 --swa-epochs 15 --label-smoothing 0.1 --seed 2 --out runs/fmnist-64-v6 \
+      --export-dir model/alexnet-fmnist-64-v6
 
   # fine-tune ImageNet weights on your images: every layer but the last loaded, a new last layer for your classes
   /usr/bin/python3 scripts/train.py --dataset /data/flowers --init alexnet-owt-7be5be79.pth --epochs 10 \

@@ -40,7 +40,7 @@ def float_reference(layers, x):
     return x
 
 
-# The int8 convolutions issue's goal. Measured: v5 (min-max coded input) 0.89% on 800 other test images; v4
+# The int8 convolutions issue's goal. Measured: v6 0.86% and v5 0.89% (min-max coded input) on 800 other test images; v4
 # (input coded symmetrically in max|x|) 1.18%, v3 0.88%.
 ERROR_BOUND = 0.01
 
