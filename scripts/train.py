@@ -460,13 +460,18 @@ def write_metrics(out_dir, history, confusion, labels):
         write_confusion_png(os.path.join(out_dir, "confusion.png"), confusion, labels)
 
 
+def cpu_runtime(rt) -> dict:
+    """The runtime export works in: this process alone, on the CPU, whatever the run trained on."""
+    return dict(rt, device=torch.device("cpu"), cuda=False, ddp=False, rank=0, world=1)
+
+
 def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on):
     """Evaluate fp32 and the served int8 arithmetic on the test set, then write the package."""
     from training.class_report import per_class, write_class_report
     from training.package import export_package
     from training.quantize import fold_and_quantize, served_forward
     model = unwrap(model).to("cpu").float().eval()
-    cpu_rt = dict(rt, device=torch.device("cpu"), cuda=False, ddp=False, rank=0, world=1)
+    cpu_rt = cpu_runtime(rt)
     loader = make_loader(test_ds, dict(cfg, workers=cfg["workers"]), cpu_rt, False, 0)
     q = fold_and_quantize(model)
     print(f"export: evaluating fp32 and served int8 on {len(test_ds)} test images", flush=True)
@@ -733,8 +738,7 @@ def main(argv=None):
         if cfg["swa_epochs"] and swa_state:  # the run's product is its weight average
             swa = WeightAverage(model)
             swa.load_state_dict(swa_state)
-            cpu_rt = dict(rt, device=torch.device("cpu"), cuda=False)  # export runs on the CPU
-            model = average_with_statistics(swa, cfg, cpu_rt, train_ds, offset + start_epoch)
+            model = average_with_statistics(swa, cfg, cpu_runtime(rt), train_ds, offset + start_epoch)
         return export(model, cfg, rt, test_ds, labels, preprocess, history, history[-1].get("device", trained_on)
                       if history else trained_on)
     model.to(rt["device"])

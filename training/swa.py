@@ -11,10 +11,15 @@ import copy
 
 import torch
 import torch.nn as nn
+from torch.optim.swa_utils import update_bn
 
 
 class WeightAverage:
-    """Running mean of a model's parameters; buffers (BatchNorm statistics) are recomputed, not averaged."""
+    """Running mean of a model's parameters; buffers (BatchNorm statistics) are recomputed, not averaged.
+
+    torch.optim.swa_utils.AveragedModel averages the same way but wraps the network (its state_dict keys gain a
+    `module.` prefix, its count is a tensor); this keeps the plain network, which exports like any other.
+    """
 
     def __init__(self, model: nn.Module):
         self.model = copy.deepcopy(model).eval()
@@ -37,31 +42,24 @@ class WeightAverage:
         self.count = state["count"]
 
 
-@torch.no_grad()
 def recompute_batch_norm(model: nn.Module, loader, device, max_images: int = 0) -> int:
     """Set every BatchNorm's running mean and variance to the plain average over the loader's images.
 
-    momentum=None makes PyTorch keep a cumulative mean instead of an exponential one, so each batch counts the
-    same. Returns the number of images seen (0 when the model has no BatchNorm, and nothing is run).
+    PyTorch's update_bn does the measuring (momentum=None: a cumulative mean, each batch counting the same); this
+    feeds it the images of train.py's (images, labels, undecodable count) batches, skipping batches whose images
+    all failed to decode, up to max_images. Returns the number of images seen (0 when the model has no
+    BatchNorm: update_bn then reads nothing).
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return 0
-    saved = [(m.momentum, m.training) for m in norms]
-    was_training = model.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()  # BatchNorm collects statistics only in training mode; no gradients are taken
-    seen = 0
-    for x, _, _ in loader:
-        if x is None:
-            continue
-        model(x.to(device))
-        seen += len(x)
-        if max_images and seen >= max_images:
-            break
-    for m, (momentum, _) in zip(norms, saved):
-        m.momentum = momentum
-    model.train(was_training)
-    return seen
+    seen = [0]
+
+    def images():
+        for x, _, _ in loader:
+            if x is None:
+                continue
+            if max_images and seen[0] >= max_images:
+                return
+            seen[0] += len(x)
+            yield x
+
+    update_bn(images(), model, device)
+    return seen[0]
