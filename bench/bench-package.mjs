@@ -14,7 +14,10 @@ export function ensureBenchPackage(root, log = console.log) {
   const packageDir = join(root, "bench/.packages/alexnet-random-224");
   if (!existsSync(join(packageDir, "manifest.json"))) {
     log("generating the random 224x224 AlexNet package (~60 MB, once) ...");
-    execFileSync("sh", ["scripts/python.sh", "scripts/make_bench_package.py", "--no-onnx", packageDir], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+    execFileSync("sh", ["scripts/python.sh", "scripts/make_bench_package.py", "--no-onnx", packageDir], {
+      cwd: root,
+      stdio: ["ignore", "inherit", "inherit"],
+    });
   }
   return packageDir;
 }

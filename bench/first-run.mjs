@@ -55,10 +55,18 @@ async function once() {
   try {
     while (performance.now() - started < LIMIT_MS && !exited) {
       try {
-        const response = await fetch(`http://127.0.0.1:${port}/v1/classify`, { method: "POST", headers: { "content-type": "image/png" }, body: sample });
+        const response = await fetch(`http://127.0.0.1:${port}/v1/classify`, {
+          method: "POST",
+          headers: { "content-type": "image/png" },
+          body: sample,
+        });
         if (response.status === 200) {
           const answer = await response.json();
-          return { ms: performance.now() - started, top: answer.predictions[0].label, trouble: output.split("\n").filter((l) => TROUBLE.test(l)) };
+          return {
+            ms: performance.now() - started,
+            top: answer.predictions[0].label,
+            trouble: output.split("\n").filter((l) => TROUBLE.test(l)),
+          };
         }
         await response.arrayBuffer();
       } catch {
@@ -84,8 +92,12 @@ for (let r = 0; r < repeats; r++) {
   const { ms, top, trouble } = await once();
   times.push(ms);
   troubled += trouble.length;
-  console.log(`repeat ${r + 1}/${repeats}: first classify answered after ${(ms / 1000).toFixed(2)} s (${top}); error or warning lines: ${trouble.length}${trouble.length ? "\n  " + trouble.join("\n  ") : ""}`);
+  console.log(
+    `repeat ${r + 1}/${repeats}: first classify answered after ${(ms / 1000).toFixed(2)} s (${top}); error or warning lines: ${trouble.length}${trouble.length ? "\n  " + trouble.join("\n  ") : ""}`,
+  );
 }
 const sorted = [...times].sort((a, b) => a - b);
 const median = sorted.length % 2 ? sorted[sorted.length >> 1] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-console.log(`first classify: median ${(median / 1000).toFixed(2)} s (min ${(sorted[0] / 1000).toFixed(2)}, max ${(sorted.at(-1) / 1000).toFixed(2)}, n=${repeats}); error or warning lines in all: ${troubled}`);
+console.log(
+  `first classify: median ${(median / 1000).toFixed(2)} s (min ${(sorted[0] / 1000).toFixed(2)}, max ${(sorted.at(-1) / 1000).toFixed(2)}, n=${repeats}); error or warning lines in all: ${troubled}`,
+);

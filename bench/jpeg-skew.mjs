@@ -59,7 +59,21 @@ function imagesReady() {
 
 if (!imagesReady()) {
   log(`writing ${wanted.count} images at ${wanted.sizes.join(", ")} px to ${imagesDir} ...`);
-  const python = spawnSync("sh", ["scripts/python.sh", "bench/jpeg_skew_images.py", imagesDir, "--count", String(wanted.count), "--sizes", values.sizes, "--size", String(wanted.input)], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  const python = spawnSync(
+    "sh",
+    [
+      "scripts/python.sh",
+      "bench/jpeg_skew_images.py",
+      imagesDir,
+      "--count",
+      String(wanted.count),
+      "--sizes",
+      values.sizes,
+      "--size",
+      String(wanted.input),
+    ],
+    { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
+  );
   if (python.status !== 0) process.exit(1);
 }
 const index = JSON.parse(readFileSync(join(imagesDir, "index.json"), "utf8"));
@@ -84,7 +98,13 @@ const top1 = (answer) => Object.entries(answer).reduce((best, entry) => (entry[1
 const distance = (p, q) => 0.5 * Object.keys(p).reduce((sum, label) => sum + Math.abs(p[label] - (q[label] ?? 0)), 0);
 
 const work = mkdtempSync(join(tmpdir(), "jpeg-skew-"));
-const dev = startWranglerDev({ cwd: root, port: Number(values.port), persistTo: work, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "3600" } });
+const dev = startWranglerDev({
+  cwd: root,
+  port: Number(values.port),
+  persistTo: work,
+  stdio: "pipe",
+  vars: { POINTER_CHECK_SECONDS: "3600" },
+});
 process.on("SIGINT", () => dev.stop().then(() => process.exit(130)));
 try {
   const bucket = openLocalBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), persistTo: work });
@@ -103,24 +123,55 @@ try {
   const meanDistance = (x, y) => x.reduce((sum, answer, i) => sum + distance(answer, y[i]), 0) / x.length;
   const pct = (x) => `${(100 * x).toFixed(1)}%`;
 
-  const original = await classify(dev.url, ids.map((i) => join(imagesDir, "orig", `${i}.png`)), "image/png");
+  const original = await classify(
+    dev.url,
+    ids.map((i) => join(imagesDir, "orig", `${i}.png`)),
+    "image/png",
+  );
   const rows = [];
   for (const size of index.sizes) {
     const dir = join(imagesDir, String(size));
-    const worker = await classify(dev.url, ids.map((i) => join(dir, `${i}.jpg`)), "image/jpeg");
-    const pil = await classify(dev.url, ids.map((i) => join(dir, `${i}-pil.png`)), "image/png");
-    const draft = await classify(dev.url, ids.map((i) => join(dir, `${i}-draft.png`)), "image/png");
-    const row = { size, worker: accuracy(worker), pil: accuracy(pil), draft: accuracy(draft), worker_vs_pil: agreement(worker, pil), draft_vs_pil: agreement(draft, pil), worker_tv: meanDistance(worker, pil), draft_tv: meanDistance(draft, pil) };
+    const worker = await classify(
+      dev.url,
+      ids.map((i) => join(dir, `${i}.jpg`)),
+      "image/jpeg",
+    );
+    const pil = await classify(
+      dev.url,
+      ids.map((i) => join(dir, `${i}-pil.png`)),
+      "image/png",
+    );
+    const draft = await classify(
+      dev.url,
+      ids.map((i) => join(dir, `${i}-draft.png`)),
+      "image/png",
+    );
+    const row = {
+      size,
+      worker: accuracy(worker),
+      pil: accuracy(pil),
+      draft: accuracy(draft),
+      worker_vs_pil: agreement(worker, pil),
+      draft_vs_pil: agreement(draft, pil),
+      worker_tv: meanDistance(worker, pil),
+      draft_tv: meanDistance(draft, pil),
+    };
     rows.push(row);
     log(`  ${size} px: Worker ${pct(row.worker)}, PIL full ${pct(row.pil)}, agreement ${pct(row.worker_vs_pil)}`);
   }
 
-  console.log(`model ${manifest.id}, ${index.count} Fashion-MNIST test images (the first), RGB JPEG quality 90; top-1 through the Worker's int8 engine`);
+  console.log(
+    `model ${manifest.id}, ${index.count} Fashion-MNIST test images (the first), RGB JPEG quality 90; top-1 through the Worker's int8 engine`,
+  );
   console.log(`original 28x28 PNGs: ${pct(accuracy(original))}\n`);
-  console.log("| JPEG size | (a) Worker decode, top-1 | (b) PIL full decode, top-1 | (c) PIL draft(), top-1 | (a) agrees with (b) | (c) agrees with (b) | (a)-(b) score distance | (c)-(b) score distance |");
+  console.log(
+    "| JPEG size | (a) Worker decode, top-1 | (b) PIL full decode, top-1 | (c) PIL draft(), top-1 | (a) agrees with (b) | (c) agrees with (b) | (a)-(b) score distance | (c)-(b) score distance |",
+  );
   console.log("|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
-    console.log(`| ${r.size} px | ${pct(r.worker)} | ${pct(r.pil)} | ${pct(r.draft)} | ${pct(r.worker_vs_pil)} | ${pct(r.draft_vs_pil)} | ${r.worker_tv.toFixed(4)} | ${r.draft_tv.toFixed(4)} |`);
+    console.log(
+      `| ${r.size} px | ${pct(r.worker)} | ${pct(r.pil)} | ${pct(r.draft)} | ${pct(r.worker_vs_pil)} | ${pct(r.draft_vs_pil)} | ${r.worker_tv.toFixed(4)} | ${r.draft_tv.toFixed(4)} |`,
+    );
   }
   console.log("\nscore distance: mean total variation distance between the two answers' scores over all classes (0: identical).");
 } finally {

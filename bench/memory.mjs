@@ -26,7 +26,15 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { MAX_IMAGE_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS, MAX_WEBP_ALPHA_PIXELS, MAX_WEBP_LOSSLESS_PIXELS, MAX_WEBP_PIXELS } from "../src/config.ts";
+import {
+  MAX_IMAGE_BYTES,
+  MAX_JPEG_PIXELS,
+  MAX_PNG_PIXELS,
+  MAX_PROGRESSIVE_JPEG_PIXELS,
+  MAX_WEBP_ALPHA_PIXELS,
+  MAX_WEBP_LOSSLESS_PIXELS,
+  MAX_WEBP_PIXELS,
+} from "../src/config.ts";
 import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 import { connectInspector, startHeapSampler } from "../scripts/lib/inspector.mjs";
 import { parseCli } from "../scripts/lib/cli.mjs";
@@ -57,8 +65,24 @@ function ensureInputs() {
   if (existsSync(join(inputsDir, "webp-alpha-max.webp"))) return; // the last one written
   log("generating the benchmark images into bench/.inputs (once, ~30 s) ...");
   const args = ["bench/make_memory_inputs.py", inputsDir];
-  args.push("--baseline-pixels", String(MAX_JPEG_PIXELS), "--progressive-pixels", String(MAX_PROGRESSIVE_JPEG_PIXELS), "--png-pixels", String(MAX_PNG_PIXELS), "--image-bytes", String(MAX_IMAGE_BYTES));
-  args.push("--webp-pixels", String(MAX_WEBP_PIXELS), "--webp-lossless-pixels", String(MAX_WEBP_LOSSLESS_PIXELS), "--webp-alpha-pixels", String(MAX_WEBP_ALPHA_PIXELS));
+  args.push(
+    "--baseline-pixels",
+    String(MAX_JPEG_PIXELS),
+    "--progressive-pixels",
+    String(MAX_PROGRESSIVE_JPEG_PIXELS),
+    "--png-pixels",
+    String(MAX_PNG_PIXELS),
+    "--image-bytes",
+    String(MAX_IMAGE_BYTES),
+  );
+  args.push(
+    "--webp-pixels",
+    String(MAX_WEBP_PIXELS),
+    "--webp-lossless-pixels",
+    String(MAX_WEBP_LOSSLESS_PIXELS),
+    "--webp-alpha-pixels",
+    String(MAX_WEBP_ALPHA_PIXELS),
+  );
   execFileSync("sh", ["scripts/python.sh", ...args], { cwd: root, stdio: ["ignore", json ? process.stderr : "inherit", "inherit"] });
 }
 
@@ -88,7 +112,11 @@ function phases() {
     { name: "jpeg-wide", note: `65000x240 baseline JPEG, ${mb(w.length)}`, init: raw("image/jpeg", w) },
     { name: "png", note: `PNG at its pixel limit, ${mb(p.length)}`, init: raw("image/png", p) },
     { name: "png-double-ihdr", note: "hostile PNG: IHDR 1x1, then 8000x8000", init: raw("image/png", hostile), concurrency: [1] },
-    { name: "json-array", note: `{"image":[...]} of a ${mb(photo.length)} photo, body ${mb(arrayBody.length)}`, init: raw("application/json", arrayBody) },
+    {
+      name: "json-array",
+      note: `{"image":[...]} of a ${mb(photo.length)} photo, body ${mb(arrayBody.length)}`,
+      init: raw("application/json", arrayBody),
+    },
     { name: "json-base64", note: `{"image":"<base64>"}, body ${mb(base64Body.length)}`, init: raw("application/json", base64Body) },
     { name: "webp-lossy", note: `lossy WebP at its pixel limit, ${mb(wl.length)}`, init: raw("image/webp", wl) },
     { name: "webp-lossless", note: `lossless WebP at its pixel limit, ${mb(wll.length)}`, init: raw("image/webp", wll) },
@@ -105,7 +133,15 @@ async function main() {
   log("seeding the local bucket (skips files already there) ...");
   const { id } = await seedLocalBucket(root, stateDir, packageDir);
   log(`starting wrangler dev on 127.0.0.1:${port}, inspector on ${inspectorPort} ...`);
-  const dev = startWranglerDev({ cwd: root, port, persistTo: stateDir, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "3600", API_KEYS: "" }, unlimited: true });
+  const dev = startWranglerDev({
+    cwd: root,
+    port,
+    persistTo: stateDir,
+    inspectorPort,
+    stdio: "pipe",
+    vars: { POINTER_CHECK_SECONDS: "3600", API_KEYS: "" },
+    unlimited: true,
+  });
   const stop = () => dev.stop();
   process.on("SIGINT", () => void stop().then(() => process.exit(130)));
   try {
@@ -132,13 +168,29 @@ async function measure(dev, inspector, modelId) {
   // 1. The runtime alone: the bundle's code evaluated (the /healthz above), no model, after a GC.
   await inspector.collectGarbage();
   const runtime = await inspector.heapUsage();
-  rows.push({ name: "runtime", note: "code loaded, no model, after GC", concurrency: 0, statuses: {}, usedSize: runtime.usedSize, backingStorageSize: runtime.backingStorageSize, wasm: 0, total: runtime.usedSize + runtime.backingStorageSize, reserved: 0, ms: 0 });
-  log(`runtime baseline: JS heap ${mb(runtime.usedSize)} used of ${mb(runtime.totalSize)} committed, ArrayBuffers ${mb(runtime.backingStorageSize)}`);
+  rows.push({
+    name: "runtime",
+    note: "code loaded, no model, after GC",
+    concurrency: 0,
+    statuses: {},
+    usedSize: runtime.usedSize,
+    backingStorageSize: runtime.backingStorageSize,
+    wasm: 0,
+    total: runtime.usedSize + runtime.backingStorageSize,
+    reserved: 0,
+    ms: 0,
+  });
+  log(
+    `runtime baseline: JS heap ${mb(runtime.usedSize)} used of ${mb(runtime.totalSize)} committed, ArrayBuffers ${mb(runtime.backingStorageSize)}`,
+  );
 
   log(`loading ${modelId} (/readyz) ...`);
   await readyMemory(dev.url);
   const only = values.only?.split(",");
-  const list = [{ name: "idle", note: "model loaded, no request", init: null, concurrency: [0] }, ...phases().filter((p) => !only || only.includes(p.name))];
+  const list = [
+    { name: "idle", note: "model loaded, no request", init: null, concurrency: [0] },
+    ...phases().filter((p) => !only || only.includes(p.name)),
+  ];
   for (const phase of list) {
     for (const concurrency of phase.concurrency ?? [1, 8]) {
       try {
@@ -147,13 +199,31 @@ async function measure(dev, inspector, modelId) {
         log(formatRow(row));
       } catch (error) {
         // The isolate stopped answering (a long synchronous stretch, or it died): record it and go on.
-        const row = { name: phase.name, note: phase.note, concurrency, statuses: { error: 1 }, errors: { error: error.message }, usedSize: 0, backingStorageSize: 0, wasm: 0, total: 0, reserved: 0, ms: 0 };
+        const row = {
+          name: phase.name,
+          note: phase.note,
+          concurrency,
+          statuses: { error: 1 },
+          errors: { error: error.message },
+          usedSize: 0,
+          backingStorageSize: 0,
+          wasm: 0,
+          total: 0,
+          reserved: 0,
+          ms: 0,
+        };
         rows.push(row);
         log(`${phase.name} x${concurrency}: ${error.message}`);
       }
     }
   }
-  return { model: modelId, limit_bytes: ISOLATE_LIMIT_BYTES, runtime_baseline_bytes: runtime.usedSize + runtime.backingStorageSize, runtime_heap_committed_bytes: runtime.totalSize, rows };
+  return {
+    model: modelId,
+    limit_bytes: ISOLATE_LIMIT_BYTES,
+    runtime_baseline_bytes: runtime.usedSize + runtime.backingStorageSize,
+    runtime_heap_committed_bytes: runtime.totalSize,
+    rows,
+  };
 }
 
 async function runPhase(url, inspector, phase, concurrency) {
@@ -187,7 +257,14 @@ async function runPhase(url, inspector, phase, concurrency) {
         const response = await fetch(`${url}/v1/classify`, { ...phase.init(), signal: AbortSignal.timeout(300_000) });
         const text = await response.text();
         key = String(response.status);
-        if (!response.ok) errors[key] = (() => { try { return JSON.parse(text).error.code; } catch { return text.slice(0, 80); } })();
+        if (!response.ok)
+          errors[key] = (() => {
+            try {
+              return JSON.parse(text).error.code;
+            } catch {
+              return text.slice(0, 80);
+            }
+          })();
       } catch (error) {
         // "fetch failed" carries the socket's reason in its cause (e.g. UND_ERR_SOCKET: the other side closed).
         key = error.name === "TimeoutError" ? "timeout" : "fetch-failed";
@@ -220,25 +297,50 @@ async function runPhase(url, inspector, phase, concurrency) {
 }
 
 const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
-const statusText = (s) => Object.entries(s).map(([k, v]) => `${v}x${k}`).join(" ") || "-";
+const statusText = (s) =>
+  Object.entries(s)
+    .map(([k, v]) => `${v}x${k}`)
+    .join(" ") || "-";
 function formatRow(r) {
-  return [r.name.padEnd(17), String(r.concurrency).padStart(2), statusText(r.statuses).padEnd(14), mb(r.usedSize).padStart(9), mb(r.backingStorageSize).padStart(9), mb(r.wasm).padStart(9), mb(r.total).padStart(9), (r.total < ISOLATE_LIMIT_BYTES ? "ok  " : "OVER"), mb(r.reserved).padStart(9), `${r.ms} ms`].join("  ");
+  return [
+    r.name.padEnd(17),
+    String(r.concurrency).padStart(2),
+    statusText(r.statuses).padEnd(14),
+    mb(r.usedSize).padStart(9),
+    mb(r.backingStorageSize).padStart(9),
+    mb(r.wasm).padStart(9),
+    mb(r.total).padStart(9),
+    r.total < ISOLATE_LIMIT_BYTES ? "ok  " : "OVER",
+    mb(r.reserved).padStart(9),
+    `${r.ms} ms`,
+  ].join("  ");
 }
 
 const result = await main().catch((error) => {
   console.error(`bench:memory: ${error.stack ?? error}`);
   process.exit(1);
 });
-const failed = result.rows.filter((r) => r.total >= ISOLATE_LIMIT_BYTES || Object.keys(r.statuses).some((s) => (s >= "500" && !(s === "503" && r.errors[s] === "overloaded")) || ["timeout", "fetch-failed", "error"].includes(s)));
+const failed = result.rows.filter(
+  (r) =>
+    r.total >= ISOLATE_LIMIT_BYTES ||
+    Object.keys(r.statuses).some(
+      (s) => (s >= "500" && !(s === "503" && r.errors[s] === "overloaded")) || ["timeout", "fetch-failed", "error"].includes(s),
+    ),
+);
 if (json) {
   process.stdout.write(JSON.stringify({ ...result, failed: failed.map((r) => `${r.name} x${r.concurrency}`) }) + "\n");
 } else {
   log("");
-  log(`${"form".padEnd(17)}  ${"n".padStart(2)}  ${"statuses".padEnd(14)}  ${"JS used".padStart(9)}  ${"buffers".padStart(9)}  ${"wasm".padStart(9)}  ${"total".padStart(9)}  <128  ${"reserved".padStart(9)}  time`);
+  log(
+    `${"form".padEnd(17)}  ${"n".padStart(2)}  ${"statuses".padEnd(14)}  ${"JS used".padStart(9)}  ${"buffers".padStart(9)}  ${"wasm".padStart(9)}  ${"total".padStart(9)}  <128  ${"reserved".padStart(9)}  time`,
+  );
   for (const row of result.rows) log(formatRow(row));
   log("");
-  log(`model ${result.model}; limit ${mb(ISOLATE_LIMIT_BYTES)} per isolate; runtime baseline (JS heap + buffers, no model) ${mb(result.runtime_baseline_bytes)}, JS heap committed ${mb(result.runtime_heap_committed_bytes)}`);
-  for (const r of result.rows.filter((r) => Object.keys(r.errors ?? {}).length)) log(`  ${r.name} x${r.concurrency}: errors ${JSON.stringify(r.errors)}`);
+  log(
+    `model ${result.model}; limit ${mb(ISOLATE_LIMIT_BYTES)} per isolate; runtime baseline (JS heap + buffers, no model) ${mb(result.runtime_baseline_bytes)}, JS heap committed ${mb(result.runtime_heap_committed_bytes)}`,
+  );
+  for (const r of result.rows.filter((r) => Object.keys(r.errors ?? {}).length))
+    log(`  ${r.name} x${r.concurrency}: errors ${JSON.stringify(r.errors)}`);
   log(failed.length ? `FAILED: ${failed.map((r) => `${r.name} x${r.concurrency}`).join(", ")}` : "every phase stayed under the limit");
 }
 process.exit(failed.length ? 1 : 0);

@@ -47,7 +47,9 @@ const root = new URL("..", import.meta.url).pathname;
 const stateDir = join(root, "bench/.state");
 const packageDir = ensureBenchPackage(root, log);
 const manifest = JSON.parse(readFileSync(join(packageDir, "manifest.json"), "utf8"));
-const sampleImage = readFileSync(join(root, existsSync(join(root, "samples/photos/chelsea.jpg")) ? "samples/photos/chelsea.jpg" : "samples/fmnist/ankle-boot-0.png"));
+const sampleImage = readFileSync(
+  join(root, existsSync(join(root, "samples/photos/chelsea.jpg")) ? "samples/photos/chelsea.jpg" : "samples/fmnist/ankle-boot-0.png"),
+);
 
 /** A fresh workerd (hence a fresh isolate) running bench/worker.ts over the seeded local R2. */
 function peakOf(m) {
@@ -83,7 +85,6 @@ const median = (xs) => {
 };
 const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
 
-
 async function main() {
   log(`seeding local R2 with ${manifest.id} (${(manifest.weights.bytes / 2 ** 20).toFixed(1)} MiB) ...`);
   await seed();
@@ -101,7 +102,11 @@ async function main() {
     try {
       await getJson(worker, "/healthz"); // the isolate is up; the model is not loaded yet
       const started = performance.now();
-      const answer = await getJson(worker, "/v1/classify", { method: "POST", headers: { "content-type": "image/jpeg" }, body: sampleImage });
+      const answer = await getJson(worker, "/v1/classify", {
+        method: "POST",
+        headers: { "content-type": "image/jpeg" },
+        body: sampleImage,
+      });
       cold.push(performance.now() - started);
       if (!answer.predictions?.length) throw new Error("cold classify returned no predictions");
       const m = await getJson(worker, "/__bench/memory");
@@ -118,10 +123,12 @@ async function main() {
       batchTogether.push(median(b.batched.slice(1)) / BATCH_SIZE);
       batchRatios.push(median(b.batched.slice(1).map((t, i) => t / b.alone[i + 1])));
       const t = m.load_timings_ms;
-      log(`repeat ${r + 1}/${repeats}: cold ${cold.at(-1).toFixed(0)} ms (weights ${t.weightsMs.toFixed(0)}, build ${t.buildMs.toFixed(0)}, warm-up ${t.warmupMs.toFixed(0)}), ` +
-        `ours ${o.toFixed(1)} ms, stock fp32 ${s.toFixed(1)} ms, ratio ${ratios.at(-1).toFixed(2)}, ` +
-        `model memory ${(peakOf(m) / 2 ** 20).toFixed(1)} MiB (stock fp32 tfjs heap ${(c.tfjs_heap_bytes_with_stock / 2 ** 20).toFixed(0)} MiB), ` +
-        `batch of ${BATCH_SIZE}: ${batchTogether.at(-1).toFixed(1)} ms an image against ${batchAlone.at(-1).toFixed(1)} alone`);
+      log(
+        `repeat ${r + 1}/${repeats}: cold ${cold.at(-1).toFixed(0)} ms (weights ${t.weightsMs.toFixed(0)}, build ${t.buildMs.toFixed(0)}, warm-up ${t.warmupMs.toFixed(0)}), ` +
+          `ours ${o.toFixed(1)} ms, stock fp32 ${s.toFixed(1)} ms, ratio ${ratios.at(-1).toFixed(2)}, ` +
+          `model memory ${(peakOf(m) / 2 ** 20).toFixed(1)} MiB (stock fp32 tfjs heap ${(c.tfjs_heap_bytes_with_stock / 2 ** 20).toFixed(0)} MiB), ` +
+          `batch of ${BATCH_SIZE}: ${batchTogether.at(-1).toFixed(1)} ms an image against ${batchAlone.at(-1).toFixed(1)} alone`,
+      );
     } finally {
       await worker.stop();
     }
@@ -167,5 +174,7 @@ if (json) {
   log(`warm forward, stock   ${fmt(result.stock_fp32_forward_ms_spread, (v) => v.toFixed(1) + " ms")}`);
   log(`ratio ours/stock      ${fmt(result.forward_ratio_spread, (v) => v.toFixed(2))}   goal <= 0.40`);
   log(`cold start            ${fmt(result.cold_start_ms_spread, (v) => v.toFixed(0) + " ms")}   goal <= 500 ms`);
-  log(`batch of ${BATCH_SIZE}, an image  ${result.batch_ms_per_image_p50.toFixed(1)} ms against ${result.alone_ms_per_image_p50.toFixed(1)} ms alone: ratio ${fmt(result.batch_ratio_spread, (v) => v.toFixed(2))}`);
+  log(
+    `batch of ${BATCH_SIZE}, an image  ${result.batch_ms_per_image_p50.toFixed(1)} ms against ${result.alone_ms_per_image_p50.toFixed(1)} ms alone: ratio ${fmt(result.batch_ratio_spread, (v) => v.toFixed(2))}`,
+  );
 }

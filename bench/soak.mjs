@@ -32,7 +32,8 @@ import { seedLocalBucket } from "./bench-package.mjs";
 /** Growth of the last quarter's median over the first quarter's that still counts as flat. */
 const FLAT_TOLERANCE_BYTES = 2e6;
 const REQUEST_TIMEOUT_MS = 60_000;
-const USAGE = "usage: npm run soak [-- --requests 10000] [--concurrency 8] [--sample-every 250] [--max-seconds 1800] [--model DIR] [--seed N] [--strict] [--port 8811] [--inspector-port 9231] [--json]";
+const USAGE =
+  "usage: npm run soak [-- --requests 10000] [--concurrency 8] [--sample-every 250] [--max-seconds 1800] [--model DIR] [--seed N] [--strict] [--port 8811] [--inspector-port 9231] [--json]";
 
 const values = parseCli(
   {
@@ -49,7 +50,15 @@ const values = parseCli(
   },
   USAGE,
 );
-const [total, concurrency, sampleEvery, maxSeconds, seed, port, inspectorPort] = ["requests", "concurrency", "sample-every", "max-seconds", "seed", "port", "inspector-port"].map((k) => {
+const [total, concurrency, sampleEvery, maxSeconds, seed, port, inspectorPort] = [
+  "requests",
+  "concurrency",
+  "sample-every",
+  "max-seconds",
+  "seed",
+  "port",
+  "inspector-port",
+].map((k) => {
   const n = Number(values[k]);
   if (!Number.isInteger(n) || n <= 0) {
     console.error(`--${k} must be a positive integer, got ${values[k]}\n${USAGE}`);
@@ -74,8 +83,12 @@ function mulberry32(s) {
 }
 
 function samples() {
-  const photos = readdirSync(join(root, "samples/photos")).filter((f) => f.endsWith(".jpg")).map((f) => readFileSync(join(root, "samples/photos", f)));
-  const pngs = readdirSync(join(root, "samples/fmnist")).filter((f) => f.endsWith(".png")).map((f) => readFileSync(join(root, "samples/fmnist", f)));
+  const photos = readdirSync(join(root, "samples/photos"))
+    .filter((f) => f.endsWith(".jpg"))
+    .map((f) => readFileSync(join(root, "samples/photos", f)));
+  const pngs = readdirSync(join(root, "samples/fmnist"))
+    .filter((f) => f.endsWith(".png"))
+    .map((f) => readFileSync(join(root, "samples/fmnist", f)));
   return { jpegs: photos.map((b) => new Uint8Array(b)), pngs: pngs.map((b) => new Uint8Array(b)) };
 }
 
@@ -86,10 +99,23 @@ function goodRequest(random, bases) {
   const type = image[0] === 0x89 ? "image/png" : "image/jpeg";
   const form = ["raw", "raw", "json-array", "json-base64", "multipart"][Math.floor(random() * 5)];
   if (form === "raw") return { kind: "good-raw", init: { method: "POST", headers: { "content-type": type }, body: image } };
-  if (form === "json-array") return { kind: "good-json-array", init: { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: [...image] }) } };
-  if (form === "json-base64") return { kind: "good-json-base64", init: { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: Buffer.from(image).toString("base64") }) } };
+  if (form === "json-array")
+    return {
+      kind: "good-json-array",
+      init: { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: [...image] }) },
+    };
+  if (form === "json-base64")
+    return {
+      kind: "good-json-base64",
+      init: {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ image: Buffer.from(image).toString("base64") }),
+      },
+    };
   const form8 = new FormData();
-  for (let i = 0, n = 1 + Math.floor(random() * 8); i < n; i++) form8.append("image", new Blob([all[Math.floor(random() * all.length)]]), `i${i}`);
+  for (let i = 0, n = 1 + Math.floor(random() * 8); i < n; i++)
+    form8.append("image", new Blob([all[Math.floor(random() * all.length)]]), `i${i}`);
   return { kind: "good-multipart", init: { method: "POST", body: form8 } };
 }
 
@@ -130,8 +156,16 @@ async function soak(url, inspector) {
     await inspector.collectGarbage();
     const h = await inspector.heapUsage();
     const ready = await (await fetch(`${url}/readyz`)).json();
-    heap.push({ after: done, usedSize: h.usedSize, backingStorageSize: h.backingStorageSize, live: h.usedSize + h.backingStorageSize, wasm: ready.memory?.model_wasm_bytes ?? 0 });
-    log(`${String(done).padStart(6)} requests: JS heap ${mb(h.usedSize)}, ArrayBuffers ${mb(h.backingStorageSize)}, model wasm ${mb(ready.memory?.model_wasm_bytes ?? 0)}, failures ${failures.length}`);
+    heap.push({
+      after: done,
+      usedSize: h.usedSize,
+      backingStorageSize: h.backingStorageSize,
+      live: h.usedSize + h.backingStorageSize,
+      wasm: ready.memory?.model_wasm_bytes ?? 0,
+    });
+    log(
+      `${String(done).padStart(6)} requests: JS heap ${mb(h.usedSize)}, ArrayBuffers ${mb(h.backingStorageSize)}, model wasm ${mb(ready.memory?.model_wasm_bytes ?? 0)}, failures ${failures.length}`,
+    );
   }
 
   async function worker() {
@@ -174,7 +208,15 @@ async function main() {
   log(`seeding the local bucket with ${packageDir} ...`);
   const { id } = await seedLocalBucket(root, stateDir, packageDir);
   log(`starting wrangler dev on 127.0.0.1:${port}, inspector on ${inspectorPort} ...`);
-  const dev = startWranglerDev({ cwd: root, port, persistTo: stateDir, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "3600", API_KEYS: "" }, unlimited: true });
+  const dev = startWranglerDev({
+    cwd: root,
+    port,
+    persistTo: stateDir,
+    inspectorPort,
+    stdio: "pipe",
+    vars: { POINTER_CHECK_SECONDS: "3600", API_KEYS: "" },
+    unlimited: true,
+  });
   process.on("SIGINT", () => void dev.stop().then(() => process.exit(130)));
   try {
     await dev.waitFor("/readyz", 180_000);
@@ -230,10 +272,27 @@ if (values.json) {
   const ms = (x) => `${x.toFixed(0)} ms`;
   log("");
   log(`${r.sent} requests to ${r.model} in ${r.seconds.toFixed(0)} s, ${concurrency} at once (seed ${seed})`);
-  log(`statuses: ${Object.entries(r.statuses).map(([k, v]) => `${k} x${v}`).join(", ")}`);
-  log(`failures: ${r.failures.length}${r.failures.length ? `: ${r.failures.slice(0, 10).map((f) => `#${f.n} ${f.kind} ${f.status}`).join(", ")}` : ""}`);
-  log(`live heap (JS + ArrayBuffers, after GC), ${r.heap.length} samples: first quarter median ${mb(first)}, last quarter median ${mb(last)}, max ${mb(max)}: ${flat ? "flat" : "GREW"}`);
+  log(
+    `statuses: ${Object.entries(r.statuses)
+      .map(([k, v]) => `${k} x${v}`)
+      .join(", ")}`,
+  );
+  log(
+    `failures: ${r.failures.length}${
+      r.failures.length
+        ? `: ${r.failures
+            .slice(0, 10)
+            .map((f) => `#${f.n} ${f.kind} ${f.status}`)
+            .join(", ")}`
+        : ""
+    }`,
+  );
+  log(
+    `live heap (JS + ArrayBuffers, after GC), ${r.heap.length} samples: first quarter median ${mb(first)}, last quarter median ${mb(last)}, max ${mb(max)}: ${flat ? "flat" : "GREW"}`,
+  );
   log(`model wasm: ${mb(summary.model_wasm_first_bytes)} first, ${mb(summary.model_wasm_last_bytes)} last`);
-  log(`latency: all p50 ${ms(summary.latency_ms.all.p50)} p99 ${ms(summary.latency_ms.all.p99)}; good p50 ${ms(summary.latency_ms.good.p50)} p99 ${ms(summary.latency_ms.good.p99)}; hostile p50 ${ms(summary.latency_ms.hostile.p50)} p99 ${ms(summary.latency_ms.hostile.p99)}`);
+  log(
+    `latency: all p50 ${ms(summary.latency_ms.all.p50)} p99 ${ms(summary.latency_ms.all.p99)}; good p50 ${ms(summary.latency_ms.good.p50)} p99 ${ms(summary.latency_ms.good.p99)}; hostile p50 ${ms(summary.latency_ms.hostile.p50)} p99 ${ms(summary.latency_ms.hostile.p99)}`,
+  );
 }
 process.exit(r.failures.length || !flat ? 1 : 0);

@@ -34,14 +34,24 @@ export function buildStockNetwork(manifest: Manifest, file: Uint8Array): (input:
       const bias = new Float32Array(bytes(`${layer.name}.bias`).buffer);
       for (let g = 0; g < layer.groups; g++) {
         const part = new Float32Array(w.length / layer.groups);
-        for (let t = 0; t < w.length / layer.filters; t++) part.set(w.subarray(t * layer.filters + g * perGroup, t * layer.filters + (g + 1) * perGroup), t * perGroup);
+        for (let t = 0; t < w.length / layer.filters; t++)
+          part.set(w.subarray(t * layer.filters + g * perGroup, t * layer.filters + (g + 1) * perGroup), t * perGroup);
         filters.push(tf.tensor4d(part, [layer.kernel, layer.kernel, cin, perGroup]));
         biases.push(tf.tensor1d(bias.subarray(g * perGroup, (g + 1) * perGroup)));
       }
       channels = layer.filters;
       steps.push((x) => {
         const parts: tf.Tensor4D[] = layer.groups === 1 ? [x as tf.Tensor4D] : tf.split(x as tf.Tensor4D, layer.groups, 3);
-        const outs = parts.map((p, g) => tf.fused.conv2d({ x: p, filter: filters[g]!, strides: layer.stride, pad: layer.padding, bias: biases[g], activation: layer.activation === "relu" ? "relu" : "linear" }));
+        const outs = parts.map((p, g) =>
+          tf.fused.conv2d({
+            x: p,
+            filter: filters[g]!,
+            strides: layer.stride,
+            pad: layer.padding,
+            bias: biases[g],
+            activation: layer.activation === "relu" ? "relu" : "linear",
+          }),
+        );
         return outs.length === 1 ? outs[0]! : tf.concat(outs, 3);
       });
     } else if (layer.op === "lrn") {
@@ -57,7 +67,9 @@ export function buildStockNetwork(manifest: Manifest, file: Uint8Array): (input:
       for (let o = 0; o < layer.units; o++) for (let i = 0; i < k; i++) transposed[i * layer.units + o] = w[o * k + i]!;
       const weight = tf.tensor2d(transposed, [k, layer.units]);
       const bias = tf.tensor1d(new Float32Array(bytes(`${layer.name}.bias`).buffer));
-      steps.push((x) => tf.fused.matMul({ a: x as tf.Tensor2D, b: weight, bias, activation: layer.activation === "relu" ? "relu" : "linear" }));
+      steps.push((x) =>
+        tf.fused.matMul({ a: x as tf.Tensor2D, b: weight, bias, activation: layer.activation === "relu" ? "relu" : "linear" }),
+      );
     } else if (layer.op === "softmax") {
       steps.push((x) => tf.softmax(x));
     }

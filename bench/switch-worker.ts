@@ -15,7 +15,12 @@ let app: ReturnType<typeof createApp> | undefined;
 function appFor(env: BenchBindings): ReturnType<typeof createApp> {
   const mib = Number(env.BENCH_BUDGET_MIB);
   if (!(mib > 0)) throw new Error("BENCH_BUDGET_MIB must be a positive number of MiB");
-  const budget = createMemoryBudget({ capacityBytes: mib * 1048576, maxQueue: MEMORY_QUEUE_MAX, maxWaitMs: MEMORY_WAIT_MS, retryAfterSeconds: RETRY_AFTER_SECONDS });
+  const budget = createMemoryBudget({
+    capacityBytes: mib * 1048576,
+    maxQueue: MEMORY_QUEUE_MAX,
+    maxWaitMs: MEMORY_WAIT_MS,
+    retryAfterSeconds: RETRY_AFTER_SECONDS,
+  });
   return createApp({ budget });
 }
 

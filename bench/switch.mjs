@@ -35,7 +35,8 @@ import { modelsBucketName } from "../scripts/lib/wrangler-r2.mjs";
 import { openLocalBucket } from "./local-bucket.mjs";
 
 const root = resolve(import.meta.dirname, "..");
-const USAGE = "usage: npm run bench:switch [-- --budget-mib N] [--model DIR] [--concurrency 8] [--port N] [--inspector-port N] [--seconds 150] [--max-requests 20000]";
+const USAGE =
+  "usage: npm run bench:switch [-- --budget-mib N] [--model DIR] [--concurrency 8] [--port N] [--inspector-port N] [--seconds 150] [--max-requests 20000]";
 /** Load before the publish starts, for the baseline latency. */
 const BASELINE_MS = 5000;
 /** Load after the first answer from the new model. */
@@ -99,7 +100,9 @@ async function main() {
   const inspectorPort = values["inspector-port"] ? Number(values["inspector-port"]) : await freePort();
   const config = budgetMib ? join(root, "bench/wrangler.switch.toml") : undefined;
   const vars = { POINTER_CHECK_SECONDS: "1", ...(budgetMib ? { BENCH_BUDGET_MIB: String(budgetMib) } : {}) };
-  log(`wrangler dev on 127.0.0.1:${port}${budgetMib ? `, isolate budget ${budgetMib} MiB` : ", the Worker's own budget"}; local bucket in ${work}`);
+  log(
+    `wrangler dev on 127.0.0.1:${port}${budgetMib ? `, isolate budget ${budgetMib} MiB` : ", the Worker's own budget"}; local bucket in ${work}`,
+  );
   const dev = startWranglerDev({ cwd: root, port, persistTo, inspectorPort, stdio: "pipe", vars, config });
   let bucket;
   const stop = async () => {
@@ -160,7 +163,12 @@ async function loadThroughPublish(url, bucket, copy) {
       }
       const request = { start: performance.now() };
       try {
-        const response = await fetch(`${url}/v1/classify`, { method: "POST", headers: { "content-type": "image/png" }, body: image, signal: AbortSignal.timeout(60_000) });
+        const response = await fetch(`${url}/v1/classify`, {
+          method: "POST",
+          headers: { "content-type": "image/png" },
+          body: image,
+          signal: AbortSignal.timeout(60_000),
+        });
         const text = await response.text();
         request.status = response.status;
         if (response.ok) request.model = JSON.parse(text).model;
@@ -199,10 +207,14 @@ function print(report, copy, events) {
   const byModel = (id) => requests.filter((r) => r.model === id).length;
   const s = (ms) => (ms === undefined ? "never" : `${((ms - requests[0].start) / 1000).toFixed(2)} s`);
   console.log("");
-  console.log(`requests ${requests.length}, failed ${failed.length}; answers: ${copy.oldId} ${byModel(copy.oldId)}, ${copy.newId} ${byModel(copy.newId)}`);
+  console.log(
+    `requests ${requests.length}, failed ${failed.length}; answers: ${copy.oldId} ${byModel(copy.oldId)}, ${copy.newId} ${byModel(copy.newId)}`,
+  );
   console.log(`old model answers after the first new one: ${oldAfterSwitch.length}`);
   console.log(`publish started ${s(publishStart)}, pointer written ${s(pointerAt)}, first answer from the new model ${s(firstNewEnd)}`);
-  console.log(`switch window (pointer write -> first new answer): ${pointerAt && firstNewEnd ? ((firstNewEnd - pointerAt) / 1000).toFixed(2) + " s" : "-"}`);
+  console.log(
+    `switch window (pointer write -> first new answer): ${pointerAt && firstNewEnd ? ((firstNewEnd - pointerAt) / 1000).toFixed(2) + " s" : "-"}`,
+  );
   console.log(`latency before the publish   ${latency(phases.before)}`);
   console.log(`latency while it uploads     ${latency(phases.uploading)}`);
   console.log(`latency in the switch window ${latency(phases.switching)}`);

@@ -36,7 +36,9 @@ for (const dir of dirs) {
       continue;
     }
     if (samples.length === MAX_FILES) break;
-    const title = basename(name, extname(name)).replace(/[-_]\d+$/, "").replace(/[-_]+/g, " ");
+    const title = basename(name, extname(name))
+      .replace(/[-_]\d+$/, "")
+      .replace(/[-_]+/g, " ");
     samples.push({ name, title, type, base64: readFileSync(path).toString("base64"), from: relative(root, path) });
     console.log(`  ${relative(root, path)} -> /samples/${name} ("${title}")`);
   }
@@ -59,4 +61,6 @@ ${samples.map((s) => `  { name: ${JSON.stringify(s.name)}, title: ${JSON.stringi
 ];
 `;
 writeFileSync(out, body);
-console.log(`build-demo-samples: wrote ${samples.length} samples to ${relative(root, out)} (${(Buffer.byteLength(body) / 1024).toFixed(1)} KiB)`);
+console.log(
+  `build-demo-samples: wrote ${samples.length} samples to ${relative(root, out)} (${(Buffer.byteLength(body) / 1024).toFixed(1)} KiB)`,
+);

@@ -127,7 +127,14 @@ async function main() {
   log(`starting wrangler dev on http://${IP}:${port} (Ctrl-C stops it)`);
   // Locally the Worker re-reads the model pointer every 2 s (deployed: wrangler.toml's 30 s), so a model
   // published while it runs is soon answered by it.
-  dev = startWranglerDev({ cwd: root, port, ip: IP, persistTo, stdio: "inherit", vars: { POINTER_CHECK_SECONDS: String(LOCAL_POINTER_CHECK_SECONDS) } });
+  dev = startWranglerDev({
+    cwd: root,
+    port,
+    ip: IP,
+    persistTo,
+    stdio: "inherit",
+    vars: { POINTER_CHECK_SECONDS: String(LOCAL_POINTER_CHECK_SECONDS) },
+  });
   let stopping = false;
   const stop = async (signal) => {
     if (stopping) return;
@@ -159,7 +166,10 @@ async function main() {
   }
   const served = await servedModelId(id);
   if (served !== id) log(`the Worker still serves ${served}, not ${id}; it re-reads the pointer every ${LOCAL_POINTER_CHECK_SECONDS} s`);
-  else log(`ready at ${elapsed()}: serving ${id} on http://${IP}:${port}  (demo page: http://${IP}:${port}/ , API: http://${IP}:${port}/openapi.json)`);
+  else
+    log(
+      `ready at ${elapsed()}: serving ${id} on http://${IP}:${port}  (demo page: http://${IP}:${port}/ , API: http://${IP}:${port}/openapi.json)`,
+    );
 }
 
 main().catch(async (error) => {

@@ -4,7 +4,6 @@
  * model's int8 dense weights (~56 MiB for the full AlexNet) already take half of.
  */
 
-
 /** Images per request in a multipart batch. Each costs one forward pass (~0.1 s of CPU). */
 export const MAX_BATCH_IMAGES = 8;
 

@@ -55,7 +55,10 @@ const peerVersion = (name) => JSON.parse(readFileSync(join(root, "bench/peers/no
 
 if (!existsSync(join(packageDir, "manifest.json")) || !existsSync(onnxPath)) {
   log("generating the random 224x224 AlexNet package and its ONNX (~60 + 250 MB, once) ...");
-  execFileSync("sh", ["scripts/python.sh", "scripts/make_bench_package.py", packageDir], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  execFileSync("sh", ["scripts/python.sh", "scripts/make_bench_package.py", packageDir], {
+    cwd: root,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
 }
 const manifest = JSON.parse(readFileSync(join(packageDir, "manifest.json"), "utf8"));
 const { height, width, channels } = manifest.input;
@@ -69,7 +72,11 @@ const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.ma
 
 async function onnxSession(ort, options) {
   const session = await ort.InferenceSession.create(onnxPath, options);
-  const input = new ort.Tensor("float32", new Float32Array(channels * height * width).map((_, i) => Math.sin(i)), [1, channels, height, width]);
+  const input = new ort.Tensor(
+    "float32",
+    new Float32Array(channels * height * width).map((_, i) => Math.sin(i)),
+    [1, channels, height, width],
+  );
   const run = async () => {
     const started = performance.now();
     await session.run({ [session.inputNames[0]]: input });
@@ -82,7 +89,11 @@ async function main() {
   log(`seeding local R2 with ${manifest.id} ...`);
   rmSync(stateDir, { recursive: true, force: true });
   const config = join(root, "bench/wrangler.bench.toml");
-  await publishPackage(openBucket({ bucket: modelsBucketName(config), mode: "local", persistTo: stateDir, cwd: root, log: () => {} }), packageDir, { log: () => {} });
+  await publishPackage(
+    openBucket({ bucket: modelsBucketName(config), mode: "local", persistTo: stateDir, cwd: root, log: () => {} }),
+    packageDir,
+    { log: () => {} },
+  );
   const worker = await unstable_dev(join(root, "bench/worker.ts"), {
     config,
     persistTo: stateDir,
@@ -95,7 +106,12 @@ async function main() {
     ortWeb.env.wasm.simd = true;
     log("loading onnxruntime-web and onnxruntime-node sessions ...");
     const web = await onnxSession(ortWeb, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-    const native = await onnxSession(ortNode, { executionProviders: ["cpu"], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+    const native = await onnxSession(ortNode, {
+      executionProviders: ["cpu"],
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: "all",
+    });
     if (Object.getPrototypeOf(native.handler) === Object.getPrototypeOf(web.handler)) {
       throw new Error("onnxruntime-node's session runs on onnxruntime-web's backend: the native figure would be wasm");
     }
@@ -111,7 +127,9 @@ async function main() {
       const inWorkerd = await pair();
       const t = { ours: inWorkerd.ours[0], tfjs: inWorkerd.stock[0], web: await web(), native: await native() };
       if (r >= WARMUP) for (const k of Object.keys(times)) times[k].push(t[k]);
-      log(`round ${r + 1}/${rounds + WARMUP}${r < WARMUP ? " (warm-up)" : ""}: ours ${t.ours.toFixed(1)}, tfjs-wasm ${t.tfjs.toFixed(1)}, ort-web ${t.web.toFixed(1)}, ort-node ${t.native.toFixed(1)} ms`);
+      log(
+        `round ${r + 1}/${rounds + WARMUP}${r < WARMUP ? " (warm-up)" : ""}: ours ${t.ours.toFixed(1)}, tfjs-wasm ${t.tfjs.toFixed(1)}, ort-web ${t.web.toFixed(1)}, ort-node ${t.native.toFixed(1)} ms`,
+      );
     }
     return { times, kernel: memory.kernel_build };
   } finally {
@@ -138,7 +156,9 @@ if (json) {
 } else {
   const row = (name, k, r) => {
     const s = result.spread_ms[k];
-    log(`${name.padEnd(26)} ${s.median.toFixed(1).padStart(7)} ms  (min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)}, n=${s.n})${r === undefined ? "" : `   ${r.toFixed(2)}x ours`}`);
+    log(
+      `${name.padEnd(26)} ${s.median.toFixed(1).padStart(7)} ms  (min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)}, n=${s.n})${r === undefined ? "" : `   ${r.toFixed(2)}x ours`}`,
+    );
   };
   log("");
   row(`ours (workerd, ${kernel})`, "ours");

@@ -28,7 +28,8 @@ export async function connectInspector({ port, host = "127.0.0.1", timeoutMs = 6
       socket = await open(url);
     } catch (error) {
       lastError = error.message;
-      if (Date.now() > deadline) throw new Error(`the V8 inspector at ${url} did not accept a connection within ${timeoutMs / 1000} s (${lastError})`);
+      if (Date.now() > deadline)
+        throw new Error(`the V8 inspector at ${url} did not accept a connection within ${timeoutMs / 1000} s (${lastError})`);
       await new Promise((r) => setTimeout(r, 250));
     }
   }

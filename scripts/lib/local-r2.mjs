@@ -75,7 +75,8 @@ export function openLocalBucket({ bucket, persistTo }) {
       await response.arrayBuffer();
       return null;
     }
-    if (!response.ok) throw new LocalBucketError(`local bucket ${bucket}: ${method} ${key} failed (${response.status}): ${await response.text()}`);
+    if (!response.ok)
+      throw new LocalBucketError(`local bucket ${bucket}: ${method} ${key} failed (${response.status}): ${await response.text()}`);
     return response;
   }
 

@@ -48,16 +48,26 @@ export async function readPackage(dir) {
     if (!existsSync(path)) throw new PackageError(`${dir}: the manifest names ${ref.file}, which is missing`);
     const bytes = statSync(path).size;
     if (ref.bytes !== undefined && bytes !== ref.bytes) {
-      throw new PackageError(`${path} is ${bytes} bytes, the manifest says ${ref.bytes}: the package is damaged or was edited after export`);
+      throw new PackageError(
+        `${path} is ${bytes} bytes, the manifest says ${ref.bytes}: the package is damaged or was edited after export`,
+      );
     }
     const sha256 = await sha256File(path);
     if (ref.sha256 !== undefined && sha256 !== ref.sha256) {
-      throw new PackageError(`${path} has SHA-256 ${sha256}, the manifest says ${ref.sha256}: the package is damaged or was edited after export`);
+      throw new PackageError(
+        `${path} has SHA-256 ${sha256}, the manifest says ${ref.sha256}: the package is damaged or was edited after export`,
+      );
     }
     files.push({ name: ref.file, key: packageKey(manifest.id, ref.file), path, bytes, sha256 });
   }
   const manifestSha = createHash("sha256").update(manifestBytes).digest("hex");
-  files.push({ name: "manifest.json", key: packageKey(manifest.id, "manifest.json"), path: manifestPath, bytes: manifestBytes.length, sha256: manifestSha });
+  files.push({
+    name: "manifest.json",
+    key: packageKey(manifest.id, "manifest.json"),
+    path: manifestPath,
+    bytes: manifestBytes.length,
+    sha256: manifestSha,
+  });
   return { dir, manifest, manifestBytes, files };
 }
 
@@ -71,7 +81,9 @@ export function findDefaultPackage(modelRoot) {
     : [];
   const shown = relative(process.cwd(), root) || ".";
   if (candidates.length === 0) {
-    throw new PackageError(`no model package in ${shown}/: expected one subdirectory with a manifest.json (train one with scripts/train.py, or pass --model DIR)`);
+    throw new PackageError(
+      `no model package in ${shown}/: expected one subdirectory with a manifest.json (train one with scripts/train.py, or pass --model DIR)`,
+    );
   }
   if (candidates.length > 1) {
     const names = candidates.map((c) => relative(process.cwd(), c)).join(", ");

@@ -39,7 +39,9 @@ async function ensureUploaded(bucket, file, { known, log }) {
   const stored = await bucket.digest(file.key, file.bytes);
   if (!stored || stored.bytes !== file.bytes || stored.sha256 !== file.sha256) {
     const got = stored ? `${stored.bytes} bytes, sha256 ${stored.sha256}` : "nothing";
-    throw new PackageError(`${file.key}: read back ${got}, expected ${file.bytes} bytes, sha256 ${file.sha256}; the upload is not trusted (the served model is unchanged)`);
+    throw new PackageError(
+      `${file.key}: read back ${got}, expected ${file.bytes} bytes, sha256 ${file.sha256}; the upload is not trusted (the served model is unchanged)`,
+    );
   }
   log(`  ${file.key}: stored and verified (sha256 ${file.sha256.slice(0, 12)}...)`);
 }
@@ -129,7 +131,8 @@ export async function rollback(bucket, { log = console.log } = {}) {
   const earlier = [...previous];
   while (earlier.length > 0 && earlier.at(-1) === current) earlier.pop();
   const target = earlier.pop();
-  if (target === undefined) throw new PackageError(`nothing to roll back to: ${current} is the only model ever published here (${HISTORY_KEY} is empty)`);
+  if (target === undefined)
+    throw new PackageError(`nothing to roll back to: ${current} is the only model ever published here (${HISTORY_KEY} is empty)`);
   log(`  serving ${current}; the one before was ${target}`);
   await verifyStoredPackage(bucket, target, log);
   await switchTo(bucket, target, earlier, log);

@@ -21,7 +21,9 @@ export function workerdVersion() {
 export function assertPortFree(port, host) {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
-    server.once("error", () => reject(new Error(`port ${port} on ${host} is in use (another \`npm start\` or \`wrangler dev\`?); stop it or pass --port`)));
+    server.once("error", () =>
+      reject(new Error(`port ${port} on ${host} is in use (another \`npm start\` or \`wrangler dev\`?); stop it or pass --port`)),
+    );
     server.listen(port, host, () => server.close(() => resolvePort(port)));
   });
 }
@@ -57,7 +59,17 @@ function withoutRateLimits(cwd) {
  *   `unlimited`: the Worker without its RATE_LIMITER binding (the middleware then lets every request through),
  *   for benchmarks whose thousands of loopback requests all count as one client.
  */
-export function startWranglerDev({ cwd, port, ip = "127.0.0.1", persistTo, inspectorPort, stdio = "inherit", vars = {}, config, unlimited = false }) {
+export function startWranglerDev({
+  cwd,
+  port,
+  ip = "127.0.0.1",
+  persistTo,
+  inspectorPort,
+  stdio = "inherit",
+  vars = {},
+  config,
+  unlimited = false,
+}) {
   const args = [WRANGLER_BIN, "dev", "--port", String(port), "--ip", ip, "--persist-to", persistTo, "--show-interactive-dev-session=false"];
   if (unlimited && !config) config = withoutRateLimits(cwd);
   if (config) args.push("--config", config);
@@ -88,7 +100,10 @@ export function startWranglerDev({ cwd, port, ip = "127.0.0.1", persistTo, inspe
     exited.then((e) => (exit = e));
     let last = "no answer";
     while (Date.now() < deadline) {
-      if (exit) throw new Error(`wrangler dev exited (${exit.signal ?? `code ${exit.code}`}) before ${path} answered${output ? `:\n${output.slice(-2000)}` : ""}`);
+      if (exit)
+        throw new Error(
+          `wrangler dev exited (${exit.signal ?? `code ${exit.code}`}) before ${path} answered${output ? `:\n${output.slice(-2000)}` : ""}`,
+        );
       try {
         const response = await fetch(url + path, { signal: AbortSignal.timeout(Math.max(1000, deadline - Date.now())) });
         if (response.ok) return response;
@@ -98,7 +113,9 @@ export function startWranglerDev({ cwd, port, ip = "127.0.0.1", persistTo, inspe
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-    throw new Error(`${url}${path} did not answer 200 within ${timeoutMs / 1000} s (last: ${last})${output ? `\n${output.slice(-2000)}` : ""}`);
+    throw new Error(
+      `${url}${path} did not answer 200 within ${timeoutMs / 1000} s (last: ${last})${output ? `\n${output.slice(-2000)}` : ""}`,
+    );
   }
 
   /** Stops the whole process group: SIGTERM, then SIGKILL after `graceMs`. */

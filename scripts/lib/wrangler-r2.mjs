@@ -136,5 +136,14 @@ export function openBucket({ bucket, mode, persistTo, cwd = process.cwd(), log =
     if (result.code !== 0 && !NOT_FOUND.test(result.stderr)) throw failure(`delete ${objectPath(key)}`, result);
   }
 
-  return { mode, bucket, persistTo, describe: mode === "local" ? `local bucket ${bucket} in ${persistTo}` : `remote bucket ${bucket}`, get, digest, put, remove };
+  return {
+    mode,
+    bucket,
+    persistTo,
+    describe: mode === "local" ? `local bucket ${bucket} in ${persistTo}` : `remote bucket ${bucket}`,
+    get,
+    digest,
+    put,
+    remove,
+  };
 }

@@ -64,7 +64,10 @@ export async function loadClassifier(manifest: Manifest, weights: AsyncIterable<
   const plan = planNetwork(manifest.layers, manifest.input, { convolutions, convActivations: manifest.quantization.conv_activations });
   const sink = createSafetensorsSink(manifest.weights.bytes, (tensors) => {
     const expected = [...plan.tensorNames].sort().join(",");
-    const present = tensors.map((t) => t.name).sort().join(",");
+    const present = tensors
+      .map((t) => t.name)
+      .sort()
+      .join(",");
     if (expected !== present) throw new Error(`weights hold tensors [${present}], the layer list needs [${expected}]`);
     return (tensor) => plan.destination(tensor.name);
   });

@@ -33,7 +33,19 @@ interface KernelExports {
   memory: WebAssembly.Memory;
   quantizeRow(x: number, q: number, k: number, qmax: number): number;
   denseRows(q: number, w: number, scale: number, bias: number, y: number, k: number, n: number, xScale: number, relu: number): void;
-  denseRows4(q: number, qStride: number, w: number, scale: number, bias: number, y: number, yStride: number, k: number, n: number, xScales: number, relu: number): void;
+  denseRows4(
+    q: number,
+    qStride: number,
+    w: number,
+    scale: number,
+    bias: number,
+    y: number,
+    yStride: number,
+    k: number,
+    n: number,
+    xScales: number,
+    relu: number,
+  ): void;
 }
 
 /**
@@ -127,10 +139,32 @@ export function createDenseStack(shapes: readonly DenseShape[]): DenseStack {
           }
           if (together) {
             if (n === 3) new Int16Array(memory, rowsQ + 3 * widestIn * 2, layer.inFeatures).fill(0);
-            kernel.denseRows4(rowsQ, widestIn, layer.weight, layer.scale, layer.bias, rows, widest, layer.inFeatures, layer.units, xScales, layer.relu ? 1 : 0);
+            kernel.denseRows4(
+              rowsQ,
+              widestIn,
+              layer.weight,
+              layer.scale,
+              layer.bias,
+              rows,
+              widest,
+              layer.inFeatures,
+              layer.units,
+              xScales,
+              layer.relu ? 1 : 0,
+            );
           } else {
             for (let r = 0; r < n; r++) {
-              kernel.denseRows(rowsQ + r * widestIn * 2, layer.weight, layer.scale, layer.bias, rows + r * widest * 4, layer.inFeatures, layer.units, scales[r]!, layer.relu ? 1 : 0);
+              kernel.denseRows(
+                rowsQ + r * widestIn * 2,
+                layer.weight,
+                layer.scale,
+                layer.bias,
+                rows + r * widest * 4,
+                layer.inFeatures,
+                layer.units,
+                scales[r]!,
+                layer.relu ? 1 : 0,
+              );
             }
           }
         }

@@ -30,9 +30,43 @@ export interface FeatureKernels {
   maxAbs(x: number, n: number): number;
   minValue(x: number, n: number): number;
   maxValue(x: number, n: number): number;
-  quantizeInput(x: number, dst: number, h: number, w: number, c: number, groups: number, cg4: number, pad: number, inv: number, lo: number, hi: number, zp: number): void;
+  quantizeInput(
+    x: number,
+    dst: number,
+    h: number,
+    w: number,
+    c: number,
+    groups: number,
+    cg4: number,
+    pad: number,
+    inv: number,
+    lo: number,
+    hi: number,
+    zp: number,
+  ): void;
   packWeights(src: number, dst: number, wsum: number, k: number, cg: number, cg4: number, f: number, groups: number, fpad: number): void;
-  convGroup(src: number, wpk: number, wsum: number, scale: number, bias: number, dst: number, ho: number, wo: number, wp: number, cg4: number, k: number, stride: number, fg: number, fpad: number, fOut: number, xScale: number, zp: number, relu: number, madd: number, one: number): number;
+  convGroup(
+    src: number,
+    wpk: number,
+    wsum: number,
+    scale: number,
+    bias: number,
+    dst: number,
+    ho: number,
+    wo: number,
+    wp: number,
+    cg4: number,
+    k: number,
+    stride: number,
+    fg: number,
+    fpad: number,
+    fOut: number,
+    xScale: number,
+    zp: number,
+    relu: number,
+    madd: number,
+    one: number,
+  ): number;
   relaxedDotProbe(a: number, b: number): number;
   maxpool(x: number, out: number, w: number, c: number, window: number, stride: number, ho: number, wo: number): void;
   lrn(x: number, pixels: number, channels: number, radius: number, k: number, alpha: number, beta: number, squares: number): void;
@@ -40,8 +74,8 @@ export interface FeatureKernels {
 
 /** (func (param v128 v128 v128) (result v128) (i32x4.relaxed_dot_i8x16_i7x16_add_s ...)), from asc. */
 const RELAXED_PROBE = new Uint8Array([
-  0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 7, 9, 1, 5, 112, 114, 111, 98, 101, 0, 0,
-  10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 147, 2, 11,
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 7, 9, 1, 5, 112, 114, 111, 98, 101, 0, 0, 10, 13, 1, 11,
+  0, 32, 0, 32, 1, 32, 2, 253, 147, 2, 11,
 ]);
 
 let chosen: KernelBuild | undefined;

@@ -15,7 +15,6 @@ import { minMaxCode, symmetricCode, type CodeRule } from "./input-code";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
 
-
 export interface FeaturesPlan {
   readonly tensorNames: readonly string[];
   /** Staging for a conv tensor's bytes (weights are repacked at build; scales and biases are copied). */
@@ -98,7 +97,16 @@ export function planInt8Features(
       const wo = Math.floor((w + 2 * layer.padding - layer.kernel) / layer.stride) + 1;
       const weight = new Uint8Array(layer.kernel * layer.kernel * cg * layer.filters);
       const conv: ConvPlan = {
-        layer, h, w, c, ho, wo, cg, cg4, fg, fpad: roundUp(fg, 8),
+        layer,
+        h,
+        w,
+        c,
+        ho,
+        wo,
+        cg,
+        cg4,
+        fg,
+        fpad: roundUp(fg, 8),
         signedInput: !nonNegative,
         staged: { weight, scale: new Uint8Array(layer.filters * 4), bias: new Uint8Array(layer.filters * 4) },
         at: { weight: 0, wsum: 0, scale: 0, bias: 0 },
@@ -144,7 +152,12 @@ export function planInt8Features(
       for (const conv of convs) {
         const { layer, cg4, fpad } = conv;
         const rows = layer.groups * fpad * 4;
-        conv.at = { weight: take(layer.groups * fpad * layer.kernel * layer.kernel * cg4), wsum: take(rows), scale: take(rows), bias: take(rows) };
+        conv.at = {
+          weight: take(layer.groups * fpad * layer.kernel * layer.kernel * cg4),
+          wsum: take(rows),
+          scale: take(rows),
+          bias: take(rows),
+        };
       }
       const stageInB = bufferValues[1]! >= bufferValues[0]!;
       const bufferA = take(stageInB ? bufferValues[0]! * 4 : Math.max(bufferValues[0]! * 4, largestWeight));
@@ -188,10 +201,26 @@ export function planInt8Features(
         let outMax = 0;
         for (let g = 0; g < layer.groups; g++) {
           const groupMax = kernels.convGroup(
-            quantized + g * hp * wp * cg4 * act, conv.at.weight + g * blockRow, conv.at.wsum + g * fpad * 4,
-            conv.at.scale + g * fpad * 4, conv.at.bias + g * fpad * 4, to + g * fg * 4,
-            ho, wo, wp, cg4, layer.kernel, layer.stride, fg, fpad, layer.filters, xScale, code.zp, layer.activation === "relu" ? 1 : 0,
-            madd, 1,
+            quantized + g * hp * wp * cg4 * act,
+            conv.at.weight + g * blockRow,
+            conv.at.wsum + g * fpad * 4,
+            conv.at.scale + g * fpad * 4,
+            conv.at.bias + g * fpad * 4,
+            to + g * fg * 4,
+            ho,
+            wo,
+            wp,
+            cg4,
+            layer.kernel,
+            layer.stride,
+            fg,
+            fpad,
+            layer.filters,
+            xScale,
+            code.zp,
+            layer.activation === "relu" ? 1 : 0,
+            madd,
+            1,
           );
           outMax = Math.max(outMax, groupMax);
         }
@@ -199,26 +228,31 @@ export function planInt8Features(
       };
 
       const run = (data: Float32Array): Float32Array => {
-          new Float32Array(memory, bufferA, data.length).set(data);
-          let [from, to] = [bufferA, bufferB];
-          let knownMax: number | undefined; // max|x| of `from`, when the last step computed it
-          for (const step of steps) {
-            if (step.op === "conv") {
-              knownMax = convolve(step.conv, from, to, knownMax);
-              [from, to] = [to, from];
-            } else if (step.op === "lrn") {
-              const { size, k, alpha, beta } = step.layer;
-              kernels.lrn(from, step.pixels, step.c, (size - 1) / 2, k, alpha, beta, squares);
-              knownMax = undefined;
-            } else {
-              kernels.maxpool(from, to, step.w, step.c, step.layer.window, step.layer.stride, step.ho, step.wo);
-              [from, to] = [to, from];
-              knownMax = undefined;
-            }
+        new Float32Array(memory, bufferA, data.length).set(data);
+        let [from, to] = [bufferA, bufferB];
+        let knownMax: number | undefined; // max|x| of `from`, when the last step computed it
+        for (const step of steps) {
+          if (step.op === "conv") {
+            knownMax = convolve(step.conv, from, to, knownMax);
+            [from, to] = [to, from];
+          } else if (step.op === "lrn") {
+            const { size, k, alpha, beta } = step.layer;
+            kernels.lrn(from, step.pixels, step.c, (size - 1) / 2, k, alpha, beta, squares);
+            knownMax = undefined;
+          } else {
+            kernels.maxpool(from, to, step.w, step.c, step.layer.window, step.layer.stride, step.ho, step.wo);
+            [from, to] = [to, from];
+            knownMax = undefined;
           }
-          return new Float32Array(memory, from, outValues).slice();
+        }
+        return new Float32Array(memory, from, outValues).slice();
       };
-      return { build, memoryBytes: memory.byteLength, run, warmUp: () => void run(new Float32Array(input.height * input.width * input.channels)) };
+      return {
+        build,
+        memoryBytes: memory.byteLength,
+        run,
+        warmUp: () => void run(new Float32Array(input.height * input.width * input.channels)),
+      };
     },
   };
 }

@@ -131,7 +131,8 @@ export function planTfjsFeatures(layers: readonly Layer[], input: InputShape, ot
           return flat;
         },
         warmUp() {
-          if (lrnNeeds.values > 0) lrn.run(new Float32Array(lrnNeeds.values), lrnNeeds.channels, { size: lrnNeeds.size, alpha: 1e-4, beta: 0.75, k: 2 });
+          if (lrnNeeds.values > 0)
+            lrn.run(new Float32Array(lrnNeeds.values), lrnNeeds.channels, { size: lrnNeeds.size, alpha: 1e-4, beta: 0.75, k: 2 });
         },
         dispose() {
           if (disposed) return;

@@ -95,7 +95,11 @@ export function planNetwork(layers: readonly Layer[], input: InputShape, options
         if (c % layer.groups !== 0 || layer.filters % layer.groups !== 0) {
           throw new NetworkError(`${where}: ${c} channels and ${layer.filters} filters do not split into ${layer.groups} groups`);
         }
-        shape = [outSize(h, layer.kernel, layer.stride, layer.padding, where), outSize(w, layer.kernel, layer.stride, layer.padding, where), layer.filters];
+        shape = [
+          outSize(h, layer.kernel, layer.stride, layer.padding, where),
+          outSize(w, layer.kernel, layer.stride, layer.padding, where),
+          layer.filters,
+        ];
         break;
       }
       case "maxpool": {
@@ -123,7 +127,10 @@ export function planNetwork(layers: readonly Layer[], input: InputShape, options
     }
   });
   if (denseShapes.length === 0) throw new NetworkError("the network has no dense layer");
-  const featureLayers = layers.slice(0, layers.findIndex((l) => l.op === "flatten"));
+  const featureLayers = layers.slice(
+    0,
+    layers.findIndex((l) => l.op === "flatten"),
+  );
   const denseNames = denseShapes.flatMap((d) => ["weight", "scale", "bias"].map((part) => `${d.name}.${part}`));
   let dense: DenseStack | undefined;
   const denseBytes = () => dense?.memoryBytes ?? 0;

@@ -48,10 +48,7 @@ export const initialHeapBytes = (): number => startHeapBytes;
 
 async function instantiate(): Promise<EmscriptenModule> {
   const config = {
-    instantiateWasm(
-      imports: WebAssembly.Imports,
-      receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void,
-    ) {
+    instantiateWasm(imports: WebAssembly.Imports, receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void) {
       WebAssembly.instantiate(simdModule, imports).then((instance) => receive(instance, simdModule));
       return {}; // Emscripten's contract: exports arrive later through `receive`.
     },
@@ -93,7 +90,10 @@ interface WasmTensorData {
  * Without this every conv weight is held three times (tensor, transposed copy, packed copy).
  */
 export function releasePackedFilter(filter: tf.Tensor): void {
-  const backend = tf.backend() as unknown as { dataIdMap: { get(id: object): WasmTensorData | undefined }; wasm: { _free(ptr: number): void } };
+  const backend = tf.backend() as unknown as {
+    dataIdMap: { get(id: object): WasmTensorData | undefined };
+    wasm: { _free(ptr: number): void };
+  };
   const data = backend.dataIdMap.get(filter.dataId);
   if (!data || !data.memoryOffset) return;
   backend.wasm._free(data.memoryOffset);

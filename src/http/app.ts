@@ -53,7 +53,12 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
   // Module state lives as long as the isolate: one memory ledger and one model per isolate, shared by every request.
   const budget =
     options.budget ??
-    createMemoryBudget({ capacityBytes: MEMORY_BUDGET_BYTES, maxQueue: MEMORY_QUEUE_MAX, maxWaitMs: MEMORY_WAIT_MS, retryAfterSeconds: RETRY_AFTER_SECONDS });
+    createMemoryBudget({
+      capacityBytes: MEMORY_BUDGET_BYTES,
+      maxQueue: MEMORY_QUEUE_MAX,
+      maxWaitMs: MEMORY_WAIT_MS,
+      retryAfterSeconds: RETRY_AFTER_SECONDS,
+    });
   const models = options.models ?? createModelHolder({ budget });
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {

@@ -25,7 +25,13 @@ export class ApiError extends HTTPException {
 }
 
 /** The answer, and its code for the request's log line. */
-export function errorResponse(c: Context, status: ContentfulStatusCode, code: string, message: string, headers?: Record<string, string>): Response {
+export function errorResponse(
+  c: Context,
+  status: ContentfulStatusCode,
+  code: string,
+  message: string,
+  headers?: Record<string, string>,
+): Response {
   noteError(c, code);
   return c.json({ error: { code, message } }, status, headers);
 }
@@ -35,17 +41,26 @@ export function onError(error: Error, c: Context): Response {
   if (error instanceof ImageError) return errorResponse(c, error.status, error.code, error.message);
   if (error instanceof ModelUnavailableError) {
     // The model store logged the detail (R2 keys, hashes, the cause) once per failure; the message names none.
-    const response = errorResponse(c, 503, error.code, error.message, { "Retry-After": String(error.retryAfterSeconds ?? RETRY_AFTER_SECONDS) });
+    const response = errorResponse(c, 503, error.code, error.message, {
+      "Retry-After": String(error.retryAfterSeconds ?? RETRY_AFTER_SECONDS),
+    });
     noteError(c, error.code, describe(error));
     return response;
   }
   if (error instanceof OverloadedError) {
     // The isolate's memory ledger is full of other requests: a retry soon, or on another isolate, succeeds.
-    return errorResponse(c, 503, "overloaded", `The server is busy: ${error.message}. Try again shortly.`, { "Retry-After": String(error.retryAfterSeconds) });
+    return errorResponse(c, 503, "overloaded", `The server is busy: ${error.message}. Try again shortly.`, {
+      "Retry-After": String(error.retryAfterSeconds),
+    });
   }
   if (error instanceof HTTPException) {
     const status = error.status as ContentfulStatusCode;
-    return errorResponse(c, status, status === 413 ? "body_too_large" : "bad_request", error.message || "The request could not be processed.");
+    return errorResponse(
+      c,
+      status,
+      status === 413 ? "body_too_large" : "bad_request",
+      error.message || "The request could not be processed.",
+    );
   }
   const response = errorResponse(c, 500, "internal_error", "The server failed to handle this request; it has been logged.");
   noteError(c, "internal_error", error.stack ?? describe(error));

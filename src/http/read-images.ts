@@ -7,7 +7,14 @@
  */
 import type { Context } from "hono";
 import type { z } from "@hono/zod-openapi";
-import { BODY_SLACK_BYTES, DEFAULT_TOP_K, MAX_BATCH_IMAGES, MAX_IMAGE_BYTES, MAX_JSON_BODY_BYTES, MAX_MULTIPART_BODY_BYTES } from "../config";
+import {
+  BODY_SLACK_BYTES,
+  DEFAULT_TOP_K,
+  MAX_BATCH_IMAGES,
+  MAX_IMAGE_BYTES,
+  MAX_JSON_BODY_BYTES,
+  MAX_MULTIPART_BODY_BYTES,
+} from "../config";
 import { bodyChunks, checkDeclaredLength, contentLength, readBody } from "./body/read-body";
 import { JsonImageParser } from "./body/json-image";
 import { multipartBoundary, parseMultipart } from "./body/multipart";
@@ -27,7 +34,13 @@ export interface ClassifyInput {
 export function inputForm(c: Context): InputForm {
   const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   const form: InputForm | undefined =
-    type.startsWith("image/") || type === "application/octet-stream" ? "raw" : type === "multipart/form-data" ? "multipart" : type === "application/json" ? "json" : undefined;
+    type.startsWith("image/") || type === "application/octet-stream"
+      ? "raw"
+      : type === "multipart/form-data"
+        ? "multipart"
+        : type === "application/json"
+          ? "json"
+          : undefined;
   if (!form) {
     throw new ApiError(
       415,
@@ -74,7 +87,13 @@ export async function readClassifyRequest(c: Context, form: InputForm, fromQuery
   if (form === "multipart") {
     const boundary = multipartBoundary(c.req.header("content-type") ?? "");
     const body = await readBody(request, MAX_MULTIPART_BODY_BYTES, "multipart body");
-    const parsed = parseMultipart(body, boundary, MAX_BATCH_IMAGES, (count) => new ApiError(413, "too_many_images", `A batch holds at most ${MAX_BATCH_IMAGES} images; this one has more (${count} so far).`));
+    const parsed = parseMultipart(
+      body,
+      boundary,
+      MAX_BATCH_IMAGES,
+      (count) =>
+        new ApiError(413, "too_many_images", `A batch holds at most ${MAX_BATCH_IMAGES} images; this one has more (${count} so far).`),
+    );
     if (parsed.images.length === 0) throw new ApiError(400, "missing_image", 'The form has no "image" file field.');
     const topK = validTopK(classifyFormSchema.shape.top_k, parsed.topK) ?? fromQuery ?? DEFAULT_TOP_K;
     return { images: parsed.images.map(nonEmpty), topK, batch: true };
@@ -90,7 +109,8 @@ export async function readClassifyRequest(c: Context, form: InputForm, fromQuery
 function validTopK(schema: z.ZodType<number | undefined>, value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const result = schema.safeParse(value);
-  if (!result.success) throw new ApiError(400, "invalid_top_k", `${result.error.issues[0]?.message ?? "top_k is invalid"} (got ${JSON.stringify(value)}).`);
+  if (!result.success)
+    throw new ApiError(400, "invalid_top_k", `${result.error.issues[0]?.message ?? "top_k is invalid"} (got ${JSON.stringify(value)}).`);
   return result.data;
 }
 

@@ -23,7 +23,9 @@ export const classifyFormSchema = z.object({
     .array(z.string().openapi({ format: "binary" }))
     .min(1)
     .max(MAX_BATCH_IMAGES)
-    .openapi({ description: `One or more image files (JPEG, PNG or WebP): a batch of at most ${MAX_BATCH_IMAGES}, ${MAX_IMAGE_BYTES} bytes together.` }),
+    .openapi({
+      description: `One or more image files (JPEG, PNG or WebP): a batch of at most ${MAX_BATCH_IMAGES}, ${MAX_IMAGE_BYTES} bytes together.`,
+    }),
   top_k: topKSchema.optional(),
 });
 
@@ -39,7 +41,9 @@ export const classifyJsonSchema = z
         z.array(z.number().int().min(0).max(255)).openapi({ description: "The image file's bytes, as numbers 0-255." }),
         z.string().openapi({ description: "The image file's bytes, base64 (a data: URL prefix is accepted)." }),
       ])
-      .openapi({ description: `The encoded image (JPEG, PNG or WebP), as Workers AI's image classification accepts it; at most ${MAX_IMAGE_BYTES} bytes decoded.` }),
+      .openapi({
+        description: `The encoded image (JPEG, PNG or WebP), as Workers AI's image classification accepts it; at most ${MAX_IMAGE_BYTES} bytes decoded.`,
+      }),
     top_k: topKSchema.optional(),
   })
   .openapi("ClassifyJsonRequest");

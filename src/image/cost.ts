@@ -82,12 +82,22 @@ export interface ImageCost {
 }
 
 /** The bytes the pipeline holds, at most, to turn this image into the model's input. */
-export function imageWorkingBytes(header: ImageHeader, preprocess: Preprocess, input: InputShape, decodeSide = preprocess.resize.shorter_side): number {
+export function imageWorkingBytes(
+  header: ImageHeader,
+  preprocess: Preprocess,
+  input: InputShape,
+  decodeSide = preprocess.resize.shorter_side,
+): number {
   return imageCost(header, preprocess, input, decodeSide).total;
 }
 
 /** `decodeSide`: the shorter side a JPEG or WebP is decoded to at least (scaledDecodeSide). */
-export function imageCost(header: ImageHeader, preprocess: Preprocess, input: InputShape, decodeSide = preprocess.resize.shorter_side): ImageCost {
+export function imageCost(
+  header: ImageHeader,
+  preprocess: Preprocess,
+  input: InputShape,
+  decodeSide = preprocess.resize.shorter_side,
+): ImageCost {
   const { decoderBytes, rasterBytes, raster } =
     header.type === "jpeg" ? jpegCost(header, decodeSide) : header.type === "webp" ? webpCost(header, decodeSide) : pngCost(header);
   const preprocessBytes = preprocessCost(raster.width, raster.height, raster.channels, preprocess, input);
@@ -154,7 +164,8 @@ export function webpDecoderBytes(header: WebpHeader, decodeSide: number): number
   const pixels = width * height;
   const frame = lossless
     ? WEBP_LOSSLESS_TABLE_BYTES + WEBP_LOSSLESS_BYTES_PER_PIXEL * pixels + WEBP_LOSSLESS_BYTES_PER_COLUMN * width
-    : WEBP_LOSSY_BYTES_PER_COLUMN * width + (alpha ? WEBP_LOSSLESS_TABLE_BYTES + (WEBP_ALPHA_PLANE_BYTES_PER_PIXEL + WEBP_LOSSLESS_BYTES_PER_PIXEL) * pixels : 0);
+    : WEBP_LOSSY_BYTES_PER_COLUMN * width +
+      (alpha ? WEBP_LOSSLESS_TABLE_BYTES + (WEBP_ALPHA_PLANE_BYTES_PER_PIXEL + WEBP_LOSSLESS_BYTES_PER_PIXEL) * pixels : 0);
   const rescaler = out.width === width && out.height === height ? 0 : WEBP_RESCALER_BYTES_PER_COLUMN * out.width;
   const total = WEBP_WASM_INITIAL_BYTES + WEBP_FIXED_BYTES + fileBytes + frame + rescaler + out.width * out.height * channels;
   return roundUp(Math.ceil(total), PAGE);

@@ -46,7 +46,12 @@ function instantiate(): TurboJpeg {
   };
   const imports = {
     // setjmp returning 0 means "continue normally"; the matching longjmp aborts the whole call instead.
-    env: { setjmp: () => 0, longjmp: () => { throw new LibjpegFatalError("libjpeg reported a fatal error"); } },
+    env: {
+      setjmp: () => 0,
+      longjmp: () => {
+        throw new LibjpegFatalError("libjpeg reported a fatal error");
+      },
+    },
     wasi_snapshot_preview1: {
       environ_sizes_get: () => 0,
       environ_get: unavailable("environ_get"),

@@ -22,7 +22,15 @@ import type { Raster } from "./raster";
 type Rgb = readonly [number, number, number];
 
 /** Adam7 passes (PNG 8.2): x0, y0, dx, dy. A plain image is one pass of every pixel. */
-const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+] as const;
 const PLAIN = [[0, 0, 1, 1]] as const;
 
 export async function decodePng(bytes: Uint8Array, background: Rgb): Promise<Raster> {
@@ -37,7 +45,10 @@ export async function decodePng(bytes: Uint8Array, background: Rgb): Promise<Ras
 
   const passes = (png.interlaced ? ADAM7 : PLAIN)
     .map(([x0, y0, dx, dy]) => ({
-      x0, y0, dx, dy,
+      x0,
+      y0,
+      dx,
+      dy,
       w: Math.ceil((width - x0) / dx),
       h: Math.ceil((height - y0) / dy),
     }))
@@ -153,13 +164,14 @@ function rowWriter(png: PngInfo, out: Uint8Array, channels: 1 | 3, bg: Rgb) {
   const paletteSize = palette ? palette.length / 3 : 0;
   const samples = new Uint8Array(width * spp); // one row's samples as 8-bit values
   // Pillow's unpackers for L;1, L;2, L;4 scale grey to the full range; palette indices stay indices.
-  const greyScale = colorType === 0 ? [0, 255, 85, 0, 17][depth] ?? 1 : 1;
+  const greyScale = colorType === 0 ? ([0, 255, 85, 0, 17][depth] ?? 1) : 1;
 
   return (row: Uint8Array, y: number, x0: number, dx: number, w: number): void => {
     const count = w * spp;
     let s: Uint8Array = samples;
     if (depth === 8) s = row;
-    else if (depth === 16) for (let i = 0; i < count; i++) samples[i] = row[2 * i]!; // the high byte
+    else if (depth === 16)
+      for (let i = 0; i < count; i++) samples[i] = row[2 * i]!; // the high byte
     else {
       const mask = (1 << depth) - 1;
       for (let i = 0; i < count; i++) {

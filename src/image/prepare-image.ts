@@ -3,7 +3,15 @@
  * - planImage: sniff (415) -> the header's pixel limits and computed working memory (413), nothing decoded;
  * - prepareImage: decode (422) -> EXIF orientation (JPEG) -> preprocess, into the model's input tensor.
  */
-import { MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS, MAX_WEBP_ALPHA_PIXELS, MAX_WEBP_LOSSLESS_PIXELS, MAX_WEBP_PIXELS } from "../config";
+import {
+  MAX_IMAGE_WORKING_BYTES,
+  MAX_JPEG_PIXELS,
+  MAX_PNG_PIXELS,
+  MAX_PROGRESSIVE_JPEG_PIXELS,
+  MAX_WEBP_ALPHA_PIXELS,
+  MAX_WEBP_LOSSLESS_PIXELS,
+  MAX_WEBP_PIXELS,
+} from "../config";
 import type { InputShape, Preprocess } from "../model/manifest";
 import { imageWorkingBytes, scaledDecodeSide, webpDecoderBytes } from "./cost";
 import { ImageError } from "./errors";
@@ -76,7 +84,10 @@ function refuseOverLimit(header: ImageHeader): void {
   const { width, height } = header;
   const limit = pixelLimit(header);
   if (width * height > limit) {
-    throw new ImageError("image_too_large", `The ${kind(header)} is ${width}x${height} (${width * height} pixels); the limit is ${limit} pixels.`);
+    throw new ImageError(
+      "image_too_large",
+      `The ${kind(header)} is ${width}x${height} (${width * height} pixels); the limit is ${limit} pixels.`,
+    );
   }
 }
 

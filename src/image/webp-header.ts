@@ -72,7 +72,12 @@ function readChunks(bytes: Uint8Array, riffEnd: number): Chunk[] {
 }
 
 /** The frame header of a VP8 (RFC 6386, 9.1) or VP8L (the lossless bitstream specification, 3.2) chunk. */
-function imageChunk(bytes: Uint8Array, id: string, start: number, end: number): { width: number; height: number; lossless: boolean; alpha: boolean } {
+function imageChunk(
+  bytes: Uint8Array,
+  id: string,
+  start: number,
+  end: number,
+): { width: number; height: number; lossless: boolean; alpha: boolean } {
   if (id === "VP8 ") {
     if (end - start < 10) throw undecodable("The WebP's VP8 frame header is truncated.");
     // A 3-byte frame tag whose lowest bit is 0 for a key frame, then the start code 9d 01 2a, then 14-bit

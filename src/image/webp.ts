@@ -70,10 +70,14 @@ export function decodeWebp(
   background: readonly [number, number, number],
   maxMemoryBytes: number,
 ): DecodedWebp {
-  const memory = new WebAssembly.Memory({ initial: WEBP_WASM_INITIAL_BYTES / PAGE, maximum: Math.max(WEBP_WASM_INITIAL_BYTES, Math.ceil(maxMemoryBytes / PAGE) * PAGE) / PAGE });
+  const memory = new WebAssembly.Memory({
+    initial: WEBP_WASM_INITIAL_BYTES / PAGE,
+    maximum: Math.max(WEBP_WASM_INITIAL_BYTES, Math.ceil(maxMemoryBytes / PAGE) * PAGE) / PAGE,
+  });
   const release = trackDecoderMemory(memory);
   try {
-    const webp = new WebAssembly.Instance(libwebp, { env: { memory, emscripten_notify_memory_growth: () => undefined } }).exports as unknown as LibWebp;
+    const webp = new WebAssembly.Instance(libwebp, { env: { memory, emscripten_notify_memory_growth: () => undefined } })
+      .exports as unknown as LibWebp;
     webp._initialize();
     return { image: decodeWith(webp, memory, bytes, size, alpha, background), memoryBytes: memory.buffer.byteLength };
   } catch (error) {

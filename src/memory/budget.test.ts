@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { createMemoryBudget, OverloadedError } from "./budget";
 
-const budget = (capacityBytes = 100, maxQueue = 2, maxWaitMs = 200) => createMemoryBudget({ capacityBytes, maxQueue, maxWaitMs, retryAfterSeconds: 1 });
+const budget = (capacityBytes = 100, maxQueue = 2, maxWaitMs = 200) =>
+  createMemoryBudget({ capacityBytes, maxQueue, maxWaitMs, retryAfterSeconds: 1 });
 
 describe("the memory budget", () => {
   it("grants reservations while they fit and never lets the sum pass the capacity", async () => {

@@ -154,7 +154,9 @@ export function createMemoryBudget(options: BudgetOptions): MemoryBudget {
       const maxWaitMs = opts.maxWaitMs ?? options.maxWaitMs;
       if (!(bytes >= 0)) return Promise.reject(new RangeError(`cannot reserve ${bytes} bytes`));
       if (bytes > capacityBytes) {
-        return Promise.reject(overloaded(`the work needs ${mib(bytes)} MiB, more than this isolate's whole budget of ${mib(capacityBytes)} MiB`));
+        return Promise.reject(
+          overloaded(`the work needs ${mib(bytes)} MiB, more than this isolate's whole budget of ${mib(capacityBytes)} MiB`),
+        );
       }
       const now = this.tryReserve(bytes, label);
       if (now) return Promise.resolve(now);

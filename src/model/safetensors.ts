@@ -39,8 +39,10 @@ export function parseHeader(json: string, dataBytes?: number): TensorInfo[] {
   for (const [name, value] of Object.entries(raw)) {
     if (name === "__metadata__") continue;
     const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof v.dtype !== "string" || !(v.dtype in DTYPE_BYTES)) throw new SafetensorsError(`tensor ${name}: unsupported dtype ${String(v.dtype)}`);
-    if (!Array.isArray(v.shape) || !v.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`tensor ${name}: bad shape`);
+    if (typeof v.dtype !== "string" || !(v.dtype in DTYPE_BYTES))
+      throw new SafetensorsError(`tensor ${name}: unsupported dtype ${String(v.dtype)}`);
+    if (!Array.isArray(v.shape) || !v.shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw new SafetensorsError(`tensor ${name}: bad shape`);
     if (!Array.isArray(v.data_offsets) || v.data_offsets.length !== 2) throw new SafetensorsError(`tensor ${name}: bad data_offsets`);
     const [begin, end] = v.data_offsets as number[];
     const dtype = v.dtype as Dtype;
@@ -90,7 +92,8 @@ export function createSafetensorsSink(totalBytes: number, route: (tensors: Tenso
     if (!target.into) {
       const into = destination(target.info);
       const bytes = target.end - target.begin;
-      if (into.byteLength !== bytes) throw new SafetensorsError(`tensor ${target.info.name}: destination holds ${into.byteLength} bytes, tensor has ${bytes}`);
+      if (into.byteLength !== bytes)
+        throw new SafetensorsError(`tensor ${target.info.name}: destination holds ${into.byteLength} bytes, tensor has ${bytes}`);
       target.into = into;
     }
     return target.into;
@@ -107,7 +110,8 @@ export function createSafetensorsSink(totalBytes: number, route: (tensors: Tenso
         position += n;
         if (prefixFilled < 8) return;
         const length = Number(new DataView(prefix.buffer).getBigUint64(0, true));
-        if (length > MAX_HEADER_BYTES || 8 + length > totalBytes) throw new SafetensorsError(`safetensors header length ${length} is implausible`);
+        if (length > MAX_HEADER_BYTES || 8 + length > totalBytes)
+          throw new SafetensorsError(`safetensors header length ${length} is implausible`);
         header = new Uint8Array(length);
         dataStart = 8 + length;
       }

@@ -17,7 +17,16 @@
  * - A package that fails to load is never served, and is not read again until its backoff window (per id,
  *   shared by every request of the isolate) has passed; requests that need it meanwhile get its error at once.
  */
-import { MEMORY_BUDGET_BYTES, MEMORY_QUEUE_MAX, MEMORY_WAIT_MS, MODEL_RETRY_BASE_MS, MODEL_RETRY_MAX_MS, POINTER_KEY, RETRY_AFTER_SECONDS, SWITCH_WAIT_MS } from "../config";
+import {
+  MEMORY_BUDGET_BYTES,
+  MEMORY_QUEUE_MAX,
+  MEMORY_WAIT_MS,
+  MODEL_RETRY_BASE_MS,
+  MODEL_RETRY_MAX_MS,
+  POINTER_KEY,
+  RETRY_AFTER_SECONDS,
+  SWITCH_WAIT_MS,
+} from "../config";
 import { loadClassifier, type Classifier } from "../engine/classifier";
 import { estimateLoadBytes } from "../engine/load-memory";
 import { createMemoryBudget, OverloadedError, type MemoryBudget, type Reservation } from "../memory/budget";
@@ -87,9 +96,18 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
   const now = options.now ?? (() => Date.now());
   const budget =
     options.budget ??
-    createMemoryBudget({ capacityBytes: MEMORY_BUDGET_BYTES, maxQueue: MEMORY_QUEUE_MAX, maxWaitMs: MEMORY_WAIT_MS, retryAfterSeconds: RETRY_AFTER_SECONDS });
+    createMemoryBudget({
+      capacityBytes: MEMORY_BUDGET_BYTES,
+      maxQueue: MEMORY_QUEUE_MAX,
+      maxWaitMs: MEMORY_WAIT_MS,
+      retryAfterSeconds: RETRY_AFTER_SECONDS,
+    });
   const switchWaitMs = options.switchWaitMs ?? SWITCH_WAIT_MS;
-  const backoff = createRetryBackoff({ baseMs: options.retry?.baseMs ?? MODEL_RETRY_BASE_MS, maxMs: options.retry?.maxMs ?? MODEL_RETRY_MAX_MS, now });
+  const backoff = createRetryBackoff({
+    baseMs: options.retry?.baseMs ?? MODEL_RETRY_BASE_MS,
+    maxMs: options.retry?.maxMs ?? MODEL_RETRY_MAX_MS,
+    now,
+  });
   const store: StoreOptions = { timeoutMs: options.r2TimeoutMs };
 
   let served: Served | undefined;
@@ -107,10 +125,24 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
     const cause =
       error instanceof ModelUnavailableError
         ? error
-        : new ModelUnavailableError("model_unavailable", "The model could not be loaded just now.", { detail: describe(error), cause: error });
+        : new ModelUnavailableError("model_unavailable", "The model could not be loaded just now.", {
+            detail: describe(error),
+            cause: error,
+          });
     const delay = backoff.fail(id, cause);
-    logError({ event: "model_load_failed", model: id, code: cause.code, detail: cause.detail, attempt: backoff.failures(id), retry_in_ms: delay });
-    return new ModelUnavailableError(cause.code, cause.message, { detail: cause.detail, cause, retryAfterSeconds: Math.ceil(delay / 1000) });
+    logError({
+      event: "model_load_failed",
+      model: id,
+      code: cause.code,
+      detail: cause.detail,
+      attempt: backoff.failures(id),
+      retry_in_ms: delay,
+    });
+    return new ModelUnavailableError(cause.code, cause.message, {
+      detail: cause.detail,
+      cause,
+      retryAfterSeconds: Math.ceil(delay / 1000),
+    });
   }
 
   /** Reserves the estimate for loading `manifest`, waiting up to `waitMs` for room. Not a package failure. */
@@ -130,9 +162,13 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
   function checkFits(manifest: Manifest, estimate: number): void {
     if (estimate <= budget.capacityBytes) return;
     const mib = (n: number) => (n / 1048576).toFixed(1);
-    throw new ModelUnavailableError("model_unavailable", `The published model ${manifest.id} needs more memory than a Worker isolate has.`, {
-      detail: `model ${manifest.id} needs ~${mib(estimate)} MiB to load, the budget is ${mib(budget.capacityBytes)} MiB`,
-    });
+    throw new ModelUnavailableError(
+      "model_unavailable",
+      `The published model ${manifest.id} needs more memory than a Worker isolate has.`,
+      {
+        detail: `model ${manifest.id} needs ~${mib(estimate)} MiB to load, the budget is ${mib(budget.capacityBytes)} MiB`,
+      },
+    );
   }
 
   /** Streams the weights into a classifier; on success the reservation shrinks to the resident bytes. */
@@ -147,17 +183,28 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
         classifier = await loadClassifier(manifest, weights);
       } catch (cause) {
         if (cause instanceof ModelUnavailableError) throw cause;
-        throw new ModelUnavailableError("model_corrupt", `The published model ${manifest.id} cannot be loaded: its weights do not match its layers.`, {
-          detail: `model package ${manifest.id}: ${describe(cause)}`,
-          cause,
-        });
+        throw new ModelUnavailableError(
+          "model_corrupt",
+          `The published model ${manifest.id} cannot be loaded: its weights do not match its layers.`,
+          {
+            detail: `model package ${manifest.id}: ${describe(cause)}`,
+            cause,
+          },
+        );
       }
       const resident = classifier.residentBytes;
       if (!reservation.resize(resident)) {
         logError({ event: "model_memory_over_estimate", model: manifest.id, estimate_bytes: estimate, resident_bytes: resident });
       }
       backoff.succeed(manifest.id);
-      logInfo({ event: "model_loaded", model: manifest.id, estimate_bytes: estimate, resident_bytes: resident, load_peak_bytes: classifier.loadPeakBytes, ms: now() - started });
+      logInfo({
+        event: "model_loaded",
+        model: manifest.id,
+        estimate_bytes: estimate,
+        resident_bytes: resident,
+        load_peak_bytes: classifier.loadPeakBytes,
+        ms: now() - started,
+      });
       return { id: manifest.id, manifest, classifier, reservation, leases: 0, retired: false, freed: false };
     } catch (error) {
       reservation.release();
@@ -318,7 +365,12 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
     let timer: ReturnType<typeof setTimeout> | undefined;
     const tooLong = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new ModelUnavailableError("model_unavailable", "The model is being switched; try again shortly.", { retryAfterSeconds: RETRY_AFTER_SECONDS })),
+        () =>
+          reject(
+            new ModelUnavailableError("model_unavailable", "The model is being switched; try again shortly.", {
+              retryAfterSeconds: RETRY_AFTER_SECONDS,
+            }),
+          ),
         switchWaitMs,
       );
     });

@@ -66,16 +66,24 @@ const timeoutOf = (options: StoreOptions) => options.timeoutMs ?? R2_READ_TIMEOU
 export async function readPointer(bucket: R2Bucket, options: StoreOptions = {}): Promise<string> {
   const ms = timeoutOf(options);
   const object = await faultless(() => bucket.get(POINTER_KEY), ms, `R2 get ${POINTER_KEY}`);
-  if (!object) throw new ModelUnavailableError("model_not_found", "No model is published yet.", { detail: `${POINTER_KEY} is missing from the bucket` });
+  if (!object)
+    throw new ModelUnavailableError("model_not_found", "No model is published yet.", {
+      detail: `${POINTER_KEY} is missing from the bucket`,
+    });
   const text = await faultless(() => object.text(), ms, `reading ${POINTER_KEY}`);
   let id: unknown;
   try {
     id = (JSON.parse(text) as { id?: unknown }).id;
   } catch (cause) {
-    throw new ModelUnavailableError("model_corrupt", "The pointer to the published model is damaged.", { detail: `${POINTER_KEY} is not valid JSON`, cause });
+    throw new ModelUnavailableError("model_corrupt", "The pointer to the published model is damaged.", {
+      detail: `${POINTER_KEY} is not valid JSON`,
+      cause,
+    });
   }
   if (typeof id !== "string" || id === "") {
-    throw new ModelUnavailableError("model_corrupt", "The pointer to the published model is damaged.", { detail: `${POINTER_KEY} names no package id` });
+    throw new ModelUnavailableError("model_corrupt", "The pointer to the published model is damaged.", {
+      detail: `${POINTER_KEY} names no package id`,
+    });
   }
   return id;
 }
@@ -85,14 +93,19 @@ export async function readManifest(bucket: R2Bucket, id: string, options: StoreO
   const key = packageKey(id, "manifest.json");
   const object = await faultless(() => bucket.get(key), ms, `R2 get ${key}`);
   if (!object) {
-    throw new ModelUnavailableError("model_not_found", `The published model ${id} is missing from the model store.`, { detail: `model package ${id} has no manifest (${key})` });
+    throw new ModelUnavailableError("model_not_found", `The published model ${id} is missing from the model store.`, {
+      detail: `model package ${id} has no manifest (${key})`,
+    });
   }
   const text = await faultless(() => object.text(), ms, `reading ${key}`);
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (cause) {
-    throw new ModelUnavailableError("model_corrupt", `The published model ${id} has a manifest that is not valid JSON.`, { detail: `${key} is not valid JSON`, cause });
+    throw new ModelUnavailableError("model_corrupt", `The published model ${id} has a manifest that is not valid JSON.`, {
+      detail: `${key} is not valid JSON`,
+      cause,
+    });
   }
   try {
     const manifest = parseManifest(json);
@@ -101,7 +114,10 @@ export async function readManifest(bucket: R2Bucket, id: string, options: StoreO
   } catch (cause) {
     const problem = cause instanceof ManifestError ? cause.message : describe(cause);
     // The schema's own words say what is wrong, and hold no key or hash: the publisher can act on them.
-    throw new ModelUnavailableError("model_corrupt", `The published model ${id} has an invalid manifest: ${problem}`, { detail: `${key}: ${problem}`, cause });
+    throw new ModelUnavailableError("model_corrupt", `The published model ${id} has an invalid manifest: ${problem}`, {
+      detail: `${key}: ${problem}`,
+      cause,
+    });
   }
 }
 
@@ -124,13 +140,19 @@ export async function openWeights(bucket: R2Bucket, manifest: Manifest, options:
   const key = packageKey(manifest.id, file);
   const object = await faultless(() => bucket.get(key), ms, `R2 get ${key}`);
   if (!object) {
-    throw new ModelUnavailableError("model_not_found", `The published model ${manifest.id} is incomplete: its weights are missing from the model store.`, {
-      detail: `model package ${manifest.id} has no weights file (${key})`,
-    });
+    throw new ModelUnavailableError(
+      "model_not_found",
+      `The published model ${manifest.id} is incomplete: its weights are missing from the model store.`,
+      {
+        detail: `model package ${manifest.id} has no weights file (${key})`,
+      },
+    );
   }
   if (object.size !== bytes) {
     await object.body.cancel().catch(() => {});
-    throw new ModelUnavailableError("model_corrupt", FAILED_INTEGRITY, { detail: `${key} is ${object.size} bytes, the manifest says ${bytes}` });
+    throw new ModelUnavailableError("model_corrupt", FAILED_INTEGRITY, {
+      detail: `${key} is ${object.size} bytes, the manifest says ${bytes}`,
+    });
   }
   return readVerified(object.body, { bytes, sha256, key, timeoutMs: ms });
 }
@@ -150,11 +172,18 @@ async function* readVerified(
   try {
     for (;;) {
       const view = new Uint8Array(buffer, 0, Math.min(READ_BYTES, Math.max(1, expected.bytes - received)));
-      const { done, value } = await faultless(() => read.call(reader, view, { min: view.byteLength }), expected.timeoutMs, `reading ${expected.key} at byte ${received}`);
+      const { done, value } = await faultless(
+        () => read.call(reader, view, { min: view.byteLength }),
+        expected.timeoutMs,
+        `reading ${expected.key} at byte ${received}`,
+      );
       // A stream that closes mid-read may hand over its last bytes together with `done`.
       if (value && value.byteLength > 0) {
         received += value.byteLength;
-        if (received > expected.bytes) throw new ModelUnavailableError("model_corrupt", FAILED_INTEGRITY, { detail: `${expected.key} is longer than the ${expected.bytes} bytes R2 announced` });
+        if (received > expected.bytes)
+          throw new ModelUnavailableError("model_corrupt", FAILED_INTEGRITY, {
+            detail: `${expected.key} is longer than the ${expected.bytes} bytes R2 announced`,
+          });
         await writer.write(value);
         yield value;
       }
@@ -170,6 +199,8 @@ async function* readVerified(
   await writer.close();
   const actual = [...new Uint8Array(await digest.digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
   if (actual !== expected.sha256) {
-    throw new ModelUnavailableError("model_corrupt", FAILED_INTEGRITY, { detail: `${expected.key} fails its SHA-256 check (expected ${expected.sha256}, got ${actual})` });
+    throw new ModelUnavailableError("model_corrupt", FAILED_INTEGRITY, {
+      detail: `${expected.key} fails its SHA-256 check (expected ${expected.sha256}, got ${actual})`,
+    });
   }
 }

@@ -56,12 +56,25 @@ let browser;
 const KEY = "e2e-key-7f3a9c01d2";
 const model = chooseModel();
 
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 /** A page's timing line shows real phases (never 0 ms) or says there are none (a deployed Worker's clock). */
 function assertHonestTiming(timing) {
-  assert.match(timing, /^Server: (timing not available|((decode|preprocess|inference) [\d.]+ ms)( · (decode|preprocess|inference) [\d.]+ ms)*) · round trip \d+ ms/);
-  for (const [, ms] of timing.matchAll(/(?:decode|preprocess|inference) ([\d.]+) ms/g)) assert.ok(Number(ms) > 0, `a phase shown as ${ms} ms: ${timing}`);
+  assert.match(
+    timing,
+    /^Server: (timing not available|((decode|preprocess|inference) [\d.]+ ms)( · (decode|preprocess|inference) [\d.]+ ms)*) · round trip \d+ ms/,
+  );
+  for (const [, ms] of timing.matchAll(/(?:decode|preprocess|inference) ([\d.]+) ms/g))
+    assert.ok(Number(ms) > 0, `a phase shown as ${ms} ms: ${timing}`);
 }
 
 // On a timeout node --test ends this file's process without running after(): stop the Workers' process
@@ -91,8 +104,22 @@ describe("the demo page in headless Chromium", () => {
     // does. The Worker re-reads the pointer on every request (POINTER_CHECK_SECONDS=0).
     // API_KEYS empty: open, whatever a developer's .dev.vars holds. The keyed Worker starts at the same
     // time, so it costs no extra wait.
-    dev = startWranglerDev({ cwd: root, port, persistTo, inspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "0", API_KEYS: "" } });
-    keyed = startWranglerDev({ cwd: root, port: keyedPort, persistTo, inspectorPort: keyedInspectorPort, stdio: "pipe", vars: { POINTER_CHECK_SECONDS: "0", API_KEYS: KEY } });
+    dev = startWranglerDev({
+      cwd: root,
+      port,
+      persistTo,
+      inspectorPort,
+      stdio: "pipe",
+      vars: { POINTER_CHECK_SECONDS: "0", API_KEYS: "" },
+    });
+    keyed = startWranglerDev({
+      cwd: root,
+      port: keyedPort,
+      persistTo,
+      inspectorPort: keyedInspectorPort,
+      stdio: "pipe",
+      vars: { POINTER_CHECK_SECONDS: "0", API_KEYS: KEY },
+    });
     const bucket = openLocalBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), persistTo });
     try {
       await publishPackage(bucket, model.dir, { log });
@@ -123,7 +150,9 @@ describe("the demo page in headless Chromium", () => {
     const bytes = new Uint8Array(await (await fetch(`${dev.url}/samples/${encodeURIComponent(sample.name)}`)).arrayBuffer());
     const file = join(work, sample.name);
     writeFileSync(file, bytes);
-    const api = await (await fetch(`${dev.url}/v1/classify`, { method: "POST", headers: { "content-type": sample.type }, body: bytes })).json();
+    const api = await (
+      await fetch(`${dev.url}/v1/classify`, { method: "POST", headers: { "content-type": sample.type }, body: bytes })
+    ).json();
 
     const page = await browser.newPage({ viewport: { width: 900, height: 720 } });
     const errors = [];
@@ -139,7 +168,10 @@ describe("the demo page in headless Chromium", () => {
     log(`${sample.name}: page shows ${labels.map((l, i) => `${l} ${scores[i]}`).join(", ")}; ${timing}`);
 
     assert.equal(labels.length, Math.min(5, info.labels.length));
-    assert.deepEqual(labels, api.predictions.map((p) => p.label));
+    assert.deepEqual(
+      labels,
+      api.predictions.map((p) => p.label),
+    );
     if (model.trained && trueLabel) assert.equal(labels[0], trueLabel, `the default model should recognise ${sample.name}`);
     assertHonestTiming(timing);
     assert.match(timing, new RegExp(`model ${info.id.replace(/[.]/g, "\\.")}`));
@@ -147,7 +179,10 @@ describe("the demo page in headless Chromium", () => {
 
     // A sample button does the same without a file.
     await page.locator("#samples button").last().click();
-    await page.locator("#status").filter({ hasText: samples.at(-1).title }).waitFor({ timeout: 30_000 });
+    await page
+      .locator("#status")
+      .filter({ hasText: samples.at(-1).title })
+      .waitFor({ timeout: 30_000 });
 
     await page.locator("#samples button").first().click();
     await page.locator("#status").filter({ hasText: samples[0].title }).waitFor({ timeout: 30_000 });

@@ -18,7 +18,10 @@ function relativeError(actual: Float32Array, expected: Float32Array): number {
 }
 
 describe("the inference engine", () => {
-  for (const [convolutions, tolerance] of [["int8", 0.02], ["fp32", 0.01]] as const) {
+  for (const [convolutions, tolerance] of [
+    ["int8", 0.02],
+    ["fp32", 0.01],
+  ] as const) {
     const where = convolutions === "int8" ? "on the int8 kernels" : "on tfjs-wasm in fp32";
     // fp32 convolutions leave only the dense layers' int16 activation rounding; int8 convolutions add
     // 7-bit activation rounding at every conv layer.
@@ -67,7 +70,9 @@ describe("the inference engine", () => {
     const classifier = await loadClassifier(manifest, streamOf(pkg.weights));
     expect(classifier.convolutionKernel).toBe("tfjs-wasm-fp32");
     const x = randomInput(24 * 24 * 3, 8);
-    expect(relativeError(classifier.forward([x])[0]!, referenceForward(LOGIT_LAYERS, pkg.dequantized, pkg.manifest.input, x))).toBeLessThan(0.01);
+    expect(relativeError(classifier.forward([x])[0]!, referenceForward(LOGIT_LAYERS, pkg.dequantized, pkg.manifest.input, x))).toBeLessThan(
+      0.01,
+    );
     classifier.dispose();
   });
 
@@ -139,7 +144,9 @@ describe("the inference engine", () => {
 
   it("refuses weights whose tensors do not match the layer list", async () => {
     const pkg = await makeTinyPackage();
-    const other = await makeTinyPackage({ layers: TINY_LAYERS.map((l) => (l.op === "dense" && l.name === "fc7" ? { ...l, units: 20 } : l)) });
+    const other = await makeTinyPackage({
+      layers: TINY_LAYERS.map((l) => (l.op === "dense" && l.name === "fc7" ? { ...l, units: 20 } : l)),
+    });
     const manifest = { ...pkg.manifest, weights: other.manifest.weights };
     await expect(loadClassifier(manifest, streamOf(other.weights))).rejects.toThrow();
   });

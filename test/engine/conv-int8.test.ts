@@ -35,16 +35,28 @@ function convLayer(name: string, c: ConvCase, activation: "relu" | "none"): Conv
 }
 
 function randomWeights(random: () => number, layer: ConvLayer, channels: number) {
-  const weight = new Int8Array(layer.kernel * layer.kernel * (channels / layer.groups) * layer.filters).map(() => Math.floor(random() * 255) - 127);
+  const weight = new Int8Array(layer.kernel * layer.kernel * (channels / layer.groups) * layer.filters).map(
+    () => Math.floor(random() * 255) - 127,
+  );
   const scale = new Float32Array(layer.filters).map(() => 0.001 + random() * 0.02);
   const bias = new Float32Array(layer.filters).map(() => random() - 0.5);
   return { weight, scale, bias };
 }
 
 // The package rules for a signed input, and what the reference calls each
-const RULES: [CodeRule, ReferenceCode][] = [["7-bit-per-tensor-min-max", "min-max"], ["7-bit-per-tensor-dynamic", "symmetric"]];
+const RULES: [CodeRule, ReferenceCode][] = [
+  ["7-bit-per-tensor-min-max", "min-max"],
+  ["7-bit-per-tensor-dynamic", "symmetric"],
+];
 
-function runFeatures(layers: Layer[], input: [number, number, number], tensors: Map<string, ArrayBufferView>, x: Float32Array, build: (typeof BUILDS)[number], rule: CodeRule) {
+function runFeatures(
+  layers: Layer[],
+  input: [number, number, number],
+  tensors: Map<string, ArrayBufferView>,
+  x: Float32Array,
+  build: (typeof BUILDS)[number],
+  rule: CodeRule,
+) {
   const plan = planInt8Features(layers, { height: input[0], width: input[1], channels: input[2] }, rule, build);
   for (const name of plan.tensorNames) {
     const t = tensors.get(name)!;
@@ -71,7 +83,11 @@ describe("the int8 convolution kernel", () => {
           [x[0], x[x.length - 1]] = [low, high];
           const scale = new Float32Array(c.filters).fill(1);
           const bias = new Float32Array(c.filters);
-          const tensors = new Map<string, ArrayBufferView>([["conv.weight", weight], ["conv.scale", scale], ["conv.bias", bias]]);
+          const tensors = new Map<string, ArrayBufferView>([
+            ["conv.weight", weight],
+            ["conv.scale", scale],
+            ["conv.bias", bias],
+          ]);
           const ours = runFeatures([layer], c.input, tensors, x, build, rule);
           const reference = referenceConvInt8(x, c.input, layer, weight, scale, bias, ref);
           expect(reference.acc.some((v) => Math.abs(v) > 127 * 127)).toBe(true); // sums of many products, not one
@@ -85,12 +101,25 @@ describe("the int8 convolution kernel", () => {
           const x = new Float32Array(c.input[0] * c.input[1] * c.input[2]).map(() => (random() - 0.4) * 3);
           const refA = referenceConvInt8(x, c.input, first, a.weight, a.scale, a.bias, ref);
           // A 3x3 "same" conv after it: its input is post-ReLU, so it takes the unsigned 0..127 code.
-          const second: ConvLayer = { op: "conv2d", name: "b", filters: 8, kernel: 3, stride: 1, padding: 1, groups: 1, activation: "none" };
+          const second: ConvLayer = {
+            op: "conv2d",
+            name: "b",
+            filters: 8,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            groups: 1,
+            activation: "none",
+          };
           const b = randomWeights(random, second, c.filters);
           const refB = referenceConvInt8(refA.y, refA.shape, second, b.weight, b.scale, b.bias, "unsigned");
           const tensors = new Map<string, ArrayBufferView>([
-            ["a.weight", a.weight], ["a.scale", a.scale], ["a.bias", a.bias],
-            ["b.weight", b.weight], ["b.scale", b.scale], ["b.bias", b.bias],
+            ["a.weight", a.weight],
+            ["a.scale", a.scale],
+            ["a.bias", a.bias],
+            ["b.weight", b.weight],
+            ["b.scale", b.scale],
+            ["b.bias", b.bias],
           ]);
           expect(Array.from(runFeatures([first], c.input, tensors, x, build, rule))).toEqual(Array.from(refA.y));
           expect(Array.from(runFeatures([first, second], c.input, tensors, x, build, rule))).toEqual(Array.from(refB.y));
@@ -122,12 +151,19 @@ describe("the int8 convolution kernel", () => {
     const probe = instantiateFeatureKernels("relaxed-simd").relaxedDotProbe(127, 255);
     expect([4 * 127 * 255, 2 * 32767, -4 * 127]).toContain(probe);
     expect(preferredKernelBuild()).toBe(relaxedKernelFor(probe)); // workerd has relaxed SIMD
-    expect([relaxedKernelFor(65534), relaxedKernelFor(129540), relaxedKernelFor(-508)]).toEqual(["relaxed-simd-madd", "relaxed-simd", "relaxed-simd"]);
+    expect([relaxedKernelFor(65534), relaxedKernelFor(129540), relaxedKernelFor(-508)]).toEqual([
+      "relaxed-simd-madd",
+      "relaxed-simd",
+      "relaxed-simd",
+    ]);
   });
 
   it("gives identical answers in its relaxed-SIMD (both inner products) and SIMD128 builds, LRN and pooling included", () => {
     const random = mulberry32(5);
-    const layers = TINY_LAYERS.slice(0, TINY_LAYERS.findIndex((l) => l.op === "flatten"));
+    const layers = TINY_LAYERS.slice(
+      0,
+      TINY_LAYERS.findIndex((l) => l.op === "flatten"),
+    );
     const tensors = new Map<string, ArrayBufferView>();
     let channels = 3;
     for (const layer of layers) {

@@ -43,7 +43,9 @@ function readTensors(file: ArrayBuffer): Tensors {
   const headerLength = Number(new DataView(file).getBigUint64(0, true));
   const start = 8 + headerLength;
   const header = new TextDecoder().decode(new Uint8Array(file, 8, headerLength));
-  return new Map(parseHeader(header).map((t) => [t.name, { shape: t.shape, data: new Float32Array(file.slice(start + t.begin, start + t.end)) }]));
+  return new Map(
+    parseHeader(header).map((t) => [t.name, { shape: t.shape, data: new Float32Array(file.slice(start + t.begin, start + t.end)) }]),
+  );
 }
 
 /** Runs every sample through the engine; returns [worker logits, expected logits] per sample. */
@@ -100,7 +102,10 @@ describe("packages imported from other frameworks and fine-tuned", () => {
     expect(convs.map((l) => l.groups)).toEqual([1, 2, 1, 2, 2]);
     // Caffe's (and ONNX's) alpha 1e-4 is divided by the window of 5: the paper's convention holds 2e-5.
     const lrn = manifest.layers.filter((l) => l.op === "lrn");
-    expect(lrn.map((l) => [l.size, l.alpha, l.k])).toEqual([[5, 2e-5, 1], [5, 2e-5, 1]]);
+    expect(lrn.map((l) => [l.size, l.alpha, l.k])).toEqual([
+      [5, 2e-5, 1],
+      [5, 2e-5, 1],
+    ]);
   });
 
   it("refuses a manifest whose per-class recall does not have one value per label", () => {

@@ -32,7 +32,10 @@ describe("API keys", () => {
 
   it("answers 401 unauthorized with WWW-Authenticate: Bearer when the key is missing", async () => {
     const app = appWithEnv({ API_KEYS: KEYS });
-    for (const [path, init] of [["/v1/classify", classify()], ["/v1/models", undefined]] as const) {
+    for (const [path, init] of [
+      ["/v1/classify", classify()],
+      ["/v1/models", undefined],
+    ] as const) {
       const response = await app(path, init);
       expect(response.status).toBe(401);
       expect(response.headers.get("content-type")).toMatch(/application\/json/);
@@ -45,7 +48,14 @@ describe("API keys", () => {
 
   it("refuses a wrong key, a prefix of a right one, a right one under another scheme, and an empty bearer", async () => {
     const app = appWithEnv({ API_KEYS: KEYS });
-    for (const authorization of ["Bearer wrong-key", "Bearer first-key", "Bearer first-key-0123456789x", "Basic first-key-0123456789", "Bearer ", "first-key-0123456789"]) {
+    for (const authorization of [
+      "Bearer wrong-key",
+      "Bearer first-key",
+      "Bearer first-key-0123456789x",
+      "Basic first-key-0123456789",
+      "Bearer ",
+      "first-key-0123456789",
+    ]) {
       const response = await app("/v1/classify", classify({ Authorization: authorization }));
       expect(response.status, authorization).toBe(401);
       expect((await response.json<ErrorBody>()).error.code).toBe("unauthorized");

@@ -38,7 +38,9 @@ function recordingBudget(capacityBytes: number) {
   };
   // The model reserves its bytes in a ledger of its own here, so these tests see the requests' alone
   // (test/http/model-switch.test.ts covers the model's reservation in the shared ledger).
-  const models = createModelHolder({ budget: createMemoryBudget({ capacityBytes: 1 << 30, maxQueue: 16, maxWaitMs: 10_000, retryAfterSeconds: 3 }) });
+  const models = createModelHolder({
+    budget: createMemoryBudget({ capacityBytes: 1 << 30, maxQueue: 16, maxWaitMs: 10_000, retryAfterSeconds: 3 }),
+  });
   return { budget, seen, app: createApp({ budget, models }) };
 }
 

@@ -14,18 +14,22 @@ describe("POST /v1/classify with a WebP body", () => {
     await publishToBucket(env.MODELS, await makeTinyPackage({ id: "tiny-webp-v1" }));
   });
 
-  it.each(["webp-lossy.webp", "webp-lossless.webp", "webp-lossy-alpha.webp", "webp-12mp.webp", "parity-large.webp"])("%s is classified (200)", async (name) => {
-    const response = await postWebp(webpFixture(name));
-    expect(response.status).toBe(200);
-    const body = await response.json<{ model: string; predictions: { label: string; score: number }[] }>();
-    expect(body.model).toBe("tiny-webp-v1");
-    expect(body.predictions.length).toBeGreaterThan(0);
-    expect(body.predictions.reduce((sum, p) => sum + p.score, 0)).toBeLessThanOrEqual(1 + 1e-6);
-  });
+  it.each(["webp-lossy.webp", "webp-lossless.webp", "webp-lossy-alpha.webp", "webp-12mp.webp", "parity-large.webp"])(
+    "%s is classified (200)",
+    async (name) => {
+      const response = await postWebp(webpFixture(name));
+      expect(response.status).toBe(200);
+      const body = await response.json<{ model: string; predictions: { label: string; score: number }[] }>();
+      expect(body.model).toBe("tiny-webp-v1");
+      expect(body.predictions.length).toBeGreaterThan(0);
+      expect(body.predictions.reduce((sum, p) => sum + p.score, 0)).toBeLessThanOrEqual(1 + 1e-6);
+    },
+  );
 
   it("a multipart batch of two WebPs gets an answer for each", async () => {
     const form = new FormData();
-    for (const name of ["webp-lossy.webp", "webp-lossless-alpha.webp"]) form.append("image", new File([webpFixture(name)], name, { type: "image/webp" }));
+    for (const name of ["webp-lossy.webp", "webp-lossless-alpha.webp"])
+      form.append("image", new File([webpFixture(name)], name, { type: "image/webp" }));
     const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", body: form });
     expect(response.status).toBe(200);
     const body = await response.json<{ results: unknown[] }>();

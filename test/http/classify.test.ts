@@ -46,7 +46,11 @@ describe("POST /v1/classify through the Worker", () => {
     const raw = await (await postImage(image)).json<Answer>();
     const bodies = [{ image: [...image] }, { image: toBase64(image) }, { image: `data:image/png;base64,${toBase64(image)}`, top_k: 5 }];
     for (const body of bodies) {
-      const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const response = await SELF.fetch(URL_CLASSIFY, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
       expect(response.status).toBe(200);
       expect(await response.json()).toEqual(raw);
     }
@@ -91,15 +95,35 @@ describe("bad requests get a JSON error with the right status", () => {
   }
 
   it("400 invalid_json for a body that is not JSON", async () => {
-    await expectError(await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: "{image:" }), 400, "invalid_json");
+    await expectError(
+      await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: "{image:" }),
+      400,
+      "invalid_json",
+    );
   });
 
   it("400 invalid_base64 for an image string that is not base64", async () => {
-    await expectError(await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: "not base64!!" }) }), 400, "invalid_base64");
+    await expectError(
+      await SELF.fetch(URL_CLASSIFY, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ image: "not base64!!" }),
+      }),
+      400,
+      "invalid_base64",
+    );
   });
 
   it("400 invalid_body for JSON without an image", async () => {
-    await expectError(await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ picture: [1, 2] }) }), 400, "invalid_body");
+    await expectError(
+      await SELF.fetch(URL_CLASSIFY, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ picture: [1, 2] }),
+      }),
+      400,
+      "invalid_body",
+    );
   });
 
   it("400 empty_image for an empty body", async () => {
@@ -159,20 +183,33 @@ describe("bad requests get a JSON error with the right status", () => {
 
   it("422 for the issue's PNG whose second IHDR is 20000x20000, answered at once", async () => {
     const started = Date.now();
-    const bomb = pngOf(chunk("IHDR", ihdr(1, 1)), chunk("IHDR", ihdr(20000, 20000)), chunk("IDAT", zlibStored(scanlines(1, 3))), chunk("IEND", new Uint8Array()));
+    const bomb = pngOf(
+      chunk("IHDR", ihdr(1, 1)),
+      chunk("IHDR", ihdr(20000, 20000)),
+      chunk("IDAT", zlibStored(scanlines(1, 3))),
+      chunk("IEND", new Uint8Array()),
+    );
     await expectError(await postImage(bomb), 422, "undecodable_image");
     expect(Date.now() - started).toBeLessThan(5000); // before the fix: a 1.2 GB raster, ~30 s
   });
 
   it("400 invalid_image_bytes for a JSON byte value outside 0-255, naming where", async () => {
-    const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body: '{"image":[137,80,300]}' });
+    const response = await SELF.fetch(URL_CLASSIFY, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"image":[137,80,300]}',
+    });
     await expectError(response.clone(), 400, "invalid_image_bytes");
     expect((await response.json<{ error: { message: string } }>()).error.message).toMatch(/^image\[2\] is 300/);
   });
 
   it("400 invalid_body for a JSON key the published schema does not have", async () => {
     const body = JSON.stringify({ image: toBase64(testPicture(24, 1)), model: "@cf/microsoft/resnet-50" });
-    await expectError(await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body }), 400, "invalid_body");
+    await expectError(
+      await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "application/json" }, body }),
+      400,
+      "invalid_body",
+    );
   });
 
   it("413 for a body without Content-Length that runs past the image limit while streaming", async () => {

@@ -86,7 +86,10 @@ describe("parseCorsOrigins", () => {
   it("reads origins as browsers send them, and * as any", () => {
     expect(parseCorsOrigins("")).toEqual([]);
     expect(parseCorsOrigins(undefined)).toEqual([]);
-    expect(parseCorsOrigins(" https://A.example/ , https://a.example,http://localhost:8820 ")).toEqual(["https://a.example", "http://localhost:8820"]);
+    expect(parseCorsOrigins(" https://A.example/ , https://a.example,http://localhost:8820 ")).toEqual([
+      "https://a.example",
+      "http://localhost:8820",
+    ]);
     expect(parseCorsOrigins("https://a.example, *")).toBe("*");
   });
 

@@ -33,9 +33,13 @@ const URL_CLASSIFY = "https://edge.test/v1/classify";
 
 const fromBase64 = (b64: string): Uint8Array => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 const BASES = {
-  pngs: [1, 2, 3, 4, 5].map((seed) => testPicture(40, seed)).concat(["parity-rgb.png", "png-palette-trns.png", "png-rgb-interlaced.png"].map((f) => fromBase64(files[f]!))),
+  pngs: [1, 2, 3, 4, 5]
+    .map((seed) => testPicture(40, seed))
+    .concat(["parity-rgb.png", "png-palette-trns.png", "png-rgb-interlaced.png"].map((f) => fromBase64(files[f]!))),
   jpegs: ["jpeg-baseline.jpg", "jpeg-progressive.jpg", "parity-scaled.jpg"].map((f) => fromBase64(files[f]!)),
-  webps: ["webp-lossy.webp", "webp-lossless-alpha.webp", "webp-lossy-alpha.webp", "parity-scaled.webp"].map((f) => fromBase64(webpFiles[f]!)),
+  webps: ["webp-lossy.webp", "webp-lossless-alpha.webp", "webp-lossy-alpha.webp", "parity-scaled.webp"].map((f) =>
+    fromBase64(webpFiles[f]!),
+  ),
 };
 
 interface Failure {
@@ -72,9 +76,11 @@ function judge(answer: Awaited<ReturnType<typeof send>>, kind: string): string |
   } catch {
     return `status ${status}, body not JSON: ${text.slice(0, 100)}`;
   }
-  if (status >= 400 && (typeof body.error?.code !== "string" || typeof body.error?.message !== "string")) return `status ${status} without {"error":{"code","message"}}: ${text.slice(0, 100)}`;
+  if (status >= 400 && (typeof body.error?.code !== "string" || typeof body.error?.message !== "string"))
+    return `status ${status} without {"error":{"code","message"}}: ${text.slice(0, 100)}`;
   if (status < 300 && MUST_REFUSE.has(kind)) return `status ${status}: an invalid request of this class must get a 4xx`;
-  if (status < 300 && !Array.isArray(body.predictions) && !Array.isArray(body.results)) return `status ${status} without predictions: ${text.slice(0, 100)}`;
+  if (status < 300 && !Array.isArray(body.predictions) && !Array.isArray(body.results))
+    return `status ${status} without predictions: ${text.slice(0, 100)}`;
   return undefined;
 }
 
@@ -83,54 +89,61 @@ describe("hostile request bodies (seeded fuzzer)", () => {
     await publishToBucket(env.MODELS, await makeTinyPackage({ id: "tiny-fuzz" }));
   });
 
-  it(
-    "answers every mutated PNG, JPEG, WebP, JSON and multipart body with 2xx or 4xx and a JSON error, in time, and still classifies a good image after each batch",
-    async () => {
-      console.log(`fuzz: seed ${SEED} (FUZZ_SEED=${SEED} to reproduce), ${CASES} cases, ${STRICT ? "strict: known-failing classes included" : `skipping known-failing classes: ${[...KNOWN_FAILING].join(", ") || "none"}`}`);
-      const random = mulberry32(SEED);
-      const good = testPicture(40, 1);
-      const postGood = () => SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "image/png" }, body: good });
-      const reference = await (await postGood()).json();
+  it("answers every mutated PNG, JPEG, WebP, JSON and multipart body with 2xx or 4xx and a JSON error, in time, and still classifies a good image after each batch", async () => {
+    console.log(
+      `fuzz: seed ${SEED} (FUZZ_SEED=${SEED} to reproduce), ${CASES} cases, ${STRICT ? "strict: known-failing classes included" : `skipping known-failing classes: ${[...KNOWN_FAILING].join(", ") || "none"}`}`,
+    );
+    const random = mulberry32(SEED);
+    const good = testPicture(40, 1);
+    const postGood = () => SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "image/png" }, body: good });
+    const reference = await (await postGood()).json();
 
-      const failures: Failure[] = [];
-      const kinds = new Map<string, number>();
-      let skipped = 0;
-      const slowest: { n: number; kind: string; ms: number; status: number }[] = [];
-      for (let start = 0; start < CASES; start += BATCH) {
-        const batch: { n: number; c: FuzzRequest }[] = [];
-        for (let n = start; n < Math.min(CASES, start + BATCH); n++) {
-          const c = hostileRequest(random, BASES, STRICT);
-          if (KNOWN_FAILING.has(c.kind) && !STRICT) {
-            skipped++;
-            continue;
-          }
-          batch.push({ n, c });
+    const failures: Failure[] = [];
+    const kinds = new Map<string, number>();
+    let skipped = 0;
+    const slowest: { n: number; kind: string; ms: number; status: number }[] = [];
+    for (let start = 0; start < CASES; start += BATCH) {
+      const batch: { n: number; c: FuzzRequest }[] = [];
+      for (let n = start; n < Math.min(CASES, start + BATCH); n++) {
+        const c = hostileRequest(random, BASES, STRICT);
+        if (KNOWN_FAILING.has(c.kind) && !STRICT) {
+          skipped++;
+          continue;
         }
-        const answers = await Promise.all(
-          batch.map(async ({ n, c }) => {
-            const started = Date.now();
-            const answer = await send(c);
-            const ms = Date.now() - started;
-            slowest.push({ n, kind: c.kind, ms, status: answer === "timeout" ? 0 : answer.status });
-            return ms > REQUEST_DEADLINE_MS ? "timeout" : answer;
-          }),
-        );
-        for (const [i, answer] of answers.entries()) {
-          const { n, c } = batch[i]!;
-          kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
-          const problem = judge(answer, c.kind);
-          if (problem) failures.push({ case: n, kind: c.kind, problem });
-        }
-        const after = await postGood();
-        if (after.status !== 200) failures.push({ case: start, kind: "good-after-batch", problem: `status ${after.status}: ${(await after.text()).slice(0, 200)}` });
-        else expect(await after.json(), `the good request after batch ${start / BATCH}`).toEqual(reference);
+        batch.push({ n, c });
       }
-      console.log(`fuzz: ${CASES - skipped} sent, ${skipped} skipped (known failing), ${kinds.size} classes: ${[...kinds].map(([k, v]) => `${k} ${v}`).join(", ")}`);
-      slowest.sort((a, b) => b.ms - a.ms);
-      console.log(`fuzz: slowest answers (batched 8 at once): ${slowest.slice(0, 12).map((s) => `case ${s.n} ${s.kind} ${s.status} ${s.ms} ms`).join(", ")}`);
-      if (failures.length) console.log(`fuzz failures (seed ${SEED}):\n${failures.map((f) => `  case ${f.case} ${f.kind}: ${f.problem}`).join("\n")}`);
-      expect(failures, `seed ${SEED}`).toEqual([]);
-    },
-    150_000,
-  );
+      const answers = await Promise.all(
+        batch.map(async ({ n, c }) => {
+          const started = Date.now();
+          const answer = await send(c);
+          const ms = Date.now() - started;
+          slowest.push({ n, kind: c.kind, ms, status: answer === "timeout" ? 0 : answer.status });
+          return ms > REQUEST_DEADLINE_MS ? "timeout" : answer;
+        }),
+      );
+      for (const [i, answer] of answers.entries()) {
+        const { n, c } = batch[i]!;
+        kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
+        const problem = judge(answer, c.kind);
+        if (problem) failures.push({ case: n, kind: c.kind, problem });
+      }
+      const after = await postGood();
+      if (after.status !== 200)
+        failures.push({ case: start, kind: "good-after-batch", problem: `status ${after.status}: ${(await after.text()).slice(0, 200)}` });
+      else expect(await after.json(), `the good request after batch ${start / BATCH}`).toEqual(reference);
+    }
+    console.log(
+      `fuzz: ${CASES - skipped} sent, ${skipped} skipped (known failing), ${kinds.size} classes: ${[...kinds].map(([k, v]) => `${k} ${v}`).join(", ")}`,
+    );
+    slowest.sort((a, b) => b.ms - a.ms);
+    console.log(
+      `fuzz: slowest answers (batched 8 at once): ${slowest
+        .slice(0, 12)
+        .map((s) => `case ${s.n} ${s.kind} ${s.status} ${s.ms} ms`)
+        .join(", ")}`,
+    );
+    if (failures.length)
+      console.log(`fuzz failures (seed ${SEED}):\n${failures.map((f) => `  case ${f.case} ${f.kind}: ${f.problem}`).join("\n")}`);
+    expect(failures, `seed ${SEED}`).toEqual([]);
+  }, 150_000);
 });

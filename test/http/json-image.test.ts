@@ -85,7 +85,7 @@ describe("a JSON body that is not exactly the schema gets a 400 with a clear cod
     ['{"picture":[1,2]}', "400 invalid_body"],
     ['{"top_k":3}', "400 invalid_body"],
     ['{"image":true}', "400 invalid_body"],
-    ['[1,2,3]', "400 invalid_body"],
+    ["[1,2,3]", "400 invalid_body"],
     ['{"image":[01]}', "400 invalid_json"],
     ['{"image":[1,]}', "400 invalid_json"],
     ['{"image":[1 2]}', "400 invalid_json"],

@@ -17,7 +17,11 @@ function appWithFaults(options: ModelHolderOptions = {}) {
   const models = createModelHolder({ now: () => clock.now, retry: { baseMs: 1000, maxMs: 8000 }, ...options });
   const app = createApp({ models });
   const classify = () =>
-    app.request("https://edge.test/v1/classify", { method: "POST", headers: { "content-type": "image/png" }, body: testPicture(24, 1) }, { ...env, MODELS: faulty.bucket, POINTER_CHECK_SECONDS: "0" });
+    app.request(
+      "https://edge.test/v1/classify",
+      { method: "POST", headers: { "content-type": "image/png" }, body: testPicture(24, 1) },
+      { ...env, MODELS: faulty.bucket, POINTER_CHECK_SECONDS: "0" },
+    );
   return { clock, faulty, models, classify };
 }
 
@@ -68,7 +72,10 @@ describe("R2 faults while a model loads", () => {
       expect((await response.json<ErrorBody>()).error.code).toBe("model_unavailable");
     }
     const details = loggedErrors(errors).map((e) => String(e.detail));
-    expect(details).toEqual([expect.stringMatching(/get models\/.*no answer within 100 ms/), expect.stringMatching(/reading models\/.*at byte \d+: no answer within 100 ms/)]);
+    expect(details).toEqual([
+      expect.stringMatching(/get models\/.*no answer within 100 ms/),
+      expect.stringMatching(/reading models\/.*at byte \d+: no answer within 100 ms/),
+    ]);
   });
 
   it("does not re-read a failed package for requests inside its backoff window, and loads it once the window has passed", async () => {

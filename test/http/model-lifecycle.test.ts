@@ -106,7 +106,11 @@ describe("the model store and its lifecycle", () => {
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) {
       expect((await classify()).status).toBe(200);
-      const broken = await fetch("/v1/classify", { method: "POST", headers: { "content-type": "image/png" }, body: testPicture(24, i).slice(0, 70) });
+      const broken = await fetch("/v1/classify", {
+        method: "POST",
+        headers: { "content-type": "image/png" },
+        body: testPicture(24, i).slice(0, 70),
+      });
       expect(broken.status).toBe(422);
     }
     expect(tf.memory().numTensors).toBe(before);

@@ -127,7 +127,9 @@ describe("switching models under load", () => {
     await run.settle();
 
     expectCleanSwitch(answers, oldPkg.manifest.id, newPkg.manifest.id);
-    expect(events(log).filter((e: Record<string, unknown>) => e.event === "model_switched")).toEqual([expect.objectContaining({ mode: "beside", to: newPkg.manifest.id })]);
+    expect(events(log).filter((e: Record<string, unknown>) => e.event === "model_switched")).toEqual([
+      expect.objectContaining({ mode: "beside", to: newPkg.manifest.id }),
+    ]);
     expect(run.models.served()?.id).toBe(newPkg.manifest.id);
     // The old model's memory went back to the budget once its last request finished.
     expect(run.budget.snapshot()).toEqual([{ label: `model ${newPkg.manifest.id}`, bytes: run.models.served()!.residentBytes }]);
@@ -149,7 +151,9 @@ describe("switching models under load", () => {
     await run.settle();
 
     expectCleanSwitch(answers, oldPkg.manifest.id, newPkg.manifest.id);
-    expect(events(log).filter((e: Record<string, unknown>) => e.event === "model_switched")).toEqual([expect.objectContaining({ mode: "free-first", to: newPkg.manifest.id })]);
+    expect(events(log).filter((e: Record<string, unknown>) => e.event === "model_switched")).toEqual([
+      expect.objectContaining({ mode: "free-first", to: newPkg.manifest.id }),
+    ]);
     expect(mostModels).toBe(1);
     // Some requests arrived while no model was resident (between freeing the old and loading the new), and waited.
     expect(answers.filter((a) => a.servedAtStart === undefined).length).toBeGreaterThan(0);
@@ -181,7 +185,9 @@ describe("switching models under load", () => {
     // old, the broken one (once, whatever the number of requests since), old again
     expect(run.models.loadCount).toBe(3);
     const failures = loggedEvents(errors);
-    expect(failures).toEqual([expect.objectContaining({ event: "model_load_failed", model: "switch-broken-v1", code: "model_corrupt", attempt: 1 })]);
+    expect(failures).toEqual([
+      expect.objectContaining({ event: "model_load_failed", model: "switch-broken-v1", code: "model_corrupt", attempt: 1 }),
+    ]);
   });
 
   it("keeps serving the old model beside a corrupt new package, retrying the new one with exponential backoff", async () => {
@@ -234,7 +240,12 @@ describe("switching models under load", () => {
     const app = createApp({ models });
     const bindings = { ...env, MODELS: slowPointer, POINTER_CHECK_SECONDS: "0" };
     const request = (ctx: ExecutionContext) =>
-      app.request("https://edge.test/v1/classify", { method: "POST", headers: { "content-type": "image/png" }, body: testPicture(24, 1) }, bindings, ctx);
+      app.request(
+        "https://edge.test/v1/classify",
+        { method: "POST", headers: { "content-type": "image/png" }, body: testPicture(24, 1) },
+        bindings,
+        ctx,
+      );
     const first = createExecutionContext();
     expect((await request(first)).status).toBe(200); // loads the model
     await waitOnExecutionContext(first);

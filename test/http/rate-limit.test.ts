@@ -23,7 +23,11 @@ let clients = 0;
 const nextAddress = () => `203.0.113.${++clients}`;
 
 /** An empty image/png body: 400 empty_image, answered after the limiter has counted it, at no cost. */
-const cheapClassify = (headers: Record<string, string>): RequestInit => ({ method: "POST", headers: { "content-type": "image/png", ...headers }, body: "" });
+const cheapClassify = (headers: Record<string, string>): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "image/png", ...headers },
+  body: "",
+});
 
 describe("rate limits", () => {
   afterEach(() => vi.restoreAllMocks());
@@ -36,7 +40,8 @@ describe("rate limits", () => {
   it("answers 429 rate_limited with Retry-After once a client's window is spent", async () => {
     const app = appWithEnv({ RATE_LIMITER: tightRateLimiter() });
     const address = nextAddress();
-    for (let i = 0; i < TIGHT_LIMIT; i++) expect((await app("/v1/classify", cheapClassify({ "CF-Connecting-IP": address }))).status).toBe(400);
+    for (let i = 0; i < TIGHT_LIMIT; i++)
+      expect((await app("/v1/classify", cheapClassify({ "CF-Connecting-IP": address }))).status).toBe(400);
     const refused = await app("/v1/classify", cheapClassify({ "CF-Connecting-IP": address }));
     expect(refused.status).toBe(429);
     expect(refused.headers.get("retry-after")).toBe(String(RATE_LIMIT_PERIOD_SECONDS));
@@ -63,14 +68,16 @@ describe("rate limits", () => {
   it("refuses a missing key before counting, so strangers cannot spend a client's window", async () => {
     const app = appWithEnv({ RATE_LIMITER: tightRateLimiter(), API_KEYS: "k-0123456789" });
     const address = nextAddress();
-    for (let i = 0; i < TIGHT_LIMIT * 2; i++) expect((await app("/v1/classify", cheapClassify({ "CF-Connecting-IP": address }))).status).toBe(401);
+    for (let i = 0; i < TIGHT_LIMIT * 2; i++)
+      expect((await app("/v1/classify", cheapClassify({ "CF-Connecting-IP": address }))).status).toBe(401);
   });
 
   it("leaves the cheap routes unlimited", async () => {
     const app = appWithEnv({ RATE_LIMITER: tightRateLimiter() });
     const address = nextAddress();
     for (let i = 0; i < TIGHT_LIMIT * 2; i++) {
-      for (const path of ["/v1/models", "/healthz", "/readyz"]) expect((await app(path, { headers: { "CF-Connecting-IP": address } })).status).toBe(200);
+      for (const path of ["/v1/models", "/healthz", "/readyz"])
+        expect((await app(path, { headers: { "CF-Connecting-IP": address } })).status).toBe(200);
     }
   });
 

@@ -14,7 +14,10 @@ describe("GET /readyz", () => {
     const app = createApp({ budget });
     const held = budget.tryReserve(1_234_567, "test")!;
     const response = await app.request("https://edge.test/readyz", {}, { ...env, POINTER_CHECK_SECONDS: "0" });
-    const modelReserved = budget.snapshot().filter((r) => r.label.startsWith("model ")).reduce((sum, r) => sum + r.bytes, 0);
+    const modelReserved = budget
+      .snapshot()
+      .filter((r) => r.label.startsWith("model "))
+      .reduce((sum, r) => sum + r.bytes, 0);
     held.release();
     expect(response.status).toBe(200);
     const body = await response.json<{ status: string; model: string; memory: Record<string, number> }>();
@@ -33,10 +36,16 @@ describe("GET /readyz", () => {
   it("reports the JPEG decoder's peak wasm memory since the previous report, then starts over", async () => {
     await publishToBucket(env.MODELS, await makeTinyPackage({ id: "tiny-ready" }));
     const app = createApp();
-    const request = (path: string, init?: RequestInit) => app.request(`https://edge.test${path}`, init, { ...env, POINTER_CHECK_SECONDS: "0" });
-    const peak = async () => (await (await request("/readyz")).json<{ memory: { decoder_wasm_peak_bytes: number } }>()).memory.decoder_wasm_peak_bytes;
+    const request = (path: string, init?: RequestInit) =>
+      app.request(`https://edge.test${path}`, init, { ...env, POINTER_CHECK_SECONDS: "0" });
+    const peak = async () =>
+      (await (await request("/readyz")).json<{ memory: { decoder_wasm_peak_bytes: number } }>()).memory.decoder_wasm_peak_bytes;
     await peak();
-    const classified = await request("/v1/classify", { method: "POST", headers: { "content-type": "image/jpeg" }, body: fromBase64(files["jpeg-baseline.jpg"]!) });
+    const classified = await request("/v1/classify", {
+      method: "POST",
+      headers: { "content-type": "image/jpeg" },
+      body: fromBase64(files["jpeg-baseline.jpg"]!),
+    });
     expect(classified.status).toBe(200);
     // A 32x48 JPEG: libjpeg-turbo's wasm memory stays at its initial few 64 KiB pages.
     expect(await peak()).toBeGreaterThan(0);

@@ -12,7 +12,10 @@ async function logLines<T>(run: () => Promise<T>): Promise<{ result: T; lines: R
   const log = vi.spyOn(console, "log");
   const error = vi.spyOn(console, "error");
   const result = await run();
-  const pick = (spy: typeof log) => spy.mock.calls.flat().filter((arg): arg is RequestLogLine => typeof arg === "object" && arg !== null && (arg as RequestLogLine).message === "request");
+  const pick = (spy: typeof log) =>
+    spy.mock.calls
+      .flat()
+      .filter((arg): arg is RequestLogLine => typeof arg === "object" && arg !== null && (arg as RequestLogLine).message === "request");
   const errors = pick(error);
   return { result, lines: [...pick(log), ...errors], errors };
 }
@@ -30,7 +33,11 @@ describe("the request log", () => {
   it("writes one line per request with its id, method, route, status, model and size", async () => {
     const image = testPicture(24, 3);
     const { result: response, lines } = await logLines(() =>
-      SELF.fetch("https://edge.test/v1/classify", { method: "POST", headers: { "content-type": "image/png", "content-length": String(image.length) }, body: image }),
+      SELF.fetch("https://edge.test/v1/classify", {
+        method: "POST",
+        headers: { "content-type": "image/png", "content-length": String(image.length) },
+        body: image,
+      }),
     );
     expect(response.status).toBe(200);
     expect(lines).toHaveLength(1);
@@ -48,7 +55,9 @@ describe("the request log", () => {
   });
 
   it("names the error code a client got", async () => {
-    const { lines } = await logLines(() => SELF.fetch("https://edge.test/v1/classify", { method: "POST", headers: { "content-type": "text/plain" }, body: "hello" }));
+    const { lines } = await logLines(() =>
+      SELF.fetch("https://edge.test/v1/classify", { method: "POST", headers: { "content-type": "text/plain" }, body: "hello" }),
+    );
     expect(lines).toEqual([expect.objectContaining({ status: 415, error: "unsupported_media_type", route: "/v1/classify" })]);
   });
 
@@ -82,7 +91,9 @@ describe("the request log", () => {
     const app = appWithEnv({});
     await app("/readyz"); // load the model first: its R2 reads are not what this test is about
     vi.useFakeTimers({ toFake: ["performance"] });
-    const { result: response, lines } = await logLines(() => app("/v1/classify", { method: "POST", headers: { "content-type": "image/png" }, body: testPicture(24, 4) }));
+    const { result: response, lines } = await logLines(() =>
+      app("/v1/classify", { method: "POST", headers: { "content-type": "image/png" }, body: testPicture(24, 4) }),
+    );
     expect(response.status).toBe(200);
     expect(lines).toHaveLength(1);
     expect(lines[0]).not.toHaveProperty("ms");
@@ -99,7 +110,14 @@ describe("the request log of a failure on the server's side", () => {
     expect(response.status).toBe(503);
     const body = await response.json<{ error: { code: string } }>();
     expect(lines).toHaveLength(1);
-    expect(errors).toEqual([expect.objectContaining({ status: 503, error: body.error.code, route: "/v1/models", detail: expect.stringMatching(/ModelUnavailableError/) })]);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        status: 503,
+        error: body.error.code,
+        route: "/v1/models",
+        detail: expect.stringMatching(/ModelUnavailableError/),
+      }),
+    ]);
   });
 
   it("holds a 500's stack in the log line and nothing of it in the answer", async () => {
@@ -110,6 +128,12 @@ describe("the request log of a failure on the server's side", () => {
     const text = await response.text();
     expect(JSON.parse(text)).toMatchObject({ error: { code: "internal_error" } });
     expect(text).not.toContain("a bug deep");
-    expect(errors).toEqual([expect.objectContaining({ status: 500, error: "internal_error", detail: expect.stringContaining("TypeError: a bug deep in the model holder") })]);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        status: 500,
+        error: "internal_error",
+        detail: expect.stringContaining("TypeError: a bug deep in the model holder"),
+      }),
+    ]);
   });
 });

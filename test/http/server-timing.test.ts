@@ -23,7 +23,11 @@ describe("Server-Timing on classify answers", () => {
 
   it("never shows a phase as 0 ms", async () => {
     for (let seed = 1; seed <= 5; seed++) {
-      const response = await SELF.fetch("https://edge.test/v1/classify", { method: "POST", headers: { "content-type": "image/png" }, body: testPicture(24, seed) });
+      const response = await SELF.fetch("https://edge.test/v1/classify", {
+        method: "POST",
+        headers: { "content-type": "image/png" },
+        body: testPicture(24, seed),
+      });
       expect(response.status).toBe(200);
       const header = response.headers.get("server-timing");
       if (header === null) continue;

@@ -15,26 +15,30 @@ function* positions(seed: number, count: number, size: number): Generator<[numbe
   }
 }
 
-it.each(["jpeg-baseline.jpg", "jpeg-progressive.jpg", "jpeg-orientation-6.jpg", "png-rgba.png", "png-rgb-interlaced.png", "png-palette-trns.png"])(
-  "%s with any single corrupted byte either decodes or is refused with a 4xx, never a crash",
-  async (name) => {
-    const original = fixture(name);
-    let refused = 0;
-    for (const [at, value] of positions(0x9e3779b9, 300, original.length)) {
-      const bytes = original.slice();
-      bytes[at] = value;
-      try {
-        const result = await prepareImage(bytes, preprocess, input);
-        expect(result.tensor.length).toBe(32 * 48 * 3);
-      } catch (error) {
-        if (!(error instanceof ImageError)) throw new Error(`byte ${at} = ${value}: ${String(error)}`, { cause: error });
-        refused++;
-      }
-      expect(decoderMemoryBytes()).toBe(0);
+it.each([
+  "jpeg-baseline.jpg",
+  "jpeg-progressive.jpg",
+  "jpeg-orientation-6.jpg",
+  "png-rgba.png",
+  "png-rgb-interlaced.png",
+  "png-palette-trns.png",
+])("%s with any single corrupted byte either decodes or is refused with a 4xx, never a crash", async (name) => {
+  const original = fixture(name);
+  let refused = 0;
+  for (const [at, value] of positions(0x9e3779b9, 300, original.length)) {
+    const bytes = original.slice();
+    bytes[at] = value;
+    try {
+      const result = await prepareImage(bytes, preprocess, input);
+      expect(result.tensor.length).toBe(32 * 48 * 3);
+    } catch (error) {
+      if (!(error instanceof ImageError)) throw new Error(`byte ${at} = ${value}: ${String(error)}`, { cause: error });
+      refused++;
     }
-    expect(refused).toBeGreaterThan(0); // the corruption did reach the decoders
-  },
-);
+    expect(decoderMemoryBytes()).toBe(0);
+  }
+  expect(refused).toBeGreaterThan(0); // the corruption did reach the decoders
+});
 
 it.each(["jpeg-baseline.jpg", "jpeg-progressive.jpg", "jpeg-cmyk.jpg", "png-grey-alpha.png", "png-rgba16.png"])(
   "%s cut off anywhere before the end of its image data is refused with a 4xx, never a crash",

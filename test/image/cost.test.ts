@@ -34,7 +34,9 @@ describe("the JPEG decoder's memory, computed from the header, is never under th
         const header = sniffImage(bytes) as JpegHeader;
         const computed = jpegDecoderBytes(header, shorterSide);
         const { memoryBytes, scale } = decodeJpeg(bytes, shorterSide);
-        rows.push(`${name} ${header.width}x${header.height} scale ${scale}/8: real ${memoryBytes}, computed ${computed} (x${(computed / memoryBytes).toFixed(2)})`);
+        rows.push(
+          `${name} ${header.width}x${header.height} scale ${scale}/8: real ${memoryBytes}, computed ${computed} (x${(computed / memoryBytes).toFixed(2)})`,
+        );
         expect(computed, name).toBeGreaterThanOrEqual(memoryBytes);
         // Close enough to be useful: not more than twice the real figure plus the fixed allowance.
         expect(computed, name).toBeLessThanOrEqual(2 * memoryBytes + 1024 * 1024);
@@ -64,7 +66,9 @@ describe("an image whose decoding would not fit is refused with 413 from its com
     const error = await prepareImage(withSize(width, height), alexnet, alexnetInput).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ImageError);
     expect([(error as ImageError).status, (error as ImageError).code]).toEqual([413, "image_too_large"]);
-    expect((error as ImageError).message).toMatch(new RegExp(`^Decoding this ${width}x${height} JPEG would need \\d+\\.\\d MiB; an image may use at most`));
+    expect((error as ImageError).message).toMatch(
+      new RegExp(`^Decoding this ${width}x${height} JPEG would need \\d+\\.\\d MiB; an image may use at most`),
+    );
     expect(decoderMemoryPeakBytes()).toBe(0);
   });
 });
@@ -76,11 +80,24 @@ describe("every image at its limits in a common shape fits the working memory th
     height,
     fileBytes,
     progressive,
-    components: [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }],
+    components: [
+      { h: 2, v: 2 },
+      { h: 1, v: 1 },
+      { h: 1, v: 1 },
+    ],
     buffersCoefficients: progressive,
   });
-  const png = (width: number, height: number): PngHeader => ({ type: "png", width, height, fileBytes: MAX_IMAGE_BYTES, progressive: false, depth: 16, colorType: 6 });
-  const side = (pixels: number, aspect: number) => [Math.floor(Math.sqrt(pixels * aspect)), Math.floor(Math.sqrt(pixels / aspect))] as const;
+  const png = (width: number, height: number): PngHeader => ({
+    type: "png",
+    width,
+    height,
+    fileBytes: MAX_IMAGE_BYTES,
+    progressive: false,
+    depth: 16,
+    colorType: 6,
+  });
+  const side = (pixels: number, aspect: number) =>
+    [Math.floor(Math.sqrt(pixels * aspect)), Math.floor(Math.sqrt(pixels / aspect))] as const;
 
   it.each([
     ["a baseline 4:3 photo at the pixel limit and the file limit", jpeg(...side(MAX_JPEG_PIXELS, 4 / 3), false, MAX_IMAGE_BYTES)],
@@ -90,7 +107,9 @@ describe("every image at its limits in a common shape fits the working memory th
     ["a 16:9 16-bit RGBA PNG at the pixel limit", png(...side(MAX_PNG_PIXELS, 16 / 9))],
   ])("%s", (_, header) => {
     const bytes = imageWorkingBytes(header, alexnet, alexnetInput);
-    console.log(`${header.type} ${header.width}x${header.height}: ${(bytes / 1048576).toFixed(2)} MiB of ${(MAX_IMAGE_WORKING_BYTES / 1048576).toFixed(2)}`);
+    console.log(
+      `${header.type} ${header.width}x${header.height}: ${(bytes / 1048576).toFixed(2)} MiB of ${(MAX_IMAGE_WORKING_BYTES / 1048576).toFixed(2)}`,
+    );
     expect(bytes).toBeLessThanOrEqual(MAX_IMAGE_WORKING_BYTES);
   });
 });
@@ -102,12 +121,18 @@ describe("a JPEG is decoded at twice the resize when that fits, else at the resi
     height,
     fileBytes,
     progressive: false,
-    components: [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }],
+    components: [
+      { h: 2, v: 2 },
+      { h: 1, v: 1 },
+      { h: 1, v: 1 },
+    ],
     buffersCoefficients: false,
   });
 
   it("a 1 MP photo of 300 KB is decoded to at least twice the resize", () => {
-    expect(scaledDecodeSide(header(1280, 960, 300_000), alexnet, alexnetInput, MAX_IMAGE_WORKING_BYTES)).toBe(2 * alexnet.resize.shorter_side);
+    expect(scaledDecodeSide(header(1280, 960, 300_000), alexnet, alexnetInput, MAX_IMAGE_WORKING_BYTES)).toBe(
+      2 * alexnet.resize.shorter_side,
+    );
   });
 
   it("a 16 MP photo, whose 2x raster would not fit, is decoded to the resize and fits", () => {

@@ -70,7 +70,12 @@ export async function refusal(bytes: Uint8Array, preprocess: Preprocess, input: 
  * Runs `bytes` through the pipeline and checks its input tensor against training's (`expected`, base64 f32) within
  * `tolerance` on normalised values, largest and mean difference; prints both, since the tests note measured values.
  */
-export async function expectParity(name: string, bytes: Uint8Array, reference: { preprocess: Preprocess; input: InputShape; expected: string }, tolerance: { max: number; mean: number }): Promise<void> {
+export async function expectParity(
+  name: string,
+  bytes: Uint8Array,
+  reference: { preprocess: Preprocess; input: InputShape; expected: string },
+  tolerance: { max: number; mean: number },
+): Promise<void> {
   const { preprocess, input } = reference;
   const result = await prepareImage(bytes, preprocess, input);
   const expected = float32(reference.expected);

@@ -35,7 +35,9 @@ describe("a PNG's chunks must come in the order the format defines", () => {
   });
 
   it("a chunk before IHDR is refused", async () => {
-    expect(await outcome(pngOf(text(), chunk("IHDR", ihdr(2, 2)), idat2x2(), IEND))).toBe("422 The PNG does not start with its header chunk.");
+    expect(await outcome(pngOf(text(), chunk("IHDR", ihdr(2, 2)), idat2x2(), IEND))).toBe(
+      "422 The PNG does not start with its header chunk.",
+    );
   });
 
   it("a palette after the image data is refused", async () => {
@@ -53,7 +55,13 @@ describe("a PNG's chunks must come in the order the format defines", () => {
   });
 
   it("nothing after IEND is read", async () => {
-    const trailing = pngOf(chunk("IHDR", ihdr(2, 2)), idat2x2(), IEND, chunk("IHDR", ihdr(20000, 20000)), chunk("IDAT", new Uint8Array(10)));
+    const trailing = pngOf(
+      chunk("IHDR", ihdr(2, 2)),
+      idat2x2(),
+      IEND,
+      chunk("IHDR", ihdr(20000, 20000)),
+      chunk("IDAT", new Uint8Array(10)),
+    );
     expect(await outcome(trailing)).toBe("decoded");
   });
 

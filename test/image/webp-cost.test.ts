@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { MAX_IMAGE_BYTES, MAX_IMAGE_WORKING_BYTES, MAX_WEBP_ALPHA_PIXELS, MAX_WEBP_LOSSLESS_PIXELS, MAX_WEBP_PIXELS } from "../../src/config";
+import {
+  MAX_IMAGE_BYTES,
+  MAX_IMAGE_WORKING_BYTES,
+  MAX_WEBP_ALPHA_PIXELS,
+  MAX_WEBP_LOSSLESS_PIXELS,
+  MAX_WEBP_PIXELS,
+} from "../../src/config";
 import { imageWorkingBytes } from "../../src/image";
 import { webpDecoderBytes } from "../../src/image/cost";
 import { sniffImage, type WebpHeader } from "../../src/image/sniff";
@@ -25,7 +31,9 @@ describe("the WebP decoder's memory, computed from the header, is never under th
         const size = webpDecodeSize(header.width, header.height, shorterSide);
         // Uncapped (256 MiB), to see what libwebp really takes; the pipeline caps it at `computed`.
         const { memoryBytes } = decodeWebp(bytes, size, header.alpha, [0, 0, 0], 256 * 1024 * 1024);
-        rows.push(`${name} ${header.width}x${header.height} -> ${size.width}x${size.height}: real ${memoryBytes}, computed ${computed} (x${(computed / memoryBytes).toFixed(2)})`);
+        rows.push(
+          `${name} ${header.width}x${header.height} -> ${size.width}x${size.height}: real ${memoryBytes}, computed ${computed} (x${(computed / memoryBytes).toFixed(2)})`,
+        );
         expect(computed, name).toBeGreaterThanOrEqual(memoryBytes);
         // Close enough to be useful: not more than twice the real figure plus the fixed allowances. Not for
         // lossless and alpha, where the model takes the worst case (alpha planes, 4.25 bytes a pixel of ARGB) and colour-indexed
@@ -67,7 +75,8 @@ describe("every WebP at its limits in a common shape fits the working memory the
     lossless,
     alpha,
   });
-  const side = (pixels: number, aspect: number) => [Math.floor(Math.sqrt(pixels * aspect)), Math.floor(Math.sqrt(pixels / aspect))] as const;
+  const side = (pixels: number, aspect: number) =>
+    [Math.floor(Math.sqrt(pixels * aspect)), Math.floor(Math.sqrt(pixels / aspect))] as const;
   const lossyFile = MAX_IMAGE_BYTES;
   const losslessFile = 1024 * 1024; // a lossless photo at 1 MP: coffee.jpg at 1000x750 was 0.86 bytes a pixel
 
@@ -80,7 +89,9 @@ describe("every WebP at its limits in a common shape fits the working memory the
     ["a lossy 16:9 photo with alpha at its pixel limit (1 MiB)", webp(...side(MAX_WEBP_ALPHA_PIXELS, 16 / 9), losslessFile, false, true)],
   ])("%s", (_, header) => {
     const bytes = imageWorkingBytes(header, alexnet, alexnetInput, 256);
-    console.log(`webp ${header.width}x${header.height} lossless ${header.lossless} alpha ${header.alpha}: ${(bytes / 1048576).toFixed(2)} MiB of ${(MAX_IMAGE_WORKING_BYTES / 1048576).toFixed(2)}`);
+    console.log(
+      `webp ${header.width}x${header.height} lossless ${header.lossless} alpha ${header.alpha}: ${(bytes / 1048576).toFixed(2)} MiB of ${(MAX_IMAGE_WORKING_BYTES / 1048576).toFixed(2)}`,
+    );
     expect(bytes).toBeLessThanOrEqual(MAX_IMAGE_WORKING_BYTES);
   });
 });

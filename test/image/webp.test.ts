@@ -17,7 +17,14 @@ describe("the WebP header gives the kind and size before decoding", () => {
     ["webp-lossless-alpha.webp", { lossless: true, alpha: true }], // VP8L's alpha bit
     ["webp-lossy-alpha.webp", { lossless: false, alpha: true }], // VP8X, ALPH, VP8
   ])("%s", (name, kind) => {
-    expect(sniffImage(webpFixture(name))).toEqual({ type: "webp", width: 48, height: 32, fileBytes: webpFixture(name).length, progressive: false, ...kind });
+    expect(sniffImage(webpFixture(name))).toEqual({
+      type: "webp",
+      width: 48,
+      height: 32,
+      fileBytes: webpFixture(name).length,
+      progressive: false,
+      ...kind,
+    });
   });
 
   it("the 12 MP one", () => {
@@ -53,7 +60,8 @@ describe("a large WebP is decoded at the size the resize needs, never at full si
     expect(memoryBytes).toBeLessThan(3 * 1024 * 1024);
     expect(decoderMemoryBytes()).toBe(0); // the instance, and its memory, are gone
     const pixel = (x: number, y: number) => Array.from(image.data.subarray((y * 682 + x) * 3, (y * 682 + x) * 3 + 3));
-    const near = (actual: number[], expected: number[]) => expect(Math.max(...actual.map((v, i) => Math.abs(v - expected[i]!)))).toBeLessThanOrEqual(4);
+    const near = (actual: number[], expected: number[]) =>
+      expect(Math.max(...actual.map((v, i) => Math.abs(v - expected[i]!)))).toBeLessThanOrEqual(4);
     near(pixel(40, 40), [220, 40, 40]);
     near(pixel(640, 40), [40, 200, 60]);
     near(pixel(40, 470), [40, 60, 210]);
@@ -90,13 +98,20 @@ describe("a large WebP is decoded at the size the resize needs, never at full si
     wider[vp8l + 1] = 1000 & 255;
     wider[vp8l + 2] = (wider[vp8l + 2]! & 0xc0) | (1000 >> 8);
     const error = await failure(wider);
-    expect([error.status, error.message]).toEqual([413, `The lossless WebP is 1001x1000 (1001000 pixels); the limit is ${MAX_WEBP_LOSSLESS_PIXELS} pixels.`]);
+    expect([error.status, error.message]).toEqual([
+      413,
+      `The lossless WebP is 1001x1000 (1001000 pixels); the limit is ${MAX_WEBP_LOSSLESS_PIXELS} pixels.`,
+    ]);
   });
 });
 
 describe("a WebP that cannot be decoded is refused with 422, never a crash", () => {
   it.each([
-    ["a WebP cut off halfway (its RIFF size says more)", "webp-truncated.webp", /^The WebP is truncated: its header says \d+ bytes, the body has 134\.$/],
+    [
+      "a WebP cut off halfway (its RIFF size says more)",
+      "webp-truncated.webp",
+      /^The WebP is truncated: its header says \d+ bytes, the body has 134\.$/,
+    ],
     ["a lossless WebP whose bitstream is corrupt (the RIFF sizes match)", "webp-corrupt.webp", /^The WebP has a corrupt bitstream\.$/],
     ["a VP8X header without an image", "webp-vp8x-no-image.webp", /^The WebP has no image data\.$/],
   ])("%s", async (_, name, message) => {

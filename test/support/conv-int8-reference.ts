@@ -15,7 +15,10 @@ function codeFor(x: Float32Array, rule: ReferenceCode): InputCode {
   const m = x.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
   if (rule === "unsigned") return minMaxCode(0, m);
   if (rule === "symmetric") return symmetricCode(m);
-  return minMaxCode(x.reduce((a, v) => Math.min(a, v), 0), x.reduce((a, v) => Math.max(a, v), 0));
+  return minMaxCode(
+    x.reduce((a, v) => Math.min(a, v), 0),
+    x.reduce((a, v) => Math.max(a, v), 0),
+  );
 }
 
 export interface ReferenceConv {

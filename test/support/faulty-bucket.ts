@@ -28,7 +28,8 @@ export function faultyBucket(real: R2Bucket): FaultyBucket {
   async function get(key: string, options?: R2GetOptions) {
     gets.push(key);
     const fault = faults.find((f) => f.key.test(key));
-    if (fault?.kind === "throw") throw new Error(`injected R2 fault: get ${key}: We encountered an internal error. Please try again. (10001)`);
+    if (fault?.kind === "throw")
+      throw new Error(`injected R2 fault: get ${key}: We encountered an internal error. Please try again. (10001)`);
     if (fault?.kind === "hang") return new Promise<never>(() => {});
     const object = await real.get(key, options);
     if (!object || !fault || !("body" in object)) return object;

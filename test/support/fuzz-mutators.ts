@@ -133,29 +133,41 @@ export const pngMutators: Record<string, (png: Uint8Array, random: Random) => Ui
     return writePng([{ type: "tEXt", data: ascii("Comment\0first") }, ...chunks]);
   },
   "png-huge-dimensions": (png, random) =>
-    writePng(withIhdr(parsePng(png), (h) => {
-      const { depth, colorType } = headerOf(h);
-      return ihdr(pick(random, HUGE_SIDES), pick(random, HUGE_SIDES), depth, colorType);
-    })),
+    writePng(
+      withIhdr(parsePng(png), (h) => {
+        const { depth, colorType } = headerOf(h);
+        return ihdr(pick(random, HUGE_SIDES), pick(random, HUGE_SIDES), depth, colorType);
+      }),
+    ),
   /** The header says smaller or larger than the IDAT holds: the decoder must not read past its buffers. */
   "png-lying-dimensions": (png, random) =>
-    writePng(withIhdr(parsePng(png), (h) => {
-      const { w, hgt, depth, colorType } = { ...headerOf(h), hgt: headerOf(h).h };
-      const scale = pick(random, [0.5, 2, 3, 0.1]);
-      return ihdr(Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(hgt * (random() < 0.5 ? 1 : scale))), depth, colorType);
-    })),
+    writePng(
+      withIhdr(parsePng(png), (h) => {
+        const { w, hgt, depth, colorType } = { ...headerOf(h), hgt: headerOf(h).h };
+        const scale = pick(random, [0.5, 2, 3, 0.1]);
+        return ihdr(Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(hgt * (random() < 0.5 ? 1 : scale))), depth, colorType);
+      }),
+    ),
   "png-bad-header-values": (png, random) =>
-    writePng(withIhdr(parsePng(png), (h) => {
-      const { w, h: hh } = headerOf(h);
-      return ihdr(w, hh, pick(random, [0, 3, 7, 16, 32, 255]), pick(random, [1, 5, 7, 3, 255]), pick(random, [0, 1, 2, 255]));
-    })),
+    writePng(
+      withIhdr(parsePng(png), (h) => {
+        const { w, h: hh } = headerOf(h);
+        return ihdr(w, hh, pick(random, [0, 3, 7, 16, 32, 255]), pick(random, [1, 5, 7, 3, 255]), pick(random, [0, 1, 2, 255]));
+      }),
+    ),
   "png-idat-split": (png) => {
     // IDAT not contiguous: a text chunk between two halves of the image data.
     const chunks = parsePng(png);
     const i = chunks.findIndex((c) => c.type === "IDAT");
     const d = chunks[i]!.data;
     const mid = d.length >> 1;
-    chunks.splice(i, 1, { type: "IDAT", data: d.slice(0, mid) }, { type: "tEXt", data: ascii("x\0y") }, { type: "IDAT", data: d.slice(mid) });
+    chunks.splice(
+      i,
+      1,
+      { type: "IDAT", data: d.slice(0, mid) },
+      { type: "tEXt", data: ascii("x\0y") },
+      { type: "IDAT", data: d.slice(mid) },
+    );
     return writePng(chunks);
   },
   "png-plte-after-idat": (png) => {
@@ -167,7 +179,10 @@ export const pngMutators: Record<string, (png: Uint8Array, random: Random) => Ui
   "png-after-iend": (png, random) => {
     const chunks = parsePng(png);
     const { w, h } = headerOf(chunks[0]!);
-    return concat([writePng([...chunks, ihdr(w * 100, h * 100), ...chunks.filter((c) => c.type === "IDAT")]), new Uint8Array(int(random, 4096))]);
+    return concat([
+      writePng([...chunks, ihdr(w * 100, h * 100), ...chunks.filter((c) => c.type === "IDAT")]),
+      new Uint8Array(int(random, 4096)),
+    ]);
   },
   "png-no-iend": (png) => writePng(parsePng(png).filter((c) => c.type !== "IEND")),
   "png-no-idat": (png) => writePng(parsePng(png).filter((c) => c.type !== "IDAT")),
@@ -227,10 +242,14 @@ function mapSegments(jpeg: Uint8Array, f: (s: JpegSegment) => Uint8Array | Uint8
 
 export const jpegMutators: Record<string, (jpeg: Uint8Array, random: Random) => Uint8Array> = {
   "jpeg-huge-dimensions": (jpeg, random) =>
-    mapSegments(jpeg, (s) => (isSof(s.marker) ? setSofSize(s.bytes, pick(random, [0, 1, 65000, 65535, 240]), pick(random, [0, 1, 65000, 65535, 240])) : s.bytes)),
+    mapSegments(jpeg, (s) =>
+      isSof(s.marker) ? setSofSize(s.bytes, pick(random, [0, 1, 65000, 65535, 240]), pick(random, [0, 1, 65000, 65535, 240])) : s.bytes,
+    ),
   /** Two frame headers: a small one a probe may read, a large one a decoder may use. */
   "jpeg-second-sof": (jpeg, random) =>
-    mapSegments(jpeg, (s) => (isSof(s.marker) ? [s.bytes, setSofSize(s.bytes, pick(random, [65000, 20000, 8000]), pick(random, [240, 20000, 8000]))] : s.bytes)),
+    mapSegments(jpeg, (s) =>
+      isSof(s.marker) ? [s.bytes, setSofSize(s.bytes, pick(random, [65000, 20000, 8000]), pick(random, [240, 20000, 8000]))] : s.bytes,
+    ),
   "jpeg-progressive-flag": (jpeg) =>
     mapSegments(jpeg, (s) => {
       if (!isSof(s.marker)) return s.bytes;
@@ -250,7 +269,11 @@ export const jpegMutators: Record<string, (jpeg: Uint8Array, random: Random) => 
   },
   "jpeg-drop-tables": (jpeg, random) => {
     const drop = pick(random, [0xdb, 0xc4]); // DQT or DHT
-    return concat(jpegSegments(jpeg).filter((s) => s.marker !== drop).map((s) => s.bytes));
+    return concat(
+      jpegSegments(jpeg)
+        .filter((s) => s.marker !== drop)
+        .map((s) => s.bytes),
+    );
   },
   "jpeg-garbage-prefix": (jpeg, random) => concat([Uint8Array.from({ length: 1 + int(random, 64) }, () => int(random, 256)), jpeg]),
   "jpeg-no-eoi": (jpeg) => jpeg.slice(0, jpeg.length - 2),
@@ -267,7 +290,8 @@ function firstWebpChunk(webp: Uint8Array): { id: string; at: number } {
   return { id: String.fromCharCode(...webp.subarray(12, 16)), at: 20 };
 }
 
-const setU32 = (bytes: Uint8Array, at: number, value: number): void => new DataView(bytes.buffer, bytes.byteOffset).setUint32(at, value >>> 0, true);
+const setU32 = (bytes: Uint8Array, at: number, value: number): void =>
+  new DataView(bytes.buffer, bytes.byteOffset).setUint32(at, value >>> 0, true);
 
 /** WebP mutations: container sizes, frame header sizes, an animation flag, raw damage. */
 export const webpMutators: Record<string, (webp: Uint8Array, random: Random) => Uint8Array> = {
@@ -278,7 +302,7 @@ export const webpMutators: Record<string, (webp: Uint8Array, random: Random) => 
       const w = pick(random, [0xffffff, 100_000, 16383]);
       out.set([w & 255, (w >> 8) & 255, w >> 16, 0xff, 0xff, 0xff], at + 4); // canvas: side - 1, 24 bits each
     } else if (id === "VP8L") {
-      setU32(out, at + 1, (out[at + 4]! & 0xf0) << 24 | 0x0fffffff); // 16384 x 16384, keeping alpha and version
+      setU32(out, at + 1, ((out[at + 4]! & 0xf0) << 24) | 0x0fffffff); // 16384 x 16384, keeping alpha and version
     } else {
       out.set([0xff, 0x3f, 0xff, 0x3f], at + 6); // 16383 x 16383
     }
@@ -323,7 +347,8 @@ export function jsonMutations(image: Uint8Array, random: Random, toBase64: (b: U
       // JSON.stringify writes NaN/Infinity as null; write the literal the fuzz wants instead.
       return `{"image":[${values.map((v) => (Number.isFinite(v) ? String(v) : v === Infinity ? "1e400" : "NaN")).join(",")}]}`;
     },
-    "json-number-literals": () => `{"image":[${pick(random, ["1e999999", "-1e-999999", "0x10", "01", "1.", ".5", "+1", "1e", "9".repeat(400)])},1,2]}`,
+    "json-number-literals": () =>
+      `{"image":[${pick(random, ["1e999999", "-1e-999999", "0x10", "01", "1.", ".5", "+1", "1e", "9".repeat(400)])},1,2]}`,
     "json-wrong-types": () => JSON.stringify({ image: pick(random, [null, true, {}, { length: 5 }, [[1]], ["1"], 12, ""]) }),
     "json-top-k": () => JSON.stringify({ image: bytes(), top_k: pick(random, [0, -1, 1e309, "5", [5], 1.5, 10_000, null]) }),
     "json-duplicate-keys": () => `{"image":"AAAA","image":${JSON.stringify(bytes())},"image":null}`,
@@ -337,7 +362,8 @@ export function jsonMutations(image: Uint8Array, random: Random, toBase64: (b: U
       const text = JSON.stringify({ image: bytes() });
       return text.slice(0, int(random, text.length));
     },
-    "json-garbage-around": () => pick(random, ["\ufeff", "x", "[]", "nul"]) + JSON.stringify({ image: toBase64(image) }) + pick(random, ["", "}", ",", "\u0000"]),
+    "json-garbage-around": () =>
+      pick(random, ["\ufeff", "x", "[]", "nul"]) + JSON.stringify({ image: toBase64(image) }) + pick(random, ["", "}", ",", "\u0000"]),
   };
 }
 
@@ -365,12 +391,22 @@ export function writeMultipart(parts: Part[], boundary: string, options: { close
   return concat(chunks);
 }
 
-export function multipartMutations(image: Uint8Array, random: Random, mutate: (b: Uint8Array) => Uint8Array): Record<string, () => { contentType: string; body: Uint8Array }> {
+export function multipartMutations(
+  image: Uint8Array,
+  random: Random,
+  mutate: (b: Uint8Array) => Uint8Array,
+): Record<string, () => { contentType: string; body: Uint8Array }> {
   const b = "fuzzboundary" + int(random, 1e6);
   const file = (body: Uint8Array = image): Part => ({ name: "image", filename: "x.png", type: "image/png", body });
   const typed = (body: Uint8Array, boundary = b) => ({ contentType: `multipart/form-data; boundary=${boundary}`, body });
   return {
-    "multipart-too-many": () => typed(writeMultipart(Array.from({ length: 9 + int(random, 40) }, () => file()), b)),
+    "multipart-too-many": () =>
+      typed(
+        writeMultipart(
+          Array.from({ length: 9 + int(random, 40) }, () => file()),
+          b,
+        ),
+      ),
     "multipart-wrong-boundary": () => typed(writeMultipart([file()], b), "other"),
     "multipart-no-boundary": () => ({ contentType: "multipart/form-data", body: writeMultipart([file()], b) }),
     "multipart-unclosed": () => typed(writeMultipart([file(), file()], b, { close: false })),
@@ -378,9 +414,34 @@ export function multipartMutations(image: Uint8Array, random: Random, mutate: (b
     "multipart-text-image": () => typed(writeMultipart([{ name: "image", body: "not a file" }], b)),
     "multipart-no-image": () => typed(writeMultipart([{ name: "picture", filename: "x.png", type: "image/png", body: image }], b)),
     "multipart-lying-part-headers": () =>
-      typed(writeMultipart([{ ...file(), type: pick(random, ["text/plain", "image/jpeg", "application/json", "image/gif"]), headers: [pick(random, ["Content-Length: 99999999", "Content-Type: image/jpeg", 'Content-Disposition: form-data; name="other"', "Content-Transfer-Encoding: base64"])] }], b)),
-    "multipart-top-k": () => typed(writeMultipart([file(), { name: "top_k", body: pick(random, ["0", "-3", "1e309", "abc", "", "5".repeat(50)]) }], b)),
-    "multipart-mutated-images": () => typed(writeMultipart(Array.from({ length: 1 + int(random, 8) }, () => file(mutate(image))), b)),
+      typed(
+        writeMultipart(
+          [
+            {
+              ...file(),
+              type: pick(random, ["text/plain", "image/jpeg", "application/json", "image/gif"]),
+              headers: [
+                pick(random, [
+                  "Content-Length: 99999999",
+                  "Content-Type: image/jpeg",
+                  'Content-Disposition: form-data; name="other"',
+                  "Content-Transfer-Encoding: base64",
+                ]),
+              ],
+            },
+          ],
+          b,
+        ),
+      ),
+    "multipart-top-k": () =>
+      typed(writeMultipart([file(), { name: "top_k", body: pick(random, ["0", "-3", "1e309", "abc", "", "5".repeat(50)]) }], b)),
+    "multipart-mutated-images": () =>
+      typed(
+        writeMultipart(
+          Array.from({ length: 1 + int(random, 8) }, () => file(mutate(image))),
+          b,
+        ),
+      ),
     "multipart-empty-file": () => typed(writeMultipart([file(new Uint8Array())], b)),
   };
 }
@@ -422,7 +483,19 @@ export const MUST_REFUSE = new Set([
 export const KNOWN_FAILING = new Set<string>([]);
 
 /** Content types a client may send with any body: the right one, a wrong one, or none. */
-export const CONTENT_TYPES = [null, "image/png", "image/jpeg", "image/webp", "image/", "application/json", "application/octet-stream", "text/plain", "multipart/form-data; boundary=x", "application/json; charset=utf-16", "IMAGE/PNG"];
+export const CONTENT_TYPES = [
+  null,
+  "image/png",
+  "image/jpeg",
+  "image/webp",
+  "image/",
+  "application/json",
+  "application/octet-stream",
+  "text/plain",
+  "multipart/form-data; boundary=x",
+  "application/json; charset=utf-16",
+  "IMAGE/PNG",
+];
 
 function toBase64(bytes: Uint8Array): string {
   let s = "";
@@ -434,7 +507,11 @@ function toBase64(bytes: Uint8Array): string {
  * One hostile request: a valid PNG or JPEG from `bases`, mutated in one of the ways above, in one of the request
  * forms. Images mutated inside a multipart body skip the KNOWN_FAILING classes unless `strict`.
  */
-export function hostileRequest(random: Random, bases: { pngs: Uint8Array[]; jpegs: Uint8Array[]; webps?: Uint8Array[] }, strict = false): FuzzRequest {
+export function hostileRequest(
+  random: Random,
+  bases: { pngs: Uint8Array[]; jpegs: Uint8Array[]; webps?: Uint8Array[] },
+  strict = false,
+): FuzzRequest {
   const { pngs, jpegs } = bases;
   const webps = bases.webps ?? [];
   const anyImage = () => (random() < 0.5 ? pick(random, pngs) : pick(random, jpegs));
@@ -444,10 +521,22 @@ export function hostileRequest(random: Random, bases: { pngs: Uint8Array[]; jpeg
     return pick(random, mutators)[1](bytes, random);
   };
   // WebP only when the caller gives WebP bases (bench/soak.mjs gives none: its sequence stays as it was).
-  const families = ["png", "png", "jpeg", "jpeg", "json", "multipart", "content-type", ...(webps.length ? (["webp", "webp"] as const) : [])] as const;
+  const families = [
+    "png",
+    "png",
+    "jpeg",
+    "jpeg",
+    "json",
+    "multipart",
+    "content-type",
+    ...(webps.length ? (["webp", "webp"] as const) : []),
+  ] as const;
   const family = pick(random, families);
   if (family === "webp") {
-    const [kind, mutate] = pick(random, Object.entries(webpMutators).filter(([k]) => strict || !KNOWN_FAILING.has(k)));
+    const [kind, mutate] = pick(
+      random,
+      Object.entries(webpMutators).filter(([k]) => strict || !KNOWN_FAILING.has(k)),
+    );
     return { kind, contentType: "image/webp", body: mutate(pick(random, webps), random) };
   }
   if (family === "png") {
@@ -469,7 +558,12 @@ export function hostileRequest(random: Random, bases: { pngs: Uint8Array[]; jpeg
   // A valid body of one form under another form's content type (or none).
   const image = anyImage();
   const body = pick(random, [image, JSON.stringify({ image: toBase64(image) }), "image=abc"]);
-  return { kind: "content-type-mismatch", contentType: pick(random, CONTENT_TYPES), body, query: pick(random, ["", "?top_k=0", "?top_k=1e400", "?top_k=2&top_k=3", "?top_k=%00"]) };
+  return {
+    kind: "content-type-mismatch",
+    contentType: pick(random, CONTENT_TYPES),
+    body,
+    query: pick(random, ["", "?top_k=0", "?top_k=1e400", "?top_k=2&top_k=3", "?top_k=%00"]),
+  };
 }
 
 export { int, pick };

@@ -44,15 +44,27 @@ export function zlibStored(raw: Uint8Array): Uint8Array {
 }
 
 /** Encodes `pixels` (row-major, `channels` 3 or 4 bytes per pixel) as a PNG file. */
-export function encodePng(width: number, height: number, pixels: Uint8Array, channels: 3 | 4 = 3, headerSize?: { width: number; height: number }): Uint8Array {
+export function encodePng(
+  width: number,
+  height: number,
+  pixels: Uint8Array,
+  channels: 3 | 4 = 3,
+  headerSize?: { width: number; height: number },
+): Uint8Array {
   const ihdr = new Uint8Array(13);
   const view = new DataView(ihdr.buffer);
   view.setUint32(0, headerSize?.width ?? width);
   view.setUint32(4, headerSize?.height ?? height);
   ihdr.set([8, channels === 4 ? 6 : 2, 0, 0, 0], 8);
   const raw = new Uint8Array(height * (1 + width * channels));
-  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width * channels, (y + 1) * width * channels), y * (1 + width * channels) + 1);
-  const parts = [Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), chunk("IDAT", zlibStored(raw)), chunk("IEND", new Uint8Array())];
+  for (let y = 0; y < height; y++)
+    raw.set(pixels.subarray(y * width * channels, (y + 1) * width * channels), y * (1 + width * channels) + 1);
+  const parts = [
+    Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlibStored(raw)),
+    chunk("IEND", new Uint8Array()),
+  ];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {

@@ -58,7 +58,9 @@ export async function makeTinyPackage(
   for (const layer of layers) {
     if (layer.op === "conv2d") {
       const cin = shape[2]! / layer.groups;
-      const w = new Float32Array(layer.kernel * layer.kernel * cin * layer.filters).map(() => gauss() * Math.sqrt(2 / (layer.kernel * layer.kernel * cin)));
+      const w = new Float32Array(layer.kernel * layer.kernel * cin * layer.filters).map(
+        () => gauss() * Math.sqrt(2 / (layer.kernel * layer.kernel * cin)),
+      );
       const b = new Float32Array(layer.filters).map(() => gauss() * 0.1);
       fp32[layer.name] = { weight: w, bias: b, shape: [layer.kernel, layer.kernel, cin, layer.filters] };
       const o = (s: number) => Math.floor((s + 2 * layer.padding - layer.kernel) / layer.stride) + 1;
@@ -84,7 +86,8 @@ export async function makeTinyPackage(
     const { weight, bias, shape: wShape } = fp32[layer.name]!;
     const outputs = layer.op === "conv2d" ? layer.filters : layer.units;
     // Per output channel: the last axis for HWIO conv weights, the first for [units][in] dense weights.
-    const index = layer.op === "conv2d" ? (o: number, j: number) => j * outputs + o : (o: number, j: number) => o * (weight.length / outputs) + j;
+    const index =
+      layer.op === "conv2d" ? (o: number, j: number) => j * outputs + o : (o: number, j: number) => o * (weight.length / outputs) + j;
     const perOutput = weight.length / outputs;
     const scale = new Float32Array(outputs);
     const q = new Int8Array(weight.length);
@@ -163,7 +166,11 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
 }
 
 /** Stores a package in R2 under its id and, unless told not to, points the deployment at it. */
-export async function publishToBucket(bucket: R2Bucket, pkg: { manifest: Manifest; weights: Uint8Array }, options: { point?: boolean } = {}): Promise<void> {
+export async function publishToBucket(
+  bucket: R2Bucket,
+  pkg: { manifest: Manifest; weights: Uint8Array },
+  options: { point?: boolean } = {},
+): Promise<void> {
   const id = pkg.manifest.id;
   await bucket.put(`models/${id}/weights.safetensors`, pkg.weights);
   await bucket.put(`models/${id}/manifest.json`, JSON.stringify(pkg.manifest));

@@ -22,7 +22,8 @@ const VALUES = (() => {
   return table;
 })();
 
-export const invalidBase64 = (why: string): ApiError => new ApiError(400, "invalid_base64", `The "image" string is not valid base64: ${why}.`);
+export const invalidBase64 = (why: string): ApiError =>
+  new ApiError(400, "invalid_base64", `The "image" string is not valid base64: ${why}.`);
 
 export class Base64Decoder {
   private bits = 0; // pending bits in `acc`, fewer than 8 after each character

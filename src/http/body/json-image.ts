@@ -47,7 +47,8 @@ const MAX_TOKEN = 32; // a number longer than this cannot be a byte value, nor a
 const invalidJson = (why: string) => new ApiError(400, "invalid_json", `The body is not valid JSON: ${why}.`);
 const invalidBody = (why: string) =>
   new ApiError(400, "invalid_body", `The JSON body must be {"image": [byte values 0-255] or "base64", "top_k"?: number}: ${why}.`);
-const imageTooLarge = (max: number) => new ApiError(413, "image_too_large", `The image is over its limit of ${max} bytes (${(max / 1048576).toFixed(1)} MiB).`);
+const imageTooLarge = (max: number) =>
+  new ApiError(413, "image_too_large", `The image is over its limit of ${max} bytes (${(max / 1048576).toFixed(1)} MiB).`);
 
 const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
 const isDigit = (c: number) => c >= 48 && c <= 57;
@@ -148,7 +149,8 @@ export class JsonImageParser {
       case S.Start:
         if (isSpace(c)) return;
         if (c === 123) return void (this.state = S.KeyOrEnd);
-        if (c === 91 || c === 34 || isNumberChar(c) || c === 116 || c === 102 || c === 110) throw invalidBody("the body is not a JSON object");
+        if (c === 91 || c === 34 || isNumberChar(c) || c === 116 || c === 102 || c === 110)
+          throw invalidBody("the body is not a JSON object");
         throw invalidJson(`unexpected ${describe(c)} at the start`);
       case S.KeyOrEnd:
       case S.NextKey:
@@ -202,7 +204,8 @@ export class JsonImageParser {
           this.topK = this.token;
           return void (this.state = S.AfterValue);
         }
-        if (c < 0x20 || c === 92 || this.token.length >= MAX_TOKEN) throw new ApiError(400, "invalid_top_k", "top_k must be a whole number of at least 1.");
+        if (c < 0x20 || c === 92 || this.token.length >= MAX_TOKEN)
+          throw new ApiError(400, "invalid_top_k", "top_k must be a whole number of at least 1.");
         this.token += String.fromCharCode(c);
         return;
       case S.End:

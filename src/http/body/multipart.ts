@@ -51,7 +51,8 @@ export function parseMultipart(body: Uint8Array, boundary: string, maxImages: nu
     if (name === "image") {
       if (++imageCount > maxImages) throw tooMany(imageCount);
       // A file part has a filename (RFC 7578 4.2); an "image" sent as a text field is a client mistake.
-      if (param(disposition, "filename") === undefined) throw new ApiError(400, "missing_image", 'Each "image" field must be a file, not text.');
+      if (param(disposition, "filename") === undefined)
+        throw new ApiError(400, "missing_image", 'Each "image" field must be a file, not text.');
       form.images.push(body.subarray(contentStart, contentEnd));
     } else if (name === "top_k") {
       form.topK = new TextDecoder().decode(body.subarray(contentStart, Math.min(contentEnd, contentStart + 64)));

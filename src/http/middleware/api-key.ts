@@ -52,13 +52,17 @@ export function apiKey(options: ApiKeyOptions): MiddlewareHandler<ApiKeyEnv> {
     if (parseApiKeys(source).length === 0) return next();
     const token = BEARER.exec(c.req.header("Authorization") ?? "")?.[1];
     if (token === undefined) {
-      return errorResponse(c, 401, "unauthorized", "This route needs an API key: send it as `Authorization: Bearer <key>`.", { "WWW-Authenticate": challenge });
+      return errorResponse(c, 401, "unauthorized", "This route needs an API key: send it as `Authorization: Bearer <key>`.", {
+        "WWW-Authenticate": challenge,
+      });
     }
     const presented = await sha256(token);
     let match = false;
     for (const digest of await digestsOf(source)) match = crypto.subtle.timingSafeEqual(digest, presented) || match;
     if (!match) {
-      return errorResponse(c, 401, "unauthorized", "The API key is not valid.", { "WWW-Authenticate": `${challenge}, error="invalid_token"` });
+      return errorResponse(c, 401, "unauthorized", "The API key is not valid.", {
+        "WWW-Authenticate": `${challenge}, error="invalid_token"`,
+      });
     }
     c.set("clientKey", `key:${hex(presented)}`);
     await next();

@@ -19,7 +19,10 @@ export interface CorsOptions {
 
 /** `*`, or the distinct origins named, each as `new URL(entry).origin` spells it; entries that are not origins are dropped. */
 export function parseCorsOrigins(value: string | undefined): "*" | string[] {
-  const entries = (value ?? "").split(",").map((entry) => entry.trim()).filter((entry) => entry.length > 0);
+  const entries = (value ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
   if (entries.includes("*")) return "*";
   const origins = new Set<string>();
   for (const entry of entries) {
@@ -34,7 +37,8 @@ export function parseCorsOrigins(value: string | undefined): "*" | string[] {
 }
 
 export function corsFromEnv(options: CorsOptions): MiddlewareHandler<CorsEnv> {
-  if (!Number.isInteger(options.maxAgeSeconds) || options.maxAgeSeconds < 0) throw new Error(`corsFromEnv: maxAgeSeconds must be a whole number >= 0, got ${options.maxAgeSeconds}`);
+  if (!Number.isInteger(options.maxAgeSeconds) || options.maxAgeSeconds < 0)
+    throw new Error(`corsFromEnv: maxAgeSeconds must be a whole number >= 0, got ${options.maxAgeSeconds}`);
   let cached: { source: string; handler: MiddlewareHandler | undefined } | undefined;
   const handlerFor = (source: string): MiddlewareHandler | undefined => {
     if (cached?.source === source) return cached.handler;

@@ -36,7 +36,10 @@ export function clientAddressKey(address: string | undefined): string {
   const left = head ? head.split(":") : [];
   const right = tail ? tail.split(":") : [];
   const groups = address.includes("::") ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right] : left;
-  return `ip6:${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+  return `ip6:${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }
 
 export function rateLimit(options: RateLimitOptions): MiddlewareHandler<RateLimitEnv> {
@@ -56,7 +59,9 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<RateLimi
       c.set("rateLimit", "unavailable");
     }
     if (!success) {
-      return errorResponse(c, 429, "rate_limited", `Too many requests from this client; try again in ${retryAfter} s.`, { "Retry-After": retryAfter });
+      return errorResponse(c, 429, "rate_limited", `Too many requests from this client; try again in ${retryAfter} s.`, {
+        "Retry-After": retryAfter,
+      });
     }
     await next();
   };

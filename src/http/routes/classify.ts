@@ -44,7 +44,8 @@ export const classifyRoute = createRoute({
       headers: {
         "Server-Timing": {
           schema: { type: "string" },
-          description: "decode, preprocess and inference time in ms, each only where the runtime's clock advanced (a deployed Worker's moves only at I/O): often absent when deployed.",
+          description:
+            "decode, preprocess and inference time in ms, each only where the runtime's clock advanced (a deployed Worker's moves only at I/O): often absent when deployed.",
         },
         "X-Request-Id": { schema: { type: "string" } },
       },
@@ -90,7 +91,10 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
           throw inBatch(error, index, input.images.length);
         }
       });
-      const working = workingPlan(plans.map((p) => p.workingBytes), classifier.featureBytesPerImage);
+      const working = workingPlan(
+        plans.map((p) => p.workingBytes),
+        classifier.featureBytesPerImage,
+      );
       reservation.shrink(heldBytes(input.images) + working.bytes + scores);
 
       const topK = Math.min(input.topK, manifest.labels.length);

@@ -16,7 +16,10 @@ const readyRoute = createRoute({
   path: "/readyz",
   summary: "Readiness: the model is loaded, or was loaded by this request.",
   responses: {
-    200: { description: "Ready to classify; `memory` gives the isolate's wasm memory and ledger figures.", content: { "application/json": { schema: readySchema } } },
+    200: {
+      description: "Ready to classify; `memory` gives the isolate's wasm memory and ledger figures.",
+      content: { "application/json": { schema: readySchema } },
+    },
     503: { description: "The model cannot be served; see the error code.", content: { "application/json": { schema: errorSchema } } },
   },
 });
