@@ -1,6 +1,9 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** A request log line as vitest prints it, with or without its colour code (ESC [ n m) before the message. */
+const REQUEST_LOG_LINE = new RegExp(`^\\{\\s*message: (${String.fromCharCode(27)}\\[\\d+m)?'request'`);
+
 // Worker tests run inside workerd with a real (local, per-test isolated) R2 bucket.
 export default defineConfig({
   plugins: [
@@ -34,6 +37,6 @@ export default defineConfig({
     testTimeout: 60_000,
     // The Worker writes one log line per request (src/http/middleware/request-log.ts): hundreds per run.
     // Tests that check them spy on console; here they would only bury the output that matters.
-    onConsoleLog: (log) => !/^\{\s*message: (\x1b\[\d+m)?'request'/.test(log),
+    onConsoleLog: (log) => !REQUEST_LOG_LINE.test(log),
   },
 });

@@ -93,7 +93,7 @@ for (let r = 0; r < repeats; r++) {
   times.push(ms);
   troubled += trouble.length;
   console.log(
-    `repeat ${r + 1}/${repeats}: first classify answered after ${(ms / 1000).toFixed(2)} s (${top}); error or warning lines: ${trouble.length}${trouble.length ? "\n  " + trouble.join("\n  ") : ""}`,
+    `repeat ${r + 1}/${repeats}: first classify answered after ${(ms / 1000).toFixed(2)} s (${top}); error or warning lines: ${trouble.length}${trouble.length ? `\n  ${trouble.join("\n  ")}` : ""}`,
   );
 }
 const sorted = [...times].sort((a, b) => a - b);

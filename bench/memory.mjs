@@ -55,7 +55,7 @@ const values = parseCli(
 const json = values.json;
 const port = Number(values.port);
 const inspectorPort = Number(values["inspector-port"]);
-const log = (...m) => (json ? process.stderr : process.stdout).write(m.join(" ") + "\n");
+const log = (...m) => (json ? process.stderr : process.stdout).write(`${m.join(" ")}\n`);
 
 const root = new URL("..", import.meta.url).pathname;
 const inputsDir = join(root, "bench/.inputs");
@@ -328,7 +328,7 @@ const failed = result.rows.filter(
     ),
 );
 if (json) {
-  process.stdout.write(JSON.stringify({ ...result, failed: failed.map((r) => `${r.name} x${r.concurrency}`) }) + "\n");
+  process.stdout.write(`${JSON.stringify({ ...result, failed: failed.map((r) => `${r.name} x${r.concurrency}`) })}\n`);
 } else {
   log("");
   log(

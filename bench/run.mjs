@@ -38,10 +38,10 @@ if (kernelBuild !== undefined && !BUILDS.includes(kernelBuild)) {
   process.stderr.write(`--kernel-build must be one of ${BUILDS.join(", ")}, not ${kernelBuild}\n`);
   process.exit(2);
 }
-const log = (...m) => (json ? process.stderr : process.stdout).write(m.join(" ") + "\n");
+const log = (...m) => (json ? process.stderr : process.stdout).write(`${m.join(" ")}\n`);
 // With --json, stdout carries the one JSON object: wrangler's own logging goes to stderr.
-const writeJson = (value) => process.stdout.write(JSON.stringify(value) + "\n");
-if (json) console.log = console.info = console.warn = (...m) => process.stderr.write(m.join(" ") + "\n");
+const writeJson = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+if (json) console.log = console.info = console.warn = (...m) => process.stderr.write(`${m.join(" ")}\n`);
 
 const root = new URL("..", import.meta.url).pathname;
 const stateDir = join(root, "bench/.state");
@@ -170,10 +170,10 @@ if (json) {
   log("");
   log(`convolutions          ${result.kernel_build}`);
   log(`peak isolate memory   ${fmt(result.memory_peak_bytes_spread, mib)}   goal <= 70 MB`);
-  log(`warm forward, ours    ${fmt(result.forward_ms_spread, (v) => v.toFixed(1) + " ms")}`);
-  log(`warm forward, stock   ${fmt(result.stock_fp32_forward_ms_spread, (v) => v.toFixed(1) + " ms")}`);
+  log(`warm forward, ours    ${fmt(result.forward_ms_spread, (v) => `${v.toFixed(1)} ms`)}`);
+  log(`warm forward, stock   ${fmt(result.stock_fp32_forward_ms_spread, (v) => `${v.toFixed(1)} ms`)}`);
   log(`ratio ours/stock      ${fmt(result.forward_ratio_spread, (v) => v.toFixed(2))}   goal <= 0.40`);
-  log(`cold start            ${fmt(result.cold_start_ms_spread, (v) => v.toFixed(0) + " ms")}   goal <= 500 ms`);
+  log(`cold start            ${fmt(result.cold_start_ms_spread, (v) => `${v.toFixed(0)} ms`)}   goal <= 500 ms`);
   log(
     `batch of ${BATCH_SIZE}, an image  ${result.batch_ms_per_image_p50.toFixed(1)} ms against ${result.alone_ms_per_image_p50.toFixed(1)} ms alone: ratio ${fmt(result.batch_ratio_spread, (v) => v.toFixed(2))}`,
   );

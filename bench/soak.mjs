@@ -66,7 +66,7 @@ const [total, concurrency, sampleEvery, maxSeconds, seed, port, inspectorPort] =
   }
   return n;
 });
-const log = (...m) => (values.json ? process.stderr : process.stdout).write(m.join(" ") + "\n");
+const log = (...m) => (values.json ? process.stderr : process.stdout).write(`${m.join(" ")}\n`);
 const root = resolve(import.meta.dirname, "..");
 const stateDir = join(root, "bench/.state/soak");
 
@@ -267,7 +267,7 @@ const summary = {
   },
 };
 if (values.json) {
-  process.stdout.write(JSON.stringify(summary) + "\n");
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
 } else {
   const ms = (x) => `${x.toFixed(0)} ms`;
   log("");

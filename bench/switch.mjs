@@ -79,7 +79,7 @@ function copyPackage(dir, into) {
   const out = join(into, id);
   mkdirSync(out, { recursive: true });
   for (const file of [manifest.weights.file, manifest.samples?.file].filter(Boolean)) copyFileSync(join(dir, file), join(out, file));
-  writeFileSync(join(out, "manifest.json"), JSON.stringify({ ...manifest, id }, null, 2) + "\n");
+  writeFileSync(join(out, "manifest.json"), `${JSON.stringify({ ...manifest, id }, null, 2)}\n`);
   return { oldId: manifest.id, newId: id, dir: out };
 }
 
@@ -213,7 +213,7 @@ function print(report, copy, events) {
   console.log(`old model answers after the first new one: ${oldAfterSwitch.length}`);
   console.log(`publish started ${s(publishStart)}, pointer written ${s(pointerAt)}, first answer from the new model ${s(firstNewEnd)}`);
   console.log(
-    `switch window (pointer write -> first new answer): ${pointerAt && firstNewEnd ? ((firstNewEnd - pointerAt) / 1000).toFixed(2) + " s" : "-"}`,
+    `switch window (pointer write -> first new answer): ${pointerAt && firstNewEnd ? `${((firstNewEnd - pointerAt) / 1000).toFixed(2)} s` : "-"}`,
   );
   console.log(`latency before the publish   ${latency(phases.before)}`);
   console.log(`latency while it uploads     ${latency(phases.uploading)}`);

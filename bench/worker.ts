@@ -17,7 +17,10 @@ const app = createApp({ models });
 
 function randomInput(n: number): Float32Array {
   let seed = 12345;
-  return Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff) * 4 - 2);
+  return Float32Array.from({ length: n }, () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return (seed / 0x7fffffff) * 4 - 2;
+  });
 }
 
 function time(n: number, run: () => void): number[] {
@@ -82,7 +85,11 @@ export default {
       const alone: number[] = [];
       const batched: number[] = [];
       for (let i = 0; i < n; i++) {
-        alone.push(...time(1, () => inputs.forEach((x) => lease.classifier.forward([x]))));
+        alone.push(
+          ...time(1, () => {
+            for (const x of inputs) lease.classifier.forward([x]);
+          }),
+        );
         batched.push(...time(1, () => lease.classifier.forward(inputs)));
       }
       lease.release();

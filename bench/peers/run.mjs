@@ -29,8 +29,8 @@ const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : u
 const rounds = Number(option("--rounds")) || 30;
 const kernelBuild = option("--kernel-build");
 const WARMUP = 3;
-const log = (...m) => (json ? process.stderr : process.stdout).write(m.join(" ") + "\n");
-if (json) console.log = console.info = console.warn = (...m) => process.stderr.write(m.join(" ") + "\n");
+const log = (...m) => (json ? process.stderr : process.stdout).write(`${m.join(" ")}\n`);
+if (json) console.log = console.info = console.warn = (...m) => process.stderr.write(`${m.join(" ")}\n`);
 
 const root = new URL("../..", import.meta.url).pathname;
 const packageDir = join(root, "bench/.packages/alexnet-random-224");
@@ -152,7 +152,7 @@ const result = {
   versions: { onnxruntime_web: peerVersion("onnxruntime-web"), onnxruntime_node: peerVersion("onnxruntime-node") },
 };
 if (json) {
-  process.stdout.write(JSON.stringify(result) + "\n");
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 } else {
   const row = (name, k, r) => {
     const s = result.spread_ms[k];

@@ -59,8 +59,14 @@ export async function connectInspector({ port, host = "127.0.0.1", timeoutMs = 6
       }, ms);
       pending.set(id, {
         method,
-        resolve: (value) => (clearTimeout(timer), resolve(value)),
-        reject: (error) => (clearTimeout(timer), reject(error)),
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
       });
       socket.send(JSON.stringify({ id, method, params }));
     });

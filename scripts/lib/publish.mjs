@@ -66,8 +66,8 @@ async function readState(bucket) {
 /** Writes the history, then the pointer (last: the switch), then reads the pointer back. */
 async function switchTo(bucket, id, previous, log) {
   const history = { previous: previous.slice(-HISTORY_LENGTH), updated: new Date().toISOString() };
-  await bucket.put(HISTORY_KEY, { data: Buffer.from(JSON.stringify(history, null, 2) + "\n"), contentType: "application/json" });
-  await bucket.put(POINTER_KEY, { data: Buffer.from(JSON.stringify({ id }) + "\n"), contentType: "application/json" });
+  await bucket.put(HISTORY_KEY, { data: Buffer.from(`${JSON.stringify(history, null, 2)}\n`), contentType: "application/json" });
+  await bucket.put(POINTER_KEY, { data: Buffer.from(`${JSON.stringify({ id })}\n`), contentType: "application/json" });
   const check = await readJson(bucket, POINTER_KEY);
   if (check?.id !== id) throw new PackageError(`${POINTER_KEY} reads back ${JSON.stringify(check)} after writing ${id}`);
   log(`  ${POINTER_KEY} -> ${id}`);

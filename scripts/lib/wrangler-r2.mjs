@@ -10,6 +10,9 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { LARGE_BYTES, formatBytes, progressReporter } from "./progress.mjs";
 
+/** Terminal colour codes (ESC [ ... m), which wrangler writes even into a pipe. */
+const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+
 const require = createRequire(import.meta.url);
 const WRANGLER_BIN = join(dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");
 
@@ -53,8 +56,13 @@ export function openBucket({ bucket, mode, persistTo, cwd = process.cwd(), log =
       });
       let stderr = "";
       let stdout = "";
-      child.stdout.on("data", (chunk) => (onStdout ? onStdout(chunk) : (stdout += chunk)));
-      child.stderr.on("data", (chunk) => (stderr += chunk));
+      child.stdout.on("data", (chunk) => {
+        if (onStdout) onStdout(chunk);
+        else stdout += chunk;
+      });
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+      });
       child.on("error", reject);
       child.on("close", (code) => resolve({ code, stdout, stderr }));
       if (stdin) stdin(child.stdin);
@@ -64,7 +72,7 @@ export function openBucket({ bucket, mode, persistTo, cwd = process.cwd(), log =
   /** wrangler's own explanation (not logged in, no such bucket...), without colours, blank lines or its log path. */
   const failure = (what, result) => {
     const lines = (result.stderr || result.stdout)
-      .replace(/\x1b\[[0-9;]*m/g, "")
+      .replace(ANSI_COLOUR, "")
       .split("\n")
       .map((line) => line.trim())
       .filter((line) => line && !line.startsWith("🪵"));

@@ -98,7 +98,7 @@ function wrap(manifest: Manifest, network: Network, loadTimings: Classifier["loa
       finished = true;
       if (rows.length === 0) return [];
       const packed = new Float32Array(rows.length * network.featureValues);
-      rows.forEach((row, i) => packed.set(row, i * network.featureValues));
+      for (const [i, row] of rows.entries()) packed.set(row, i * network.featureValues);
       return network.head(packed, rows.length);
     };
     return {

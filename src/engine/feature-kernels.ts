@@ -88,9 +88,13 @@ export function relaxedKernelFor(probe: number): KernelBuild {
 /** The build this runtime runs best: relaxed SIMD where it validates (with the inner product its CPU runs best), else SIMD128. */
 export function preferredKernelBuild(): KernelBuild {
   if (chosen) return chosen;
-  if (!WebAssembly.validate(RELAXED_PROBE)) return (chosen = "simd128");
-  const probe = new WebAssembly.Instance(relaxedModule, {}).exports as unknown as FeatureKernels;
-  return (chosen = relaxedKernelFor(probe.relaxedDotProbe(127, 255)));
+  if (!WebAssembly.validate(RELAXED_PROBE)) {
+    chosen = "simd128";
+  } else {
+    const probe = new WebAssembly.Instance(relaxedModule, {}).exports as unknown as FeatureKernels;
+    chosen = relaxedKernelFor(probe.relaxedDotProbe(127, 255));
+  }
+  return chosen;
 }
 
 /** Makes networks built from now on use `build` (the benchmark and tests measure every build this way). */

@@ -10,7 +10,7 @@
  * input (the image) over its min..max, or, for packages written before, symmetric around zero point 64.
  */
 import type { InputShape, Layer } from "../model/manifest";
-import { instantiateFeatureKernels, preferredKernelBuild, type FeatureKernels, type KernelBuild } from "./feature-kernels";
+import { instantiateFeatureKernels, preferredKernelBuild, type KernelBuild } from "./feature-kernels";
 import { minMaxCode, symmetricCode, type CodeRule } from "./input-code";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;

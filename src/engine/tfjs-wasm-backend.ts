@@ -95,7 +95,7 @@ export function releasePackedFilter(filter: tf.Tensor): void {
     wasm: { _free(ptr: number): void };
   };
   const data = backend.dataIdMap.get(filter.dataId);
-  if (!data || !data.memoryOffset) return;
+  if (!data?.memoryOffset) return;
   backend.wasm._free(data.memoryOffset);
   data.memoryOffset = 0;
 }

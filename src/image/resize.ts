@@ -28,7 +28,7 @@ interface AxisTaps {
 /** The filter taps for output indices [start, start + n) of an axis resized from `inSize` to `outSize`. */
 function axisTaps(inSize: number, outSize: number, start: number, n: number): AxisTaps {
   const scale = inSize / outSize;
-  const support = scale >= 1 ? scale : 1; // interp_size / 2 * scale, interp_size = 2 for bilinear
+  const support = Math.max(scale, 1); // interp_size / 2 * scale, interp_size = 2 for bilinear
   const invScale = scale >= 1 ? 1 / scale : 1;
   const stride = Math.ceil(support) * 2 + 1;
   const taps: AxisTaps = { first: new Int32Array(n), count: new Int32Array(n), weights: new Float32Array(n * stride), stride };

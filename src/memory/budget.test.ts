@@ -36,8 +36,14 @@ describe("the memory budget", () => {
     const b = budget();
     const big = await b.reserve(90);
     const order: string[] = [];
-    const first = b.reserve(50, { label: "first" }).then((r) => (order.push("first"), r));
-    const second = b.reserve(10, { label: "second" }).then((r) => (order.push("second"), r));
+    const first = b.reserve(50, { label: "first" }).then((r) => {
+      order.push("first");
+      return r;
+    });
+    const second = b.reserve(10, { label: "second" }).then((r) => {
+      order.push("second");
+      return r;
+    });
     expect(b.waiting).toBe(2);
     big.release();
     const [r1, r2] = await Promise.all([first, second]);

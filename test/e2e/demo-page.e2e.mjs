@@ -157,7 +157,7 @@ describe("the demo page in headless Chromium", () => {
     const page = await browser.newPage({ viewport: { width: 900, height: 720 } });
     const errors = [];
     page.on("pageerror", (error) => errors.push(error.message));
-    await page.goto(dev.url + "/");
+    await page.goto(`${dev.url}/`);
     await page.locator("#model").filter({ hasText: info.id }).waitFor({ timeout: 15_000 });
     await page.setInputFiles("#file", file);
     await page.locator("#result:not([hidden])").waitFor({ timeout: 30_000 });
@@ -197,7 +197,7 @@ describe("the demo page in headless Chromium", () => {
     const page = await browser.newPage({ viewport: { width: 900, height: 720 } });
     const errors = [];
     page.on("pageerror", (error) => errors.push(error.message));
-    await page.goto(keyed.url + "/");
+    await page.goto(`${keyed.url}/`);
     await page.locator("#key:not([hidden])").waitFor({ timeout: 15_000 });
 
     await page.fill("#key-input", "not-the-key");

@@ -99,7 +99,7 @@ describe("the inference engine", () => {
       for (const x of inputs.slice(0, n)) batch.add(x);
       const together = batch.forward();
       expect(together).toHaveLength(n);
-      together.forEach((scores, i) => expect([...scores]).toEqual(alone[i]));
+      for (const [i, scores] of together.entries()) expect([...scores]).toEqual(alone[i]);
     }
     expect(classifier.forward(inputs).map((s) => [...s])).toEqual(alone);
     classifier.dispose();

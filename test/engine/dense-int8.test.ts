@@ -62,11 +62,11 @@ describe("the int8 dense kernel", () => {
     const alone = rows.map((x) => [...stack.run(x, 1)]);
     rows.forEach((x, r) => {
       const expected = servedDense(x, w, scale, bias, k, n).map((v) => Math.max(0, v));
-      alone[r]!.forEach((v, o) => expect(v).toBeCloseTo(expected[o]!, 4));
+      for (const [o, v] of alone[r]!.entries()) expect(v).toBeCloseTo(expected[o]!, 4);
     });
     for (let b = 1; b <= 9; b++) {
       const packed = new Float32Array(b * k);
-      rows.slice(0, b).forEach((x, r) => packed.set(x, r * k));
+      for (const [r, x] of rows.slice(0, b).entries()) packed.set(x, r * k);
       const out = stack.run(packed, b);
       for (let r = 0; r < b; r++) expect([...out.subarray(r * n, (r + 1) * n)]).toEqual(alone[r]);
     }

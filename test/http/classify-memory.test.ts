@@ -32,7 +32,10 @@ function recordingBudget(capacityBytes: number) {
       const shrink = reservation.shrink.bind(reservation);
       return Object.assign(Object.create(reservation) as typeof reservation, {
         release: () => reservation.release(),
-        shrink: (to: number) => (seen.shrunkTo.push(to), shrink(to)),
+        shrink: (to: number) => {
+          seen.shrunkTo.push(to);
+          return shrink(to);
+        },
       });
     },
   };

@@ -101,7 +101,7 @@ describe("a JSON body that is not exactly the schema gets a 400 with a clear cod
     ['{"image":"data:image/png,%89PNG"}', "400 invalid_base64"],
     ['{"image":"data:image/png;base64"}', "400 invalid_base64"],
     ['{"image":[1],"top_k":[3]}', "400 invalid_top_k"],
-    ['{"image":[1],"top_k":"' + "9".repeat(100) + '"}', "400 invalid_top_k"],
+    [`{"image":[1],"top_k":"${"9".repeat(100)}"}`, "400 invalid_top_k"],
   ])("%s", (body, expected) => {
     expect(failure(body)).toBe(expected);
   });

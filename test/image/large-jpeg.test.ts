@@ -33,7 +33,7 @@ it("a 12-megapixel JPEG becomes a 224x224 input with its colours in place", asyn
     std: [1, 1, 1],
   };
   const times: number[] = [];
-  let result;
+  let result: Awaited<ReturnType<typeof prepareImage>> | undefined;
   for (let i = 0; i < 5; i++) {
     result = await prepareImage(photo, preprocess, { height: 224, width: 224, channels: 3 });
     times.push(result.decodeMs + result.preprocessMs);

@@ -37,7 +37,7 @@ it("resizing matches torch's antialiased bilinear when one axis shrinks and the 
   const out = resizeWindow(image, { height: 7, width: 2, top: 0, left: 0, windowHeight: 7, windowWidth: 2 });
   // F.interpolate(x, size=(7, 2), mode="bilinear", align_corners=False, antialias=True), torch 1.13
   const torch = [50, 150, 62.7273, 148.4416, 100.9091, 143.7662, 139.0909, 139.0909, 88.0519, 123.8961, 37.013, 108.7013, 20, 103.6364];
-  out.forEach((v, i) => expect(v).toBeCloseTo(torch[i]!, 3));
+  for (const [i, v] of out.entries()) expect(v).toBeCloseTo(torch[i]!, 3);
 });
 
 it("a grey model gets Pillow's luma of a colour image in every input channel", () => {
@@ -58,5 +58,5 @@ it("normalisation applies scale, then each channel's mean and std", () => {
   const grey: Raster = { width: 1, height: 1, channels: 1, data: Uint8Array.from([51]) };
   const preprocess = { ...raw("rgb", 1, 1), scale: 255, mean: [0.1, 0.2, 0.3], std: [0.5, 0.25, 2] };
   const tensor = toInputTensor(grey, preprocess, { height: 1, width: 1, channels: 3 });
-  [(0.2 - 0.1) / 0.5, (0.2 - 0.2) / 0.25, (0.2 - 0.3) / 2].forEach((v, i) => expect(tensor[i]).toBeCloseTo(v, 6));
+  for (const [i, v] of [(0.2 - 0.1) / 0.5, (0.2 - 0.2) / 0.25, (0.2 - 0.3) / 2].entries()) expect(tensor[i]).toBeCloseTo(v, 6);
 });

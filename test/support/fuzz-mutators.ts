@@ -343,14 +343,15 @@ export function jsonMutations(image: Uint8Array, random: Random, toBase64: (b: U
     },
     "json-huge-numbers": () => {
       const values = bytes();
-      values[int(random, values.length)] = pick(random, [1e400, -1, 256, 1.5, 1e21, 2 ** 53 + 1, Number.NaN]) as number;
+      values[int(random, values.length)] = pick(random, [Number.POSITIVE_INFINITY, -1, 256, 1.5, 1e21, 2 ** 53 + 1, Number.NaN]) as number;
       // JSON.stringify writes NaN/Infinity as null; write the literal the fuzz wants instead.
       return `{"image":[${values.map((v) => (Number.isFinite(v) ? String(v) : v === Infinity ? "1e400" : "NaN")).join(",")}]}`;
     },
     "json-number-literals": () =>
       `{"image":[${pick(random, ["1e999999", "-1e-999999", "0x10", "01", "1.", ".5", "+1", "1e", "9".repeat(400)])},1,2]}`,
     "json-wrong-types": () => JSON.stringify({ image: pick(random, [null, true, {}, { length: 5 }, [[1]], ["1"], 12, ""]) }),
-    "json-top-k": () => JSON.stringify({ image: bytes(), top_k: pick(random, [0, -1, 1e309, "5", [5], 1.5, 10_000, null]) }),
+    "json-top-k": () =>
+      JSON.stringify({ image: bytes(), top_k: pick(random, [0, -1, Number.POSITIVE_INFINITY, "5", [5], 1.5, 10_000, null]) }),
     "json-duplicate-keys": () => `{"image":"AAAA","image":${JSON.stringify(bytes())},"image":null}`,
     "json-bad-base64": () => {
       const b64 = toBase64(image);
@@ -385,7 +386,7 @@ export function writeMultipart(parts: Part[], boundary: string, options: { close
     let head = `--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"${p.filename ? `; filename="${p.filename}"` : ""}\r\n`;
     if (p.type) head += `Content-Type: ${p.type}\r\n`;
     for (const h of p.headers ?? []) head += `${h}\r\n`;
-    chunks.push(ascii(head + "\r\n"), typeof p.body === "string" ? ascii(p.body) : p.body, ascii("\r\n"));
+    chunks.push(ascii(`${head}\r\n`), typeof p.body === "string" ? ascii(p.body) : p.body, ascii("\r\n"));
   }
   if (options.close !== false) chunks.push(ascii(`--${boundary}--\r\n`));
   return concat(chunks);
@@ -396,7 +397,7 @@ export function multipartMutations(
   random: Random,
   mutate: (b: Uint8Array) => Uint8Array,
 ): Record<string, () => { contentType: string; body: Uint8Array }> {
-  const b = "fuzzboundary" + int(random, 1e6);
+  const b = `fuzzboundary${int(random, 1e6)}`;
   const file = (body: Uint8Array = image): Part => ({ name: "image", filename: "x.png", type: "image/png", body });
   const typed = (body: Uint8Array, boundary = b) => ({ contentType: `multipart/form-data; boundary=${boundary}`, body });
   return {

@@ -20,7 +20,7 @@ export interface JsonImageBody {
   topK: unknown;
 }
 
-const enum S {
+enum S {
   Start, // before '{'
   KeyOrEnd, // after '{'
   Key, // inside a key's quotes
@@ -111,7 +111,7 @@ export class JsonImageParser {
         return this.step(c);
       case S.Base64:
         if (c === 34) return this.endImageString();
-        if (c === 92) return void (this.state = S.Base64Escape);
+        if (c === 92) return this.go(S.Base64Escape);
         if (c < 0x20) throw invalidJson("a control character inside a string");
         return this.imageChar(c);
       case S.AfterNumber:
@@ -125,8 +125,8 @@ export class JsonImageParser {
   private arrayStep(c: number): void {
     if (isSpace(c)) return;
     if (this.state === S.AfterNumber) {
-      if (c === 44) return void (this.state = S.ArrayNext);
-      if (c === 93) return void (this.state = S.AfterValue);
+      if (c === 44) return this.go(S.ArrayNext);
+      if (c === 93) return this.go(S.AfterValue);
       throw invalidJson(`expected ',' or ']' after image[${this.index - 1}]`);
     }
     if (isDigit(c) || c === 45) {
@@ -137,7 +137,7 @@ export class JsonImageParser {
       this.token = "";
       return this.step(c);
     }
-    if (c === 93 && this.state === S.ArrayFirst) return void (this.state = S.AfterValue);
+    if (c === 93 && this.state === S.ArrayFirst) return this.go(S.AfterValue);
     if (c === 91 || c === 123 || c === 34 || c === 116 || c === 102 || c === 110) {
       throw this.badByte("not a number"); // [ { " true false null
     }
@@ -148,7 +148,7 @@ export class JsonImageParser {
     switch (this.state) {
       case S.Start:
         if (isSpace(c)) return;
-        if (c === 123) return void (this.state = S.KeyOrEnd);
+        if (c === 123) return this.go(S.KeyOrEnd);
         if (c === 91 || c === 34 || isNumberChar(c) || c === 116 || c === 102 || c === 110)
           throw invalidBody("the body is not a JSON object");
         throw invalidJson(`unexpected ${describe(c)} at the start`);
@@ -157,30 +157,30 @@ export class JsonImageParser {
         if (isSpace(c)) return;
         if (c === 34) {
           this.key = "";
-          return void (this.state = S.Key);
+          return this.go(S.Key);
         }
-        if (c === 125 && this.state === S.KeyOrEnd) return void (this.state = S.End);
+        if (c === 125 && this.state === S.KeyOrEnd) return this.go(S.End);
         throw invalidJson(`expected a key, found ${describe(c)}`);
       case S.Key:
         if (c === 34) return this.endKey();
-        if (c === 92) return void (this.state = S.KeyEscape);
+        if (c === 92) return this.go(S.KeyEscape);
         if (c < 0x20) throw invalidJson("a control character inside a key");
         if (this.key.length <= MAX_KEY) this.key += String.fromCharCode(c);
         return;
       case S.KeyEscape:
         // Escapes in keys only matter for matching "image" and "top_k", which need none: keep a marker.
         if (this.key.length <= MAX_KEY) this.key += "\\";
-        return void (this.state = S.Key);
+        return this.go(S.Key);
       case S.Colon:
         if (isSpace(c)) return;
-        if (c === 58) return void (this.state = S.Value);
+        if (c === 58) return this.go(S.Value);
         throw invalidJson(`expected ':' after "${this.key}"`);
       case S.Value:
         return this.valueStart(c);
       case S.AfterValue:
         if (isSpace(c)) return;
-        if (c === 44) return void (this.state = S.NextKey);
-        if (c === 125) return void (this.state = S.End);
+        if (c === 44) return this.go(S.NextKey);
+        if (c === 125) return this.go(S.End);
         throw invalidJson(`expected ',' or '}' after "${this.member}"`);
       case S.Base64Escape:
         return this.base64Escape(c);
@@ -202,7 +202,7 @@ export class JsonImageParser {
       case S.TopKString:
         if (c === 34) {
           this.topK = this.token;
-          return void (this.state = S.AfterValue);
+          return this.go(S.AfterValue);
         }
         if (c < 0x20 || c === 92 || this.token.length >= MAX_TOKEN)
           throw new ApiError(400, "invalid_top_k", "top_k must be a whole number of at least 1.");
@@ -228,17 +228,22 @@ export class JsonImageParser {
     if (this.member === "top_k") {
       this.token = "";
       if (c === 91 || c === 123) throw new ApiError(400, "invalid_top_k", "top_k must be a whole number of at least 1.");
-      if (c === 34) return void (this.state = S.TopKString);
+      if (c === 34) return this.go(S.TopKString);
       this.state = S.TopK;
       return this.step(c);
     }
     this.sink = new ByteSink(this.maxImageBytes, this.initialBytes, () => imageTooLarge(this.maxImageBytes));
-    if (c === 91) return void (this.state = S.ArrayFirst);
+    if (c === 91) return this.go(S.ArrayFirst);
     if (c === 34) {
       this.base64 = new Base64Decoder(this.sink);
-      return void (this.state = S.Base64);
+      return this.go(S.Base64);
     }
     throw invalidBody('"image" must be an array of byte values 0-255 or a base64 string');
+  }
+
+  /** A state transition, as one statement where a case ends in it. */
+  private go(state: S): void {
+    this.state = state;
   }
 
   private goSlow(): void {
@@ -267,7 +272,7 @@ export class JsonImageParser {
     this.state = S.Base64;
     if (c === 117) {
       this.unicode = "";
-      return void (this.state = S.Base64Unicode);
+      return this.go(S.Base64Unicode);
     }
     // \/ is a '/' (some encoders escape it); \n \r \t are whitespace base64 skips; \" \\ \b \f are not base64.
     const escaped = { 47: 47, 110: 10, 114: 13, 116: 9, 34: 34, 92: 92, 98: 8, 102: 12 }[c];

@@ -109,7 +109,7 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
       const batch = classifier.batch();
       const predictions: ReturnType<typeof classifier.classify> = [];
       for (const [index, bytes] of input.images.entries()) {
-        let prepared;
+        let prepared: Awaited<ReturnType<typeof prepareImage>>;
         try {
           prepared = await prepareImage(bytes, manifest.preprocess, manifest.input, plans[index]);
         } catch (error) {
