@@ -4,8 +4,8 @@
  * (the layout XNNPACK's fully-connected path wants). Built from the same package bytes.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { Manifest } from "../src/model/manifest";
-import { parseHeader } from "../src/model/safetensors";
+import type { Manifest } from "../src/package/manifest";
+import { parseHeader } from "../src/package/safetensors";
 
 export function buildStockNetwork(manifest: Manifest, file: Uint8Array): (input: Float32Array) => Float32Array {
   const headerLength = Number(new DataView(file.buffer, file.byteOffset).getBigUint64(0, true));

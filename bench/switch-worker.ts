@@ -4,7 +4,8 @@
  * switch take its "free the old model, then load the new one" path. Never deployed (bench/wrangler.switch.toml).
  */
 import { RETRY_AFTER_SECONDS, MEMORY_QUEUE_MAX, MEMORY_WAIT_MS } from "../src/config";
-import { createApp, type Bindings } from "../src/http/app";
+import { createApp } from "../src/http/app";
+import type { Bindings } from "../src/http/env";
 import { createMemoryBudget } from "../src/memory/budget";
 
 type BenchBindings = Bindings & { BENCH_BUDGET_MIB?: string };

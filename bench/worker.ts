@@ -8,7 +8,7 @@ import { decoderMemoryPeakBytes } from "../src/image";
 import { useWasmBackend, wasmHeapBytes } from "../src/engine/tfjs-wasm-backend";
 import { useKernelBuild, type KernelBuild } from "../src/engine/feature-kernels";
 import { createModelHolder } from "../src/model/served-model";
-import type { Bindings } from "../src/http/app";
+import type { Bindings } from "../src/http/env";
 import { buildStockNetwork } from "./stock-fp32";
 
 const models = createModelHolder();

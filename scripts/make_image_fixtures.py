@@ -260,7 +260,7 @@ def main() -> int:
         "// The fixture files as base64 (workerd tests cannot read files), what Pillow decodes each to, and the",
         "// torch-preprocessed tensors that parity tests compare against.",
         "",
-        'import type { InputShape, Preprocess } from "../../../src/model/manifest";',
+        'import type { InputShape, Preprocess } from "../../../src/package/manifest";',
         "",
         f"export const BACKGROUND: [number, number, number] = {json.dumps(list(BACKGROUND))};",
         "",

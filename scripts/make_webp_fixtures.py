@@ -131,7 +131,7 @@ def main() -> int:
         "// The WebP fixtures as base64 (workerd tests cannot read files), what Pillow decodes the small ones to,",
         "// and torch-preprocessed tensors of Pillow's full decode for the parity tests.",
         "",
-        'import type { InputShape, Preprocess } from "../../../src/model/manifest";',
+        'import type { InputShape, Preprocess } from "../../../src/package/manifest";',
         "",
         f"export const BACKGROUND: [number, number, number] = {json.dumps(list(BACKGROUND))};",
         "",

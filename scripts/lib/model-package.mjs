@@ -1,12 +1,12 @@
 /**
  * A model package directory on disk (docs/model-package.md), checked before anything is uploaded: the
- * manifest against the Worker's own schema (src/model/manifest.ts, loaded through Node's type stripping,
+ * manifest against the Worker's own schema (src/package/manifest.ts, loaded through Node's type stripping,
  * so the schema stays defined once), and every file it names by length and SHA-256.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { parseManifest } from "../../src/model/manifest.ts";
+import { parseManifest } from "../../src/package/manifest.ts";
 import { packageKey } from "../../src/config.ts";
 
 export class PackageError extends Error {

@@ -9,7 +9,7 @@
  * Packages are immutable: an id whose manifest in the bucket differs from ours is refused, never overwritten.
  */
 import { POINTER_KEY, packageKey } from "../../src/config.ts";
-import { parseManifest } from "../../src/model/manifest.ts";
+import { parseManifest } from "../../src/package/manifest.ts";
 import { PackageError, readPackage } from "./model-package.mjs";
 import { formatBytes } from "./progress.mjs";
 

@@ -2,8 +2,8 @@
  * The engine's public face: load a classifier from a manifest and a weights byte stream, then classify
  * preprocessed inputs into `{label, score}`. Knows nothing of HTTP or R2.
  */
-import type { Manifest } from "../model/manifest";
-import { createSafetensorsSink } from "../model/safetensors";
+import type { Manifest } from "../package/manifest";
+import { createSafetensorsSink } from "../package/safetensors";
 import { planNetwork, type Network } from "./network";
 import { useWasmBackend, wasmHeapBytes } from "./tfjs-wasm-backend";
 

@@ -9,7 +9,7 @@
  * [0, max|x|], max|x| known from the previous conv's fused epilogue when nothing ran in between; a signed
  * input (the image) over its min..max, or, for packages written before, symmetric around zero point 64.
  */
-import type { InputShape, Layer } from "../model/manifest";
+import type { InputShape, Layer } from "../package/manifest";
 import { instantiateFeatureKernels, preferredKernelBuild, type KernelBuild } from "./feature-kernels";
 import { minMaxCode, symmetricCode, type CodeRule } from "./input-code";
 

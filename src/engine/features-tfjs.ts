@@ -5,7 +5,7 @@
  * parameters for AlexNet: 9 MiB); LRN runs on our own kernel (kernels/lrn.ts), faster than tfjs's.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { InputShape, Layer } from "../model/manifest";
+import type { InputShape, Layer } from "../package/manifest";
 import { createLrnKernel } from "./lrn";
 import { releasePackedFilter, reserveWasmHeap, wasmHeapBytes } from "./tfjs-wasm-backend";
 

@@ -8,7 +8,7 @@
  * heap grown for the conv weights (tfjs's transposed copy plus XNNPACK's packed copy, in fp32), and the JS
  * buffers that stage the int8 conv weights and one fp32 layer while it is uploaded.
  */
-import type { Manifest } from "../model/manifest";
+import type { Manifest } from "../package/manifest";
 import { RESERVE_FACTOR } from "./features-tfjs";
 import { initialHeapBytes, useWasmBackend, wasmHeapBytes } from "./tfjs-wasm-backend";
 

@@ -6,7 +6,7 @@
  * as the manifest's `quantization.convolutions` says. The dense layers that follow `flatten` always run
  * on our int8 kernel. No layer is special-cased by name: a new AlexNet variant is a new manifest.
  */
-import type { InputShape, Layer } from "../model/manifest";
+import type { InputShape, Layer } from "../package/manifest";
 import { createDenseStack, type DenseShape, type DenseStack } from "./dense-int8";
 import type { KernelBuild } from "./feature-kernels";
 import { planInt8Features } from "./features-int8";

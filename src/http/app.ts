@@ -15,32 +15,18 @@ import {
   RETRY_AFTER_SECONDS,
 } from "../config";
 import { createMemoryBudget, type MemoryBudget } from "../memory/budget";
+import type { AppEnv } from "./env";
 import { createModelHolder, type ModelHolder } from "../model/served-model";
 import { registerApiKeyScheme } from "./access-docs";
 import { errorResponse, notFound, onError } from "./errors";
-import { apiKey, type ApiKeyEnv } from "./middleware/api-key";
+import { apiKey } from "./middleware/api-key";
 import { corsFromEnv } from "./middleware/cors";
-import { rateLimit, type RateLimitEnv } from "./middleware/rate-limit";
-import { noteModel, requestLog, type RequestLogEnv } from "./middleware/request-log";
+import { rateLimit } from "./middleware/rate-limit";
+import { noteModel, requestLog } from "./middleware/request-log";
 import { registerClassify } from "./routes/classify";
 import { registerDemo } from "./routes/demo";
 import { registerHealth } from "./routes/health";
 import { registerModels } from "./routes/models";
-
-/**
- * The Worker's bindings, generated from wrangler.toml by `npm run cf-typegen` (MODELS, RATE_LIMITER,
- * POINTER_CHECK_SECONDS, CORS_ORIGINS), and the API_KEYS secret, which may be unset.
- */
-export type Bindings = Env & { API_KEYS?: string };
-
-export interface ServedModel {
-  acquire(): ReturnType<ModelHolder["acquire"]>;
-}
-
-export type AppEnv = {
-  Bindings: Bindings;
-  Variables: { model: ServedModel; budget: MemoryBudget } & ApiKeyEnv["Variables"] & RateLimitEnv["Variables"] & RequestLogEnv["Variables"];
-};
 
 /** Routes that need an API key when API_KEYS is set; the rest (/, /healthz, /readyz, /openapi.json) stay open. */
 const KEYED_ROUTES = ["/v1/classify", "/v1/models"];

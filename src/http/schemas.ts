@@ -82,7 +82,7 @@ export const modelInfoSchema = z
 
 export const statusSchema = z.object({ status: z.string(), model: z.string().optional() }).openapi("Status");
 
-/** /readyz: the status plus what the Worker counts of its own memory (src/memory/usage.ts); the inspector sees the rest. */
+/** /readyz: the status plus what the Worker counts of its own memory (src/http/memory-report.ts); the inspector sees the rest. */
 export const readySchema = statusSchema
   .extend({
     memory: z.object({

@@ -17,7 +17,7 @@
  * horizontal pass over the source rows the crop needs, its output, and the input tensor.
  */
 import { DECODE_OVERSAMPLING } from "../config";
-import type { InputShape, Preprocess } from "../model/manifest";
+import type { InputShape, Preprocess } from "../package/manifest";
 import { dctScale } from "./jpeg";
 import { INFLATE_PIECE_BYTES } from "./png";
 import { SAMPLES } from "./png-chunks";

@@ -12,7 +12,7 @@ import {
   MAX_WEBP_LOSSLESS_PIXELS,
   MAX_WEBP_PIXELS,
 } from "../config";
-import type { InputShape, Preprocess } from "../model/manifest";
+import type { InputShape, Preprocess } from "../package/manifest";
 import { imageWorkingBytes, scaledDecodeSide, webpDecoderBytes } from "./cost";
 import { ImageError } from "./errors";
 import { decodeJpeg } from "./jpeg";

@@ -2,7 +2,7 @@
  * The manifest's preprocessing (docs/model-package.md, "preprocess"), as training does it: colour, resize of
  * the shorter side, centre crop, scale and normalise, into the engine's NHWC float input.
  */
-import type { InputShape, Preprocess } from "../model/manifest";
+import type { InputShape, Preprocess } from "../package/manifest";
 import { toLuma } from "./color";
 import type { Raster } from "./raster";
 import { resizeWindow } from "./resize";

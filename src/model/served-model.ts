@@ -30,7 +30,7 @@ import {
 import { loadClassifier, type Classifier } from "../engine/classifier";
 import { estimateLoadBytes } from "../engine/load-memory";
 import { createMemoryBudget, OverloadedError, type MemoryBudget, type Reservation } from "../memory/budget";
-import type { Manifest } from "./manifest";
+import type { Manifest } from "../package/manifest";
 import { createRetryBackoff } from "./retry-backoff";
 import { ModelUnavailableError, openWeights, readManifest, readPointer, type StoreOptions } from "./store";
 

@@ -9,7 +9,7 @@
  * Its `message` is for clients and names no R2 key or hash; `detail` carries those for the log.
  */
 import { POINTER_KEY, R2_READ_TIMEOUT_MS, packageKey } from "../config";
-import { ManifestError, parseManifest, type Manifest } from "./manifest";
+import { ManifestError, parseManifest, type Manifest } from "../package/manifest";
 
 export type ModelErrorCode = "model_not_found" | "model_corrupt" | "model_unavailable";
 

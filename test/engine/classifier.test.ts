@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { loadClassifier } from "../../src/engine/classifier";
-import { parseManifest } from "../../src/model/manifest";
+import { parseManifest } from "../../src/package/manifest";
 import { referenceForward } from "../support/reference-forward";
 import { makeTinyPackage, randomInput, streamOf, TINY_LAYERS } from "../support/tiny-package";
 

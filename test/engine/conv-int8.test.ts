@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { planInt8Features } from "../../src/engine/features-int8";
 import { minMaxCode, roundHalfEven, symmetricCode, type CodeRule } from "../../src/engine/input-code";
 import { instantiateFeatureKernels, KERNEL_BUILDS, preferredKernelBuild, relaxedKernelFor } from "../../src/engine/feature-kernels";
-import type { Layer } from "../../src/model/manifest";
+import type { Layer } from "../../src/package/manifest";
 import { referenceConvInt8, type ReferenceCode } from "../support/conv-int8-reference";
 import { mulberry32, TINY_LAYERS } from "../support/tiny-package";
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { loadClassifier } from "../../src/engine/classifier";
-import { parseManifest } from "../../src/model/manifest";
-import { parseHeader } from "../../src/model/safetensors";
+import { parseManifest } from "../../src/package/manifest";
+import { parseHeader } from "../../src/package/safetensors";
 import { streamOf } from "../support/tiny-package";
 import tinyManifest from "../fixtures/tiny-package/manifest.json";
 import tinyWeights from "../fixtures/tiny-package/weights.safetensors";

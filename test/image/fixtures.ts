@@ -1,7 +1,7 @@
 /** Access to the generated fixtures (test/fixtures/images, written by scripts/make_image_fixtures.py). */
 import { expect } from "vitest";
 import { ImageError, prepareImage } from "../../src/image";
-import type { InputShape, Preprocess } from "../../src/model/manifest";
+import type { InputShape, Preprocess } from "../../src/package/manifest";
 import { BACKGROUND, decoded, files, parity } from "../fixtures/images";
 
 export { BACKGROUND, parity };

@@ -1,5 +1,5 @@
 import { expect, it } from "vitest";
-import type { Preprocess } from "../../src/model/manifest";
+import type { Preprocess } from "../../src/package/manifest";
 import { cropOffset, resizedSize, toInputTensor } from "../../src/image/preprocess";
 import { resizeWindow } from "../../src/image/resize";
 import type { Raster } from "../../src/image/raster";

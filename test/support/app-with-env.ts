@@ -4,7 +4,8 @@
  * tests turn on API_KEYS or CORS_ORIGINS, which the shared test Worker leaves off (vitest.config.ts).
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { createApp, type Bindings } from "../../src/http/app";
+import { createApp } from "../../src/http/app";
+import type { Bindings } from "../../src/http/env";
 
 export type TestApp = (input: string, init?: RequestInit) => Promise<Response>;
 

@@ -3,7 +3,7 @@
  * every fp32 step rounded with Math.fround in the order the kernel uses. The kernel must match it bit
  * for bit.
  */
-import type { Layer } from "../../src/model/manifest";
+import type { Layer } from "../../src/package/manifest";
 import { minMaxCode, roundHalfEven, symmetricCode, type InputCode } from "../../src/engine/input-code";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;

@@ -2,7 +2,7 @@
  * The preprocessing and input of an ImageNet AlexNet package (torchvision's: resize the shorter side to 256,
  * centre-crop 224, ImageNet mean and std), which the image tests size their decoders and buffers for.
  */
-import type { InputShape, Preprocess } from "../../src/model/manifest";
+import type { InputShape, Preprocess } from "../../src/package/manifest";
 
 export const imagenetPreprocess: Preprocess = {
   color: "rgb",

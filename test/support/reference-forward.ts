@@ -2,7 +2,7 @@
  * An independent, deliberately naive fp32 forward pass over NHWC arrays, following the layer semantics
  * of docs/model-package.md line by line. The engine is checked against it.
  */
-import type { InputShape, Layer } from "../../src/model/manifest";
+import type { InputShape, Layer } from "../../src/package/manifest";
 import type { FloatWeights } from "./tiny-package";
 
 export function referenceForward(layers: Layer[], weights: FloatWeights, input: InputShape, x: Float32Array): Float32Array {

@@ -3,7 +3,7 @@
  * every layer type, quantized and written exactly as docs/model-package.md says, plus the fp32 weights
  * so a test can compare the engine against an independent reference forward pass.
  */
-import { MANIFEST_FORMAT, type Layer, type Manifest } from "../../src/model/manifest";
+import { MANIFEST_FORMAT, type Layer, type Manifest } from "../../src/package/manifest";
 
 export interface FloatWeights {
   [name: string]: { weight: Float32Array; bias: Float32Array; shape: number[] };

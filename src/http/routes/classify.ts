@@ -4,7 +4,7 @@ import { ImageError, planImage, prepareImage } from "../../image";
 import { MAX_IMAGE_WORKING_BYTES } from "../../config";
 import type { Reservation } from "../../memory/budget";
 import { keyedRoute, rateLimitedResponse, unauthorizedResponse } from "../access-docs";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { bodyReservationBytes, inputForm, queryTopK, readClassifyRequest } from "../read-images";
 import { serverTiming } from "../server-timing";

@@ -3,7 +3,7 @@
  * offers at GET /samples/<name>. Not part of the OpenAPI document: it is a page, not API.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../env";
 import page from "../demo/index.html";
 import { samples } from "../demo/samples";
 import { notFound } from "../errors";

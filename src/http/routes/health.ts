@@ -1,7 +1,7 @@
 /** Liveness (never touches the model) and readiness (the model is loaded, or loads now). */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
-import { memoryReport } from "../../memory/usage";
-import type { AppEnv } from "../app";
+import { memoryReport } from "../memory-report";
+import type { AppEnv } from "../env";
 import { errorSchema, readySchema, statusSchema } from "../schemas";
 
 const healthRoute = createRoute({

@@ -1,7 +1,7 @@
 /** GET /v1/models: what the served model is, from its manifest. */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { keyedRoute, unauthorizedResponse } from "../access-docs";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../env";
 import { errorSchema, modelInfoSchema, type ModelInfo } from "../schemas";
 
 export const modelsRoute = createRoute({

@@ -3,10 +3,8 @@
  * sees the JS heap and ArrayBuffers but not wasm memories (docs/memory.md), so the engine's and the decoders'
  * own counts are added from outside: together with the inspector's figures they make the isolate's total.
  */
-import type { Classifier } from "../engine/classifier";
-import { wasmHeapBytes } from "../engine/tfjs-wasm-backend";
 import { decoderMemoryBytes, decoderMemoryPeakBytes, resetDecoderMemoryPeak } from "../image";
-import type { MemoryBudget } from "./budget";
+import type { MemoryBudget } from "../memory/budget";
 
 export interface MemoryReport {
   /** wasm memories the served model holds: tfjs's heap (conv weights, activations) and our kernels'. */
@@ -23,9 +21,10 @@ export interface MemoryReport {
   budget_bytes: number;
 }
 
-export function memoryReport(classifier: Classifier, budget: MemoryBudget): MemoryReport {
+/** `model` is the served classifier; its residentBytes is the tfjs wasm heap plus its own kernel memories. */
+export function memoryReport(model: { readonly residentBytes: number }, budget: MemoryBudget): MemoryReport {
   const report = {
-    model_wasm_bytes: wasmHeapBytes() + classifier.kernelMemoryBytes,
+    model_wasm_bytes: model.residentBytes,
     decoder_wasm_bytes: decoderMemoryBytes(),
     decoder_wasm_peak_bytes: decoderMemoryPeakBytes(),
     reserved_bytes: budget.reservedBytes,
