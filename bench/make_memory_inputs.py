@@ -6,7 +6,7 @@ The limits come from src/config.ts (bench/memory.mjs reads them there and passes
 real photograph (samples/photos/chelsea.jpg, scikit-image, public domain) scaled up, with grain added so the
 JPEG is as large as a phone photo of that size; noise-only images would be larger still but are not what a
 user sends. Files:
-  photo-5mb.jpg         the largest baseline JPEG allowed, ~5 MB (the photo of issue 7's Workers AI form)
+  photo-5mb.jpg         the largest baseline JPEG allowed, ~5 MB (a phone photo sent in Workers AI's JSON form)
   baseline-max.jpg      the same pixels with more grain, as large as a base64 body within the limit allows
   progressive-max.jpg   the largest progressive JPEG allowed
   wide.jpg              65000x240 baseline: under the pixel limit, but DCT scaling cannot bring it near 224

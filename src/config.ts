@@ -20,7 +20,7 @@ export const MAX_JPEG_PIXELS = 16_000_000;
  * model's resize size; the resize then does the rest, as training's full decode + resize does. At 1x the
  * scores drifted from training's full PIL decode by 0.0014-0.0022 (mean total variation, 300 Fashion-MNIST
  * images at 112-896 px); at 2x by 0.0004-0.0007, the level of the 1792 px case, where both decode at 1/8
- * (`node bench/jpeg-skew.mjs`, README "JPEG decoding and training"). Top-1 was the same either way. It costs
+ * (`node bench/jpeg-skew.mjs`, docs/performance.md, "Decoding"). Top-1 was the same either way. It costs
  * a larger intermediate raster: 1000x750 instead of 500x375 for a 12 MP photo and a 256 px resize.
  * WebPs use the same factor: libwebp scales to exactly this shorter side (src/image/webp.ts).
  */
@@ -133,7 +133,7 @@ export const CORS_MAX_AGE_SECONDS = 600;
 
 /**
  * What the largest model we serve holds, counted: the full AlexNet-224's wasm heaps and kernel memory at
- * their peak after a forward pass, 93.0 MiB measured by `npm run bench` (README, "Performance and memory").
+ * their peak after a forward pass, 93.0 MiB measured by `npm run bench` (docs/memory.md).
  * The forward pass's activations live in those heaps, and passes never overlap (they are synchronous).
  */
 export const FULL_MODEL_BYTES = 93 * 1024 * 1024;

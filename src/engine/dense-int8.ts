@@ -51,7 +51,7 @@ interface KernelExports {
 /**
  * Inputs the dense layers take at once (kernels/dense-int8.ts, denseRows4): four share each weight load.
  * For AlexNet-224's fc6-fc8, 8 rows took 0.64x the time of one at a time in Node; a whole batch of 8
- * through the engine in workerd, 0.87x per image (`npm run bench`, README "Performance and memory").
+ * through the engine in workerd, 0.87x per image (`npm run bench`, docs/performance.md).
  */
 export const DENSE_BATCH = 4;
 

@@ -1,6 +1,6 @@
 /**
  * Turns a classify request into encoded image bytes and `top_k`, whatever form it came in, each read within
- * bounded memory (issue 7): raw bytes (`Content-Type: image/*`), multipart `image` fields (a batch), or JSON
+ * bounded memory: raw bytes (`Content-Type: image/*`), multipart `image` fields (a batch), or JSON
  * `{"image": ...}` as Workers AI's image classification accepts. `top_k` from the query, a form field or the
  * JSON body is validated by the schemas /openapi.json publishes (schemas.ts). Decoding is the image
  * pipeline's job, not this file's.

@@ -1,6 +1,6 @@
 /**
  * Image failures a client can act on: a stable machine-readable code, a sentence for a person, and the HTTP
- * status the HTTP layer answers with (issue 2, "The HTTP API"). Nothing in src/image throws anything else for
+ * status the HTTP layer answers with (the API's error shape, README "API"). Nothing in src/image throws anything else for
  * a bad image: every decoder failure is mapped to one of these.
  */
 

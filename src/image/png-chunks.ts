@@ -2,7 +2,7 @@
  * Walks a PNG's chunks (https://www.w3.org/TR/png-3/#5Chunk-layout) and checks their order before anything is
  * decoded, so the size probe and the decoder read the same header. A file that breaks the order is refused
  * (422), never guessed at: one with a second IHDR could otherwise pass the pixel limit with a 1x1 header and
- * be decoded at the size of the second (issue 7).
+ * be decoded at the size of the second.
  *
  * The rules (PNG 5.6, "Chunk ordering"): exactly one IHDR, first; at most one PLTE, before the first IDAT;
  * tRNS before the first IDAT; the IDAT chunks contiguous; IEND last: nothing after it is read. Every chunk's

@@ -57,7 +57,7 @@ describe("an image whose decoding would not fit is refused with 413 from its com
   }
 
   // 15.6 MP, under the pixel limit, but DCT scaling cannot bring a 240-pixel side below the resize's 256:
-  // decoded at full size, ~47 MiB of raster (issue 7 measured +60 MB).
+  // decoded at full size, ~47 MiB of raster (measured through the inspector before the pixel limits: +60 MB; docs/memory.md).
   it.each([
     [65000, 240],
     [240, 65000],

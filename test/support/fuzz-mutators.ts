@@ -449,7 +449,7 @@ export function multipartMutations(
 
 /**
  * Classes whose every request is invalid, so a 2xx answer is wrong too: PNG chunk order (one IHDR and first,
- * PLTE before IDAT, IDAT contiguous: issue 7), sizes no limit allows, JSON that is not `{"image": bytes}`, and
+ * PLTE before IDAT, IDAT contiguous: PNG 5.6), sizes no limit allows, JSON that is not `{"image": bytes}`, and
  * forms with no usable image. Other classes may be answered 200 (a decoder may recover a damaged image).
  */
 export const MUST_REFUSE = new Set([
@@ -476,7 +476,7 @@ export const MUST_REFUSE = new Set([
 ]);
 
 /**
- * Classes that fail before the input branch's fixes (issue 7), each with what it does today. The fuzzer (test/http/fuzz.test.ts)
+ * Classes known to fail, each with what it does today. The fuzzer (test/http/fuzz.test.ts)
  * and the soak (bench/soak.mjs) skip them unless told to be strict; once the fixes are merged, empty this set so they always run.
  */
 // Empty since the PNG chunk-order checks (src/image/png-chunks.ts): a second IHDR, an IDAT split by another chunk

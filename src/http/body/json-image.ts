@@ -3,7 +3,7 @@
  * classifyJsonSchema): an object with "image", either an array of byte values 0-255 or a base64 string
  * (a data: URL is accepted), and an optional "top_k". The image goes straight into a byte buffer as the body
  * arrives, so a Workers AI style `{"image": [n, n, ...]}` body of 16 MiB never exists as a string, a JS array
- * of numbers or a schema's copy: what is held is the image's own bytes (issue 7).
+ * of numbers or a schema's copy: what is held is the image's own bytes.
  *
  * Keys other than "image" and "top_k" are refused (400 invalid_body), as the published schema is strict:
  * nothing is skipped unread, so no depth of nesting anywhere needs bounding. Errors: malformed JSON is
