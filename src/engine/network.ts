@@ -133,31 +133,10 @@ export function planNetwork(layers: readonly Layer[], input: InputShape, options
   );
   const denseNames = denseShapes.flatMap((d) => ["weight", "scale", "bias"].map((part) => `${d.name}.${part}`));
   let dense: DenseStack | undefined;
-  const denseBytes = () => dense?.memoryBytes ?? 0;
-  if (options.convolutions === "int8") {
-    const features = planInt8Features(featureLayers, input, options.convActivations, options.kernelBuild);
-    return {
-      tensorNames: [...features.tensorNames, ...denseNames],
-      destination(tensor) {
-        const staged = features.destination(tensor);
-        if (staged) return staged;
-        if (!denseNames.includes(tensor)) throw new NetworkError(`no layer takes a tensor named ${tensor}`);
-        dense ??= createDenseStack(denseShapes);
-        return dense.destination(tensor)!;
-      },
-      build() {
-        dense ??= createDenseStack(denseShapes);
-        const stagedBytes = features.stagedBytes;
-        const built = features.build();
-        const kernelBytes = dense.memoryBytes + built.memoryBytes;
-        // The staged HWIO weights live until the packed copy exists.
-        const network = assemble(built, dense, input, softmax, kernelBytes, kernelBytes + stagedBytes);
-        return { ...network, convolutionKernel: built.build };
-      },
-      abandon() {},
-    };
-  }
-  const features = planTfjsFeatures(featureLayers, input, denseBytes);
+  const features =
+    options.convolutions === "int8"
+      ? int8Features(featureLayers, input, options)
+      : tfjsFeatures(featureLayers, input, () => dense?.memoryBytes ?? 0);
   return {
     tensorNames: [...features.tensorNames, ...denseNames],
     destination(tensor) {
@@ -165,18 +144,58 @@ export function planNetwork(layers: readonly Layer[], input: InputShape, options
       if (staged) return staged;
       if (!denseNames.includes(tensor)) throw new NetworkError(`no layer takes a tensor named ${tensor}`);
       if (!dense) {
-        features.packIfComplete();
+        features.beforeDense?.();
         dense = createDenseStack(denseShapes);
       }
       return dense.destination(tensor)!;
     },
     build() {
       dense ??= createDenseStack(denseShapes);
-      const built = features.build();
-      const network = assemble(built, dense, input, softmax, dense.memoryBytes + built.memoryBytes, built.peakBytes);
-      return { ...network, convolutionKernel: "tfjs-wasm-fp32" };
+      const built = features.build(dense.memoryBytes);
+      const network = assemble(built.stage, dense, input, softmax, dense.memoryBytes + built.memoryBytes, built.peakBytes);
+      return { ...network, convolutionKernel: built.kernel };
     },
     abandon: () => features.abandon(),
+  };
+}
+
+/** The layers before flatten, whichever kernels run them, as the one network plan above drives them. */
+interface FeaturePlan {
+  readonly tensorNames: readonly string[];
+  destination(tensor: string): Uint8Array | undefined;
+  /** Called once, at the first dense tensor: every conv tensor is in by then (the exporter writes them first). */
+  beforeDense?(): void;
+  /** Finishes the stage; `denseBytes` is the dense kernel's memory, part of the load's peak. */
+  build(denseBytes: number): { stage: FeatureStage; memoryBytes: number; peakBytes: number; kernel: Network["convolutionKernel"] };
+  abandon(): void;
+}
+
+function int8Features(layers: readonly Layer[], input: InputShape, options: NetworkOptions): FeaturePlan {
+  const plan = planInt8Features(layers, input, options.convActivations, options.kernelBuild);
+  return {
+    tensorNames: plan.tensorNames,
+    destination: (tensor) => plan.destination(tensor),
+    build(denseBytes) {
+      const stagedBytes = plan.stagedBytes;
+      const built = plan.build();
+      // The staged HWIO weights live until the packed copy exists.
+      return { stage: built, memoryBytes: built.memoryBytes, peakBytes: denseBytes + built.memoryBytes + stagedBytes, kernel: built.build };
+    },
+    abandon() {},
+  };
+}
+
+function tfjsFeatures(layers: readonly Layer[], input: InputShape, denseBytes: () => number): FeaturePlan {
+  const plan = planTfjsFeatures(layers, input, denseBytes);
+  return {
+    tensorNames: plan.tensorNames,
+    destination: (tensor) => plan.destination(tensor),
+    beforeDense: () => plan.packIfComplete(),
+    build() {
+      const built = plan.build();
+      return { stage: built, memoryBytes: built.memoryBytes, peakBytes: built.peakBytes, kernel: "tfjs-wasm-fp32" };
+    },
+    abandon: () => plan.abandon(),
   };
 }
 
