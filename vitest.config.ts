@@ -12,7 +12,7 @@ export default defineConfig({
       miniflare: {
         // Check the model pointer on every request, so a test that publishes a package sees it at once.
         // No API keys and no CORS, whatever a developer's .dev.vars holds: tests that need them set them
-        // on their own app (test/http/access-control.test.ts).
+        // on their own app (test/http/api-keys.test.ts, test/http/cors.test.ts).
         // FUZZ_*: test/http/fuzz.test.ts's seed, case count and strict switch, from the shell's environment.
         bindings: {
           POINTER_CHECK_SECONDS: "0",
