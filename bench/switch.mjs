@@ -5,7 +5,7 @@
  *
  * A model switch under load, on loopback only: runs `wrangler dev` over a fresh local bucket (a temporary
  * directory, removed at the end), publishes the package in --model (default model/alexnet-fmnist-64-v6) with
- * the project's publish code (scripts/lib/publish.mjs, over bench/local-bucket.mjs), then sends POST /v1/classify at --concurrency through
+ * the project's publish code (scripts/lib/publish.mjs, over scripts/lib/local-r2.mjs), then sends POST /v1/classify at --concurrency through
  * the publish of a copy of that package under a new id. Prints the failed requests (anything but 200), the
  * answers by model, any answer from the old model after the first from the new one, and latency p50/p99/max
  * before the publish, while it uploads, in the switch window (from the pointer write until the first answer
@@ -31,8 +31,8 @@ import { POINTER_KEY } from "../src/config.ts";
 import { readPackage } from "../scripts/lib/model-package.mjs";
 import { publishPackage } from "../scripts/lib/publish.mjs";
 import { freePort, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
+import { openLocalBucket } from "../scripts/lib/local-r2.mjs";
 import { modelsBucketName } from "../scripts/lib/wrangler-r2.mjs";
-import { openLocalBucket } from "./local-bucket.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 const USAGE =
@@ -112,7 +112,7 @@ async function main() {
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => stop().then(() => process.exit(130)));
   try {
-    bucket = await openLocalBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), persistTo });
+    bucket = openLocalBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), persistTo });
     log(`publishing ${copy.oldId}`);
     await publishPackage(bucket, packageDir, { log: () => {} });
     await dev.waitFor("/readyz", 180_000);
