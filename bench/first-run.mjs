@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Usage: npm run bench:first-run [-- --repeats N] [-- --port 8790]
+ * Usage: npm run bench:first-run [-- --repeats 3] [--port 8790]
  *
  * What a new user waits for: from starting `npm start` (scripts/start.mjs) on an empty local bucket, as on a
  * fresh clone, until its first `POST /v1/classify` of a shipped sample is answered 200. Each repeat uses a new
@@ -12,25 +12,22 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCli, usageError } from "../scripts/lib/cli.mjs";
 
-const { values } = parseArgs({
+const spec = {
+  name: "bench:first-run",
+  summary:
+    "Times `npm start` on an empty local bucket until its first POST /v1/classify is answered 200, a fresh persist directory per repeat.",
   options: {
-    repeats: { type: "string", default: "3" },
-    port: { type: "string", default: "8790" },
-    help: { type: "boolean", short: "h", default: false },
+    repeats: { type: "string", default: "3", value: "N", help: "How many times to start from scratch." },
+    port: { type: "string", default: "8790", value: "N", help: "The port npm start serves on, at http://127.0.0.1:N." },
   },
-});
-if (values.help) {
-  console.log("usage: npm run bench:first-run [-- --repeats N (default 3)] [-- --port P (default 8790)]");
-  process.exit(0);
-}
+};
+const { values } = parseCli(spec);
 const repeats = Number(values.repeats);
 const port = Number(values.port);
-if (!(repeats >= 1) || !(port > 0)) {
-  console.error("--repeats and --port must be positive numbers");
-  process.exit(2);
-}
+if (!(repeats >= 1)) usageError(spec, `--repeats must be a positive number, got ${values.repeats}`);
+if (!(port > 0)) usageError(spec, `--port must be a positive number, got ${values.port}`);
 const root = new URL("..", import.meta.url).pathname;
 const sample = readFileSync(join(root, "samples/fmnist/ankle-boot-0.png"));
 const LIMIT_MS = 120_000;

@@ -3,14 +3,8 @@
  * JPEG train/serve skew: does the Worker's reduced-scale JPEG decode change the model's answers, compared with
  * the full decode training does (PIL)?
  *
- * Usage:
- *   node bench/jpeg-skew.mjs [--count 300] [--sizes 112,224,448,896,1792] [--model DIR] [--port 8852] [--images DIR]
- *
- *   --count N     Fashion-MNIST test images, from the first (default 300)
- *   --sizes LIST  sizes in px the 28x28 images are upscaled to before JPEG encoding (default 112,224,448,896,1792)
- *   --model DIR   the package to serve (default: the one in model/)
- *   --port N      port for the wrangler dev it starts on 127.0.0.1 (default 8852)
- *   --images DIR  where bench/jpeg_skew_images.py writes the images (default bench/.jpeg-skew; reused if complete)
+ * Usage: node bench/jpeg-skew.mjs [--count 300] [--sizes 112,224,448,896,1792] [--model DIR] [--port 8852] [--images DIR]
+ *   (`--help` lists the options)
  *
  * Steps: bench/jpeg_skew_images.py writes, per size, each image as an RGB JPEG (quality 90) and, as lossless
  * PNGs at the model's input size, what PIL makes of that JPEG with training's transform (full decode), and with
@@ -25,7 +19,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCli, usageError } from "../scripts/lib/cli.mjs";
 import { openLocalBucket } from "../scripts/lib/local-r2.mjs";
 import { findDefaultPackage } from "../scripts/lib/model-package.mjs";
 import { publishPackage } from "../scripts/lib/publish.mjs";
@@ -33,21 +27,39 @@ import { startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
 import { modelsBucketName } from "../scripts/lib/wrangler-r2.mjs";
 
 const root = resolve(import.meta.dirname, "..");
-const { values } = parseArgs({
+const spec = {
+  name: "jpeg-skew",
+  summary:
+    "Compares the Worker's reduced-scale JPEG decode with training's full decode (PIL): top-1 accuracy, agreement and score distance, per size.",
   options: {
-    count: { type: "string", default: "300" },
-    sizes: { type: "string", default: "112,224,448,896,1792" },
-    model: { type: "string" },
-    port: { type: "string", default: "8852" },
-    images: { type: "string", default: join(root, "bench/.jpeg-skew") },
+    count: { type: "string", default: "300", value: "N", help: "How many Fashion-MNIST test images, from the first." },
+    sizes: {
+      type: "string",
+      default: "112,224,448,896,1792",
+      value: "LIST",
+      help: "The sizes in px, comma-separated, the 28x28 images are upscaled to before JPEG encoding.",
+    },
+    model: { type: "string", value: "DIR", help: "The package to serve (default: the one in model/)." },
+    port: { type: "string", default: "8852", value: "N", help: "The port of the wrangler dev it starts on 127.0.0.1." },
+    images: {
+      type: "string",
+      value: "DIR",
+      help: "Where bench/jpeg_skew_images.py writes the images, reused if complete (default: bench/.jpeg-skew).",
+    },
   },
-});
+};
+const { values } = parseCli(spec);
+const positiveInteger = (text) => Number.isInteger(Number(text)) && Number(text) > 0;
+for (const name of ["count", "port"])
+  if (!positiveInteger(values[name])) usageError(spec, `--${name} must be a positive integer, got ${values[name]}`);
+if (!values.sizes.split(",").every(positiveInteger))
+  usageError(spec, `--sizes must be positive integers separated by commas, got ${values.sizes}`);
 const BATCH = 8; // MAX_BATCH_IMAGES in src/config.ts
 const log = (line) => console.error(line);
 
 const packageDir = values.model ? resolve(values.model) : findDefaultPackage(join(root, "model"));
 const manifest = JSON.parse(readFileSync(join(packageDir, "manifest.json"), "utf8"));
-const imagesDir = resolve(values.images);
+const imagesDir = values.images ? resolve(values.images) : join(root, "bench/.jpeg-skew");
 const wanted = { count: Number(values.count), sizes: values.sizes.split(",").map(Number), input: manifest.preprocess.resize.shorter_side };
 
 function imagesReady() {

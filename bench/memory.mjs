@@ -1,11 +1,7 @@
 #!/usr/bin/env node
 /**
- * Usage: npm run bench:memory [-- --json] [-- --port 8810] [-- --inspector-port 9230] [-- --only NAME,...]
- *
- *   --json             print one JSON object on stdout (progress goes to stderr)
- *   --port N           wrangler dev's HTTP port on 127.0.0.1 (default 8810)
- *   --inspector-port N the isolate's V8 inspector port (default 9230)
- *   --only LIST        run only these phases (comma-separated names from the table), after the baseline and idle rows
+ * Usage: npm run bench:memory [-- --json] [--port 8810] [--inspector-port 9230] [--only NAME,...]
+ *   (`npm run bench:memory -- --help` lists the options)
  *
  * Measures the Worker isolate's memory, for real, in workerd under `wrangler dev`, with the full AlexNet-224
  * (1000 classes, random weights: bench/.packages, written by scripts/make_bench_package.py) loaded:
@@ -37,21 +33,31 @@ import {
 } from "../src/config.ts";
 import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 import { connectInspector, startHeapSampler } from "../scripts/lib/inspector.mjs";
-import { parseCli } from "../scripts/lib/cli.mjs";
+import { parseCli, usageError } from "../scripts/lib/cli.mjs";
 import { assertPortFree, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
 
 const ISOLATE_LIMIT_BYTES = 128e6;
-const USAGE = "usage: npm run bench:memory [-- --json] [--port 8810] [--inspector-port 9230] [--only NAME,...]";
 
-const values = parseCli(
-  {
-    json: { type: "boolean", default: false },
-    port: { type: "string", default: "8810" },
-    "inspector-port": { type: "string", default: "9230" },
-    only: { type: "string" },
+const spec = {
+  name: "bench:memory",
+  summary:
+    "Measures the Worker isolate's memory in workerd under wrangler dev, with the full AlexNet-224 loaded, for every input form at its limit.",
+  options: {
+    json: { type: "boolean", default: false, help: "Print one JSON object on stdout (progress goes to stderr)." },
+    port: { type: "string", default: "8810", value: "N", help: "wrangler dev's HTTP port on 127.0.0.1." },
+    "inspector-port": { type: "string", default: "9230", value: "N", help: "The isolate's V8 inspector port." },
+    only: {
+      type: "string",
+      value: "NAME,...",
+      help: "Run only these phases (comma-separated names from the table), after the baseline and idle rows.",
+    },
   },
-  USAGE,
-);
+};
+const { values } = parseCli(spec);
+for (const name of ["port", "inspector-port"]) {
+  const n = Number(values[name]);
+  if (!Number.isInteger(n) || n <= 0 || n > 65535) usageError(spec, `--${name} must be a port number, got ${values[name]}`);
+}
 const json = values.json;
 const port = Number(values.port);
 const inspectorPort = Number(values["inspector-port"]);

@@ -2,20 +2,11 @@
 /**
  * Usage: npm run soak [-- --requests 10000] [--concurrency 8] [--sample-every 250] [--max-seconds 1800]
  *                     [--model DIR] [--seed N] [--strict] [--port 8811] [--inspector-port 9231] [--json]
- *
- *   --requests N       requests to send in all (default 10000), half good, half hostile, shuffled
- *   --concurrency N    requests in flight at once (default 8)
- *   --sample-every N   force a GC and sample the isolate's heap every N requests (default 250)
- *   --max-seconds N    stop sending after this long, and report what was sent (default 1800)
- *   --model DIR        the package to serve (default: the shipped one in model/)
- *   --seed N           seed of the request mix (default 7)
- *   --strict           also send the hostile classes listed as known failing (test/support/fuzz-mutators.ts)
- *   --port N, --inspector-port N   wrangler dev's HTTP and V8 inspector ports on 127.0.0.1
- *   --json             print one JSON object on stdout (progress goes to stderr)
+ *   (`npm run soak -- --help` lists the options)
  *
  * Runs `wrangler dev` on loopback over a seeded local bucket and sends a mix of good requests (sample photos and
  * Fashion-MNIST PNGs as raw bytes, JSON byte arrays, base64, multipart batches) and hostile ones (the fuzzer's
- * mutations). Every N requests it forces a GC through the V8 inspector and samples live JS heap and ArrayBuffer
+ * mutations). Every --sample-every requests it forces a GC through the V8 inspector and samples live JS heap and ArrayBuffer
  * bytes, and /readyz's wasm count. Prints whether the heap stayed flat (median of the last quarter of samples
  * against the first), the largest sample, failures (a good request not answered 200; any 5xx, timeout or
  * dropped connection) and p50/p99 latency. Exits 1 on a failure or a heap that grew.
@@ -24,7 +15,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { findDefaultPackage } from "../scripts/lib/model-package.mjs";
 import { connectInspector } from "../scripts/lib/inspector.mjs";
-import { parseCli } from "../scripts/lib/cli.mjs";
+import { parseCli, usageError } from "../scripts/lib/cli.mjs";
 import { assertPortFree, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
 import { hostileRequest, KNOWN_FAILING } from "../test/support/fuzz-mutators.ts";
 import { seedLocalBucket } from "./bench-package.mjs";
@@ -32,24 +23,29 @@ import { seedLocalBucket } from "./bench-package.mjs";
 /** Growth of the last quarter's median over the first quarter's that still counts as flat. */
 const FLAT_TOLERANCE_BYTES = 2e6;
 const REQUEST_TIMEOUT_MS = 60_000;
-const USAGE =
-  "usage: npm run soak [-- --requests 10000] [--concurrency 8] [--sample-every 250] [--max-seconds 1800] [--model DIR] [--seed N] [--strict] [--port 8811] [--inspector-port 9231] [--json]";
 
-const values = parseCli(
-  {
-    requests: { type: "string", default: "10000" },
-    concurrency: { type: "string", default: "8" },
-    "sample-every": { type: "string", default: "250" },
-    "max-seconds": { type: "string", default: "1800" },
-    model: { type: "string" },
-    seed: { type: "string", default: "7" },
-    strict: { type: "boolean", default: false },
-    port: { type: "string", default: "8811" },
-    "inspector-port": { type: "string", default: "9231" },
-    json: { type: "boolean", default: false },
+const spec = {
+  name: "soak",
+  summary:
+    "Sends wrangler dev a long shuffled mix of good and hostile requests, sampling the isolate's heap after forced GCs: fails on a failed request or a heap that grew.",
+  options: {
+    requests: { type: "string", default: "10000", value: "N", help: "Requests to send in all, half good, half hostile, shuffled." },
+    concurrency: { type: "string", default: "8", value: "N", help: "Requests in flight at once." },
+    "sample-every": { type: "string", default: "250", value: "N", help: "Force a GC and sample the isolate's heap every N requests." },
+    "max-seconds": { type: "string", default: "1800", value: "N", help: "Stop sending after N seconds, and report what was sent." },
+    model: { type: "string", value: "DIR", help: "The package to serve (default: the shipped one in model/)." },
+    seed: { type: "string", default: "7", value: "N", help: "The seed of the request mix." },
+    strict: {
+      type: "boolean",
+      default: false,
+      help: "Also send the hostile classes listed as known failing (test/support/fuzz-mutators.ts).",
+    },
+    port: { type: "string", default: "8811", value: "N", help: "wrangler dev's HTTP port on 127.0.0.1." },
+    "inspector-port": { type: "string", default: "9231", value: "N", help: "wrangler dev's V8 inspector port on 127.0.0.1." },
+    json: { type: "boolean", default: false, help: "Print one JSON object on stdout (progress goes to stderr)." },
   },
-  USAGE,
-);
+};
+const { values } = parseCli(spec);
 const [total, concurrency, sampleEvery, maxSeconds, seed, port, inspectorPort] = [
   "requests",
   "concurrency",
@@ -60,10 +56,7 @@ const [total, concurrency, sampleEvery, maxSeconds, seed, port, inspectorPort] =
   "inspector-port",
 ].map((k) => {
   const n = Number(values[k]);
-  if (!Number.isInteger(n) || n <= 0) {
-    console.error(`--${k} must be a positive integer, got ${values[k]}\n${USAGE}`);
-    process.exit(2);
-  }
+  if (!Number.isInteger(n) || n <= 0) usageError(spec, `--${k} must be a positive integer, got ${values[k]}`);
   return n;
 });
 const log = (...m) => (values.json ? process.stderr : process.stdout).write(`${m.join(" ")}\n`);

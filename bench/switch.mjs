@@ -5,71 +5,67 @@
  *
  * A model switch under load, on loopback only: runs `wrangler dev` over a fresh local bucket (a temporary
  * directory, removed at the end), publishes the package in --model (default model/alexnet-fmnist-64-v6) with
- * the project's publish code (scripts/lib/publish.mjs, over bench/local-bucket.mjs), then sends POST /v1/classify at --concurrency through
+ * the project's publish code (scripts/lib/publish.mjs, over scripts/lib/local-r2.mjs), then sends POST /v1/classify at --concurrency through
  * the publish of a copy of that package under a new id. Prints the failed requests (anything but 200), the
  * answers by model, any answer from the old model after the first from the new one, and latency p50/p99/max
  * before the publish, while it uploads, in the switch window (from the pointer write until the first answer
  * from the new model) and after it. The Worker re-reads the pointer every second (POINTER_CHECK_SECONDS=1).
  *
- *   --budget-mib N     run the app with an isolate budget of N MiB (bench/switch-worker.ts) so that only one
- *                      model fits: the switch then frees the old model before loading the new one, the path a
- *                      full 224x224 AlexNet takes under the 128 MB limit. Default: the real Worker and budget.
- *   --model DIR        the package to serve and copy (default model/alexnet-fmnist-64-v6)
- *   --concurrency N    requests in flight at once (default 8)
- *   --port N           wrangler dev's port on 127.0.0.1 (default: a free one)
- *   --inspector-port N wrangler dev's inspector port (default: a free one)
- *   --seconds N        stop the load after N seconds whatever happened (default 150)
- *   --max-requests N   stop the load after N requests (default 20000)
+ * --budget-mib N runs the app with an isolate budget of N MiB (bench/switch-worker.ts): with room for one model
+ * only, the switch frees the old model before loading the new one, the path a full 224x224 AlexNet takes under
+ * the 128 MB limit.
+ * `npm run bench:switch -- --help` lists the options.
  *
  * Exits non-zero if a request failed, an old answer came after the switch, or the switch was not seen.
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { POINTER_KEY } from "../src/config.ts";
+import { parseCli, usageError } from "../scripts/lib/cli.mjs";
 import { readPackage } from "../scripts/lib/model-package.mjs";
 import { publishPackage } from "../scripts/lib/publish.mjs";
 import { freePort, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
+import { openLocalBucket } from "../scripts/lib/local-r2.mjs";
 import { modelsBucketName } from "../scripts/lib/wrangler-r2.mjs";
-import { openLocalBucket } from "./local-bucket.mjs";
 
 const root = resolve(import.meta.dirname, "..");
-const USAGE =
-  "usage: npm run bench:switch [-- --budget-mib N] [--model DIR] [--concurrency 8] [--port N] [--inspector-port N] [--seconds 150] [--max-requests 20000]";
 /** Load before the publish starts, for the baseline latency. */
 const BASELINE_MS = 5000;
 /** Load after the first answer from the new model. */
 const TAIL_MS = 5000;
 
-const { values } = parseArgs({
+const spec = {
+  name: "bench:switch",
+  summary:
+    "Publishes a copy of a model package under a new id while wrangler dev answers POST /v1/classify under load, and reports failures and latency around the switch.",
   options: {
-    "budget-mib": { type: "string" },
-    model: { type: "string", default: join(root, "model/alexnet-fmnist-64-v6") },
-    concurrency: { type: "string", default: "8" },
-    port: { type: "string" },
-    "inspector-port": { type: "string" },
-    seconds: { type: "string", default: "150" },
-    "max-requests": { type: "string", default: "20000" },
-    help: { type: "boolean", short: "h", default: false },
+    "budget-mib": {
+      type: "string",
+      value: "N",
+      help: "Run the app with an isolate budget of N MiB (bench/switch-worker.ts): with room for one model only, the switch frees the old model before loading the new one (default: the real Worker and its budget).",
+    },
+    model: { type: "string", value: "DIR", help: "The package to serve and copy (default: model/alexnet-fmnist-64-v6)." },
+    concurrency: { type: "string", default: "8", value: "N", help: "Requests in flight at once." },
+    port: { type: "string", value: "N", help: "wrangler dev's port on 127.0.0.1 (default: a free one)." },
+    "inspector-port": { type: "string", value: "N", help: "wrangler dev's inspector port (default: a free one)." },
+    seconds: { type: "string", default: "150", value: "N", help: "Stop the load after N seconds, whatever happened." },
+    "max-requests": { type: "string", default: "20000", value: "N", help: "Stop the load after N requests." },
   },
-});
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+  examples: ["npm run bench:switch", "npm run bench:switch -- --budget-mib 300"],
+};
+const { values } = parseCli(spec);
 const number = (name) => {
   const n = Number(values[name]);
-  if (!Number.isFinite(n) || n <= 0) {
-    console.error(`bench:switch: --${name} must be a positive number, got ${values[name]}\n${USAGE}`);
-    process.exit(2);
-  }
+  if (!Number.isFinite(n) || n <= 0) usageError(spec, `--${name} must be a positive number, got ${values[name]}`);
   return n;
 };
 const concurrency = number("concurrency");
 const deadlineMs = number("seconds") * 1000;
 const maxRequests = number("max-requests");
 const budgetMib = values["budget-mib"] === undefined ? undefined : number("budget-mib");
+const fixedPort = values.port === undefined ? undefined : number("port");
+const fixedInspectorPort = values["inspector-port"] === undefined ? undefined : number("inspector-port");
 const log = (line) => console.log(`bench:switch: ${line}`);
 
 /** A copy of the package under a new id: same weights, a manifest that names the copy. */
@@ -91,13 +87,13 @@ function latency(requests) {
 }
 
 async function main() {
-  const packageDir = resolve(values.model);
+  const packageDir = values.model ? resolve(values.model) : join(root, "model/alexnet-fmnist-64-v6");
   await readPackage(packageDir); // a damaged package fails here, before anything starts
   const work = mkdtempSync(join(tmpdir(), "alexnet-switch-"));
   const persistTo = join(work, "state");
   const copy = copyPackage(packageDir, work);
-  const port = values.port ? Number(values.port) : await freePort();
-  const inspectorPort = values["inspector-port"] ? Number(values["inspector-port"]) : await freePort();
+  const port = fixedPort ?? (await freePort());
+  const inspectorPort = fixedInspectorPort ?? (await freePort());
   const config = budgetMib ? join(root, "bench/wrangler.switch.toml") : undefined;
   const vars = { POINTER_CHECK_SECONDS: "1", ...(budgetMib ? { BENCH_BUDGET_MIB: String(budgetMib) } : {}) };
   log(
@@ -112,7 +108,7 @@ async function main() {
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => stop().then(() => process.exit(130)));
   try {
-    bucket = await openLocalBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), persistTo });
+    bucket = openLocalBucket({ bucket: modelsBucketName(join(root, "wrangler.toml")), persistTo });
     log(`publishing ${copy.oldId}`);
     await publishPackage(bucket, packageDir, { log: () => {} });
     await dev.waitFor("/readyz", 180_000);

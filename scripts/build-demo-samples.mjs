@@ -11,6 +11,7 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { basename, extname, join, relative, resolve } from "node:path";
+import { parseCli } from "./lib/cli.mjs";
 
 /** Largest file embedded, and how many files at most: the page shows them as one row of buttons. */
 const MAX_FILE_BYTES = 16 * 1024;
@@ -18,7 +19,14 @@ const MAX_FILES = 8;
 const TYPES = { ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg" };
 
 const root = resolve(import.meta.dirname, "..");
-const dirs = process.argv.slice(2).length > 0 ? process.argv.slice(2) : [join(root, "samples/fmnist")];
+const { positionals } = parseCli({
+  name: "build-demo-samples",
+  summary: `Writes src/http/demo/samples.ts: the PNG and JPEG files of at most ${MAX_FILE_BYTES / 1024} KiB in the DIRs (default samples/fmnist), ${MAX_FILES} in all, embedded for the demo page.`,
+  options: {},
+  positionals: "[DIR ...]",
+  examples: ["npm run build:samples", "npm run build:samples -- samples/fmnist samples/photos"],
+});
+const dirs = positionals.length > 0 ? positionals : [join(root, "samples/fmnist")];
 const out = join(root, "src/http/demo/samples.ts");
 
 const samples = [];

@@ -3,8 +3,7 @@
  * Builds the Worker as `wrangler deploy` would, without deploying, and fails if the build breaks or the
  * bundle outgrows the platform limit. For CI: `npm run check:bundle`.
  *
- * Usage:
- *   npm run check:bundle [-- --limit-mib 64]
+ * Usage: npm run check:bundle [-- --limit-mib 64]
  *
  * Runs `wrangler deploy --dry-run --outdir <temp dir>`, then prints every file's raw and gzip size and
  * the totals. Limit: a Worker may be up to 64 MiB uncompressed (Cloudflare, since 2026-09;
@@ -14,16 +13,26 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
+import { parseCli, usageError } from "./lib/cli.mjs";
 import { formatBytes } from "./lib/progress.mjs";
 
-const { values } = parseArgs({ options: { "limit-mib": { type: "string", default: "64" } } });
+const spec = {
+  name: "check-bundle",
+  summary:
+    "Builds the Worker as `wrangler deploy` would, without deploying, and fails if the build breaks or the bundle is over the limit.",
+  options: {
+    "limit-mib": {
+      type: "string",
+      default: "64",
+      value: "MIB",
+      help: "The largest total uncompressed size allowed, in MiB: the platform's Worker size limit.",
+    },
+  },
+};
+const { values } = parseCli(spec);
 const limitBytes = Number(values["limit-mib"]) * 1024 * 1024;
-if (!(limitBytes > 0)) {
-  console.error(`check-bundle: --limit-mib must be a positive number, got ${values["limit-mib"]}`);
-  process.exit(1);
-}
+if (!(limitBytes > 0)) usageError(spec, `--limit-mib must be a positive number, got ${values["limit-mib"]}`);
 
 const root = resolve(import.meta.dirname, "..");
 const outdir = mkdtempSync(join(tmpdir(), "alexnet-edge-bundle-"));

@@ -5,54 +5,60 @@
  * Usage:
  *   npm run publish-model -- <package dir> [--local | --remote] [--persist-to DIR]
  *   npm run publish-model -- --rollback [--local | --remote] [--persist-to DIR]
- *
- *   --local           the local bucket that `npm start` / `wrangler dev --persist-to DIR` serves (default)
- *   --remote          the Cloudflare bucket (needs `npx wrangler login` or CLOUDFLARE_API_TOKEN)
- *   --persist-to DIR  local state directory (default .state, the one `npm start` uses)
- *   --rollback        switch models/current.json back to the previously served package
+ *   (`npm run publish-model -- --help` lists the options)
  *
  * The package is validated before anything is uploaded (manifest schema, file lengths, SHA-256), every
  * uploaded file is read back and hashed, and models/current.json is written last: a half-done upload is
  * never served. Packages are immutable: an id already in the bucket with other bytes is refused.
  * The bucket is the one bound as MODELS in wrangler.toml. Exits non-zero on any failure.
  */
-import { parseArgs } from "node:util";
 import { resolve } from "node:path";
+import { parseCli, usageError } from "./lib/cli.mjs";
 import { PackageError } from "./lib/model-package.mjs";
 import { publishPackage, rollback } from "./lib/publish.mjs";
 import { LocalBucketError, openLocalBucket } from "./lib/local-r2.mjs";
 import { modelsBucketName, openBucket, WranglerError } from "./lib/wrangler-r2.mjs";
 
-const USAGE = `usage: npm run publish-model -- <package dir> [--local | --remote] [--persist-to DIR]
-       npm run publish-model -- --rollback [--local | --remote] [--persist-to DIR]`;
+const spec = {
+  name: "publish-model",
+  summary:
+    "Publishes a model package to the MODELS bucket and makes it the served model (models/current.json), or with --rollback serves the previous one again.",
+  options: {
+    local: {
+      type: "boolean",
+      default: false,
+      help: "Use the local bucket that `npm start` and `wrangler dev --persist-to DIR` serve (the default when neither --local nor --remote is given).",
+    },
+    remote: { type: "boolean", default: false, help: "Use the Cloudflare bucket (needs `npx wrangler login` or CLOUDFLARE_API_TOKEN)." },
+    "persist-to": {
+      type: "string",
+      default: ".state",
+      value: "DIR",
+      help: "The local state directory, the one `npm start` uses (only with --local).",
+    },
+    rollback: {
+      type: "boolean",
+      default: false,
+      help: "Switch models/current.json back to the previously served package; takes no package dir.",
+    },
+  },
+  positionals: "[PACKAGE_DIR]",
+  examples: [
+    "npm run publish-model -- model/alexnet-fmnist-64-v6",
+    "npm run publish-model -- model/alexnet-fmnist-64-v6 --remote",
+    "npm run publish-model -- --rollback --remote",
+  ],
+};
 
 function fail(message) {
   console.error(`publish-model: ${message}`);
   process.exit(1);
 }
 
-let args;
-try {
-  args = parseArgs({
-    allowPositionals: true,
-    options: {
-      local: { type: "boolean", default: false },
-      remote: { type: "boolean", default: false },
-      rollback: { type: "boolean", default: false },
-      "persist-to": { type: "string", default: ".state" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-} catch (error) {
-  fail(`${error.message}\n${USAGE}`);
-}
-const { values, positionals } = args;
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-if (values.local && values.remote) fail(`choose one of --local and --remote\n${USAGE}`);
-if (values.rollback ? positionals.length > 0 : positionals.length !== 1) fail(USAGE);
+const { values, positionals } = parseCli(spec);
+if (values.local && values.remote) usageError(spec, "choose one of --local and --remote");
+if (values.rollback && positionals.length > 0) usageError(spec, "--rollback takes no package dir");
+if (!values.rollback && positionals.length !== 1) usageError(spec, "give one package dir, or --rollback");
 
 const root = resolve(import.meta.dirname, "..");
 const name = modelsBucketName(resolve(root, "wrangler.toml"));

@@ -2,12 +2,7 @@
 /**
  * Runs alexnet-edge locally on the default model: `npm start`.
  *
- * Usage:
- *   npm start [-- --model DIR] [--port 8787] [--persist-to .state]
- *
- *   --model DIR       the package to serve (default: the one subdirectory of model/ with a manifest.json)
- *   --port N          port for http://127.0.0.1:N (default 8787)
- *   --persist-to DIR  local R2 state (default .state)
+ * Usage: npm start [-- --model DIR] [--port 8787] [--persist-to .state]   (`npm start -- --help` lists the options)
  *
  * Steps: builds the wasm kernel if it is missing (`npm run build:wasm`); runs
  * `wrangler dev --port 8787 --ip 127.0.0.1 --persist-to .state` in its own process group; meanwhile publishes
@@ -21,7 +16,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCli, usageError } from "./lib/cli.mjs";
 import { findDefaultPackage } from "./lib/model-package.mjs";
 import { publishPackage } from "./lib/publish.mjs";
 import { assertPortFree, startWranglerDev, workerdVersion } from "./lib/wrangler-dev.mjs";
@@ -42,25 +37,23 @@ function fail(message) {
   process.exit(1);
 }
 
-let values;
-try {
-  ({ values } = parseArgs({
-    options: {
-      model: { type: "string" },
-      port: { type: "string", default: "8787" },
-      "persist-to": { type: "string", default: ".state" },
-      help: { type: "boolean", short: "h", default: false },
+const spec = {
+  name: "start",
+  summary: "Runs alexnet-edge locally: wrangler dev on 127.0.0.1, with the model package published to its local R2 bucket.",
+  options: {
+    model: {
+      type: "string",
+      value: "DIR",
+      help: "The model package to serve (default: the one subdirectory of model/ with a manifest.json).",
     },
-  }));
-} catch (error) {
-  fail(`${error.message}\nusage: npm start [-- --model DIR] [--port 8787] [--persist-to .state]`);
-}
-if (values.help) {
-  console.log("usage: npm start [-- --model DIR] [--port 8787] [--persist-to .state]");
-  process.exit(0);
-}
+    port: { type: "string", default: "8787", value: "N", help: "The port wrangler dev listens on, at http://127.0.0.1:N." },
+    "persist-to": { type: "string", default: ".state", value: "DIR", help: "The directory holding the local R2 state." },
+  },
+  examples: ["npm start", "npm start -- --port 8788 --model model/alexnet-fmnist-64-v6"],
+};
+const { values } = parseCli(spec);
 const port = Number(values.port);
-if (!Number.isInteger(port) || port <= 0 || port > 65535) fail(`--port must be a port number, got ${values.port}`);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) usageError(spec, `--port must be a port number, got ${values.port}`);
 const persistTo = resolve(root, values["persist-to"]);
 
 /** A path as the user would type it: relative inside the repository, absolute outside it. */

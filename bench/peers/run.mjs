@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Usage: npm run bench:peers [-- --json] [-- --rounds N] [-- --kernel-build relaxed-simd|relaxed-simd-madd|simd128]
+ * Usage: npm run bench:peers [-- --json] [--rounds 30] [--kernel-build relaxed-simd|relaxed-simd-madd|simd128]
+ *   (`npm run bench:peers -- --help` lists the options)
  *   (once, first: npm run bench:peers:install)
  *
  * The same AlexNet-224 (paper layout, 1000 classes, random weights from scripts/make_bench_package.py) on
@@ -18,17 +19,41 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { unstable_dev } from "wrangler";
+import { parseCli, usageError } from "../../scripts/lib/cli.mjs";
 import { publishPackage } from "../../scripts/lib/publish.mjs";
 import { modelsBucketName, openBucket } from "../../scripts/lib/wrangler-r2.mjs";
 
 // Offline, Miniflare's fetch of a sample Request.cf object prints a stack trace; nothing here reads request.cf.
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
-const args = process.argv.slice(2);
-const json = args.includes("--json");
-const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
-const rounds = Number(option("--rounds")) || 30;
-const kernelBuild = option("--kernel-build");
 const WARMUP = 3;
+const BUILDS = ["relaxed-simd", "relaxed-simd-madd", "simd128"]; // KERNEL_BUILDS in src/engine/feature-kernels.ts
+const spec = {
+  name: "bench:peers",
+  summary:
+    "Times one forward pass of the same AlexNet-224 on our engine in workerd, stock tfjs-wasm fp32, onnxruntime-web and onnxruntime-node, round by round.",
+  options: {
+    json: { type: "boolean", default: false, help: "Print one JSON object on stdout (progress and wrangler's logging go to stderr)." },
+    rounds: {
+      type: "string",
+      default: "30",
+      value: "N",
+      help: `Timed rounds, each one forward pass of every runtime, after ${WARMUP} warm-up rounds.`,
+    },
+    "kernel-build": {
+      type: "string",
+      value: "BUILD",
+      help: `The build of our int8 convolution kernels, one of ${BUILDS.join(", ")} (default: the best the runtime accepts).`,
+    },
+  },
+  examples: ["npm run bench:peers:install   (once, first)", "npm run bench:peers -- --rounds 10"],
+};
+const { values } = parseCli(spec);
+const json = values.json;
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds <= 0) usageError(spec, `--rounds must be a positive integer, got ${values.rounds}`);
+const kernelBuild = values["kernel-build"];
+if (kernelBuild !== undefined && !BUILDS.includes(kernelBuild))
+  usageError(spec, `--kernel-build must be one of ${BUILDS.join(", ")}, not ${kernelBuild}`);
 const log = (...m) => (json ? process.stderr : process.stdout).write(`${m.join(" ")}\n`);
 if (json) console.log = console.info = console.warn = (...m) => process.stderr.write(`${m.join(" ")}\n`);
 
