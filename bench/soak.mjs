@@ -18,6 +18,7 @@ import { connectInspector } from "../scripts/lib/inspector.mjs";
 import { parseCli, usageError } from "../scripts/lib/cli.mjs";
 import { assertPortFree, startWranglerDev } from "../scripts/lib/wrangler-dev.mjs";
 import { hostileRequest, KNOWN_FAILING } from "../test/support/fuzz-mutators.ts";
+import { mulberry32 } from "../test/support/random.ts";
 import { seedLocalBucket } from "./bench-package.mjs";
 
 /** Growth of the last quarter's median over the first quarter's that still counts as flat. */
@@ -62,18 +63,6 @@ const [total, concurrency, sampleEvery, maxSeconds, seed, port, inspectorPort] =
 const log = (...m) => (values.json ? process.stderr : process.stdout).write(`${m.join(" ")}\n`);
 const root = resolve(import.meta.dirname, "..");
 const stateDir = join(root, "bench/.state/soak");
-
-/** mulberry32, as the tests use: the same seed gives the same request mix. */
-function mulberry32(s) {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function samples() {
   const photos = readdirSync(join(root, "samples/photos"))

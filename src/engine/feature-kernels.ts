@@ -72,6 +72,68 @@ export interface FeatureKernels {
   lrn(x: number, pixels: number, channels: number, radius: number, k: number, alpha: number, beta: number, squares: number): void;
 }
 
+/**
+ * One group of one convolution, by name: kernels/conv-int8.ts's `convGroup` takes these 20 values as
+ * positional parameters (wasm calls have no structs), and `convGroup` below is the one place that orders them.
+ * Addresses are byte offsets in the kernels' memory.
+ */
+export interface ConvGroupCall {
+  /** The quantized, zero-padded NHWC input of this group; `wp` is its padded width. */
+  src: number;
+  /** Packed int8 weights, their per-filter sums (for the zero point), and per-filter scales and biases. */
+  weights: number;
+  weightSums: number;
+  scale: number;
+  bias: number;
+  /** Where this group's first output channel goes; rows are `outChannels` floats apart. */
+  dst: number;
+  outHeight: number;
+  outWidth: number;
+  wp: number;
+  /** Input channels of the group, padded to 4; kernel side; stride. */
+  cg4: number;
+  kernel: number;
+  stride: number;
+  /** Filters of the group, and the same padded to 8 as the weights are packed. */
+  filters: number;
+  filtersPadded: number;
+  outChannels: number;
+  /** The input's quantization step and zero point. */
+  xScale: number;
+  zp: number;
+  relu: boolean;
+  /** The relaxed build's inner product: pmaddubsw + pmaddwd ("madd") rather than the fused relaxed dot. */
+  madd: boolean;
+}
+
+/** Runs `convGroup`; returns the group's largest output, which the next layer's quantization needs. */
+export function convGroup(kernels: FeatureKernels, call: ConvGroupCall): number {
+  const c = call;
+  // The trailing 1 is the i16 ones vector's lane value, passed in because V8 rebuilds a literal splat on every use.
+  return kernels.convGroup(
+    c.src,
+    c.weights,
+    c.weightSums,
+    c.scale,
+    c.bias,
+    c.dst,
+    c.outHeight,
+    c.outWidth,
+    c.wp,
+    c.cg4,
+    c.kernel,
+    c.stride,
+    c.filters,
+    c.filtersPadded,
+    c.outChannels,
+    c.xScale,
+    c.zp,
+    c.relu ? 1 : 0,
+    c.madd ? 1 : 0,
+    1,
+  );
+}
+
 /** (func (param v128 v128 v128) (result v128) (i32x4.relaxed_dot_i8x16_i7x16_add_s ...)), from asc. */
 const RELAXED_PROBE = new Uint8Array([
   0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 7, 9, 1, 5, 112, 114, 111, 98, 101, 0, 0, 10, 13, 1, 11,

@@ -10,7 +10,7 @@
  * input (the image) over its min..max, or, for packages written before, symmetric around zero point 64.
  */
 import type { InputShape, Layer } from "../package/manifest";
-import { instantiateFeatureKernels, preferredKernelBuild, type KernelBuild } from "./feature-kernels";
+import { convGroup, instantiateFeatureKernels, preferredKernelBuild, type KernelBuild } from "./feature-kernels";
 import { minMaxCode, symmetricCode, type CodeRule } from "./input-code";
 
 type ConvLayer = Extract<Layer, { op: "conv2d" }>;
@@ -140,7 +140,7 @@ export function planInt8Features(
     destination: (tensor) => staged.get(tensor),
     build() {
       const kernels = instantiateFeatureKernels(build);
-      const madd = build === "relaxed-simd-madd" ? 1 : 0;
+      const madd = build === "relaxed-simd-madd";
       const act = kernels.activationBytes();
       let top = align16(kernels.memory.buffer.byteLength);
       const take = (bytes: number) => {
@@ -200,28 +200,27 @@ export function planInt8Features(
         const blockRow = layer.kernel * layer.kernel * cg4 * fpad; // packed bytes per group
         let outMax = 0;
         for (let g = 0; g < layer.groups; g++) {
-          const groupMax = kernels.convGroup(
-            quantized + g * hp * wp * cg4 * act,
-            conv.at.weight + g * blockRow,
-            conv.at.wsum + g * fpad * 4,
-            conv.at.scale + g * fpad * 4,
-            conv.at.bias + g * fpad * 4,
-            to + g * fg * 4,
-            ho,
-            wo,
+          const groupMax = convGroup(kernels, {
+            src: quantized + g * hp * wp * cg4 * act,
+            weights: conv.at.weight + g * blockRow,
+            weightSums: conv.at.wsum + g * fpad * 4,
+            scale: conv.at.scale + g * fpad * 4,
+            bias: conv.at.bias + g * fpad * 4,
+            dst: to + g * fg * 4,
+            outHeight: ho,
+            outWidth: wo,
             wp,
             cg4,
-            layer.kernel,
-            layer.stride,
-            fg,
-            fpad,
-            layer.filters,
+            kernel: layer.kernel,
+            stride: layer.stride,
+            filters: fg,
+            filtersPadded: fpad,
+            outChannels: layer.filters,
             xScale,
-            code.zp,
-            layer.activation === "relu" ? 1 : 0,
+            zp: code.zp,
+            relu: layer.activation === "relu",
             madd,
-            1,
-          );
+          });
           outMax = Math.max(outMax, groupMax);
         }
         return outMax;

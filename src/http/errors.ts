@@ -10,6 +10,7 @@ import { ImageError } from "../image";
 import { OverloadedError } from "../memory/budget";
 import { ModelUnavailableError } from "../model/store";
 import { noteError } from "./middleware/request-log";
+import { describeError } from "../describe-error";
 
 /** A request the client must change: thrown anywhere in the HTTP layer, answered by `onError`. */
 export class ApiError extends HTTPException {
@@ -44,7 +45,7 @@ export function onError(error: Error, c: Context): Response {
     const response = errorResponse(c, 503, error.code, error.message, {
       "Retry-After": String(error.retryAfterSeconds ?? RETRY_AFTER_SECONDS),
     });
-    noteError(c, error.code, describe(error));
+    noteError(c, error.code, describeError(error));
     return response;
   }
   if (error instanceof OverloadedError) {
@@ -63,17 +64,8 @@ export function onError(error: Error, c: Context): Response {
     );
   }
   const response = errorResponse(c, 500, "internal_error", "The server failed to handle this request; it has been logged.");
-  noteError(c, "internal_error", error.stack ?? describe(error));
+  noteError(c, "internal_error", error.stack ?? describeError(error));
   return response;
-}
-
-/** An error and its causes, for the log line only. */
-function describe(error: unknown): string {
-  const parts: string[] = [];
-  for (let e = error, depth = 0; e !== undefined && depth < 4; e = e instanceof Error ? e.cause : undefined, depth++) {
-    parts.push(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
-  }
-  return parts.join(" <- ");
 }
 
 export function notFound(c: Context): Response {

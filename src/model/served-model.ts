@@ -33,6 +33,7 @@ import { createMemoryBudget, OverloadedError, type MemoryBudget, type Reservatio
 import type { Manifest } from "../package/manifest";
 import { createRetryBackoff } from "./retry-backoff";
 import { ModelUnavailableError, openWeights, readManifest, readPointer, type StoreOptions } from "./store";
+import { describeError } from "../describe-error";
 
 export interface ModelLease {
   readonly classifier: Classifier;
@@ -90,7 +91,6 @@ const POINTER = POINTER_KEY;
 /** One JSON object per event, so that logs can be searched by field. */
 const logError = (event: Record<string, unknown>) => console.error(event);
 const logInfo = (event: Record<string, unknown>) => console.log(event);
-const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder {
   const now = options.now ?? (() => Date.now());
@@ -126,7 +126,7 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
       error instanceof ModelUnavailableError
         ? error
         : new ModelUnavailableError("model_unavailable", "The model could not be loaded just now.", {
-            detail: describe(error),
+            detail: describeError(error),
             cause: error,
           });
     const delay = backoff.fail(id, cause);
@@ -187,7 +187,7 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
           "model_corrupt",
           `The published model ${manifest.id} cannot be loaded: its weights do not match its layers.`,
           {
-            detail: `model package ${manifest.id}: ${describe(cause)}`,
+            detail: `model package ${manifest.id}: ${describeError(cause)}`,
             cause,
           },
         );
@@ -291,7 +291,7 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
     try {
       id = await readPointer(bucket, store);
     } catch (error) {
-      const detail = error instanceof ModelUnavailableError ? error.detail : describe(error);
+      const detail = error instanceof ModelUnavailableError ? error.detail : describeError(error);
       logError({ event: "pointer_check_failed", serving: served?.id, detail });
       return;
     }
@@ -300,7 +300,7 @@ export function createModelHolder(options: ModelHolderOptions = {}): ModelHolder
     try {
       await switchTo(bucket, current, id);
     } catch (error) {
-      logError({ event: "model_switch_failed", from: current.id, to: id, detail: describe(error) });
+      logError({ event: "model_switch_failed", from: current.id, to: id, detail: describeError(error) });
     }
   }
 

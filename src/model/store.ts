@@ -10,6 +10,7 @@
  */
 import { POINTER_KEY, R2_READ_TIMEOUT_MS, packageKey } from "../config";
 import { ManifestError, parseManifest, type Manifest } from "../package/manifest";
+import { describeError } from "../describe-error";
 
 export type ModelErrorCode = "model_not_found" | "model_corrupt" | "model_unavailable";
 
@@ -42,8 +43,6 @@ export interface StoreOptions {
 
 const fault = (detail: string, cause?: unknown) => new ModelUnavailableError("model_unavailable", STORE_FAULT, { detail, cause });
 
-const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-
 /** `work`, or a model_unavailable fault when it throws or takes longer than `ms`. */
 async function faultless<T>(work: () => Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -54,7 +53,7 @@ async function faultless<T>(work: () => Promise<T>, ms: number, what: string): P
     return await Promise.race([work(), stalled]);
   } catch (error) {
     if (error instanceof ModelUnavailableError) throw error;
-    throw fault(`${what} failed: ${describe(error)}`, error);
+    throw fault(`${what} failed: ${describeError(error)}`, error);
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
@@ -112,7 +111,7 @@ export async function readManifest(bucket: R2Bucket, id: string, options: StoreO
     if (manifest.id !== id) throw new ManifestError(`manifest id ${manifest.id} differs from the id it is published under, ${id}`);
     return manifest;
   } catch (cause) {
-    const problem = cause instanceof ManifestError ? cause.message : describe(cause);
+    const problem = cause instanceof ManifestError ? cause.message : describeError(cause);
     // The schema's own words say what is wrong, and hold no key or hash: the publisher can act on them.
     throw new ModelUnavailableError("model_corrupt", `The published model ${id} has an invalid manifest: ${problem}`, {
       detail: `${key}: ${problem}`,

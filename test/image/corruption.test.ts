@@ -1,18 +1,14 @@
 import { expect, it } from "vitest";
 import { ImageError, decoderMemoryBytes, prepareImage } from "../../src/image";
+import { mulberry32 } from "../support/random";
 import { fixture, identity } from "./fixtures";
 
 const { preprocess, input } = identity(32, 48);
 
-/** A deterministic pseudo-random sequence (xorshift32), so a failure can be replayed. */
+/** Seeded (offset, byte) pairs, so a failure can be replayed. */
 function* positions(seed: number, count: number, size: number): Generator<[number, number]> {
-  let x = seed;
-  for (let i = 0; i < count; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    yield [(x >>> 0) % size, (x >>> 8) & 0xff];
-  }
+  const random = mulberry32(seed);
+  for (let i = 0; i < count; i++) yield [Math.floor(random() * size), Math.floor(random() * 256)];
 }
 
 it.each([

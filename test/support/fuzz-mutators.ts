@@ -6,7 +6,10 @@
  * WebP: RFC 9649 (RIFF chunks, VP8X flags and canvas, VP8 and VP8L frame headers).
  */
 
-export type Random = () => number;
+import { chunk } from "./png.ts";
+import type { Random } from "./random.ts";
+
+export type { Random };
 
 export interface FuzzRequest {
   /** The class of mutation, e.g. "png-second-ihdr"; the fuzzer reports and filters by it. */
@@ -46,18 +49,6 @@ export const truncate = (bytes: Uint8Array, random: Random): Uint8Array => bytes
 
 // ---------- PNG ----------
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
 interface PngChunk {
   type: string;
   data: Uint8Array;
@@ -79,18 +70,7 @@ export function parsePng(bytes: Uint8Array): PngChunk[] {
 
 /** Writes chunks with correct lengths and CRCs (so a decoder must judge the structure, not the checksum). */
 export function writePng(chunks: PngChunk[]): Uint8Array {
-  return concat([
-    PNG_SIGNATURE,
-    ...chunks.map(({ type, data }) => {
-      const out = new Uint8Array(12 + data.length);
-      const view = new DataView(out.buffer);
-      view.setUint32(0, data.length);
-      out.set(ascii(type), 4);
-      out.set(data, 8);
-      view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-      return out;
-    }),
-  ]);
+  return concat([PNG_SIGNATURE, ...chunks.map(({ type, data }) => chunk(type, data))]);
 }
 
 function ihdr(width: number, height: number, depth = 8, colorType = 2, interlace = 0): PngChunk {

@@ -4,6 +4,9 @@
  * so a test can compare the engine against an independent reference forward pass.
  */
 import { MANIFEST_FORMAT, type Layer, type Manifest } from "../../src/package/manifest";
+import { mulberry32 } from "./random";
+
+export { mulberry32 };
 
 export interface FloatWeights {
   [name: string]: { weight: Float32Array; bias: Float32Array; shape: number[] };
@@ -16,17 +19,6 @@ export interface TinyPackage {
   fp32: FloatWeights;
   /** The dequantized weights the engine actually uses. */
   dequantized: FloatWeights;
-}
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A 24x24x3 network: conv (groups 1), lrn, maxpool, conv (groups 2), maxpool, flatten, 3 dense, softmax. */

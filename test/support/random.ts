@@ -1,0 +1,16 @@
+/**
+ * The tests' one seeded pseudo-random source (mulberry32: 32-bit state, good enough to spread test cases and
+ * fast): the same seed gives the same sequence, so a failing case can be replayed from its seed.
+ */
+export type Random = () => number;
+
+export function mulberry32(seed: number): Random {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
