@@ -165,6 +165,18 @@ export const MAX_MULTIPART_BODY_BYTES = MAX_IMAGE_BYTES + BODY_SLACK_BYTES;
  */
 export const MAX_IMAGE_WORKING_BYTES = REQUEST_MEMORY_BYTES - MAX_MULTIPART_BODY_BYTES - BODY_SLACK_BYTES;
 /**
+ * A body that sends nothing for this long is answered 408 and its memory released. While a Worker waits on a
+ * client's bytes it spends no CPU and no platform limit ends the request, so a stalled upload would otherwise
+ * hold its connection and reservation for good. Mobile uplinks stall for seconds (handover, tunnels): 15 s
+ * of silence is past those and short of what an attacker holding connections open wants.
+ */
+export const BODY_IDLE_TIMEOUT_MS = 15_000;
+/**
+ * The whole body must arrive within this long (408 after). 25 MiB at 3 Mbit/s, a slow mobile uplink, takes
+ * 70 s; 120 s leaves room and still bounds how long a trickling client holds anything.
+ */
+export const BODY_DEADLINE_MS = 120_000;
+/**
  * Largest JSON body. JSON is parsed as it streams in and never held, so its size costs only parse time:
  * an image at MAX_IMAGE_BYTES written as `[n, n, ...]` takes up to 5 characters a byte ("255, ").
  */

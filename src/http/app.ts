@@ -70,6 +70,7 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
     await next();
   });
   for (const path of KEYED_ROUTES) app.use(path, apiKey({ realm: "alexnet-edge" }));
+  app.use("/readyz", apiKey({ realm: "alexnet-edge", optional: true }));
   // After the key check: a verified key is counted as itself, not as the address it comes from.
   for (const path of LIMITED_ROUTES) app.use(path, rateLimit({ retryAfterSeconds: RATE_LIMIT_PERIOD_SECONDS }));
   // Body limits are per input form and enforced as the body is read (src/http/read-images.ts).

@@ -10,9 +10,10 @@ import type { RequestLogEnv } from "./middleware/request-log";
 
 /**
  * The Worker's bindings, generated from wrangler.toml by `npm run cf-typegen` (MODELS, RATE_LIMITER,
- * POINTER_CHECK_SECONDS, CORS_ORIGINS), and the API_KEYS secret, which may be unset.
+ * POINTER_CHECK_SECONDS, CORS_ORIGINS), the API_KEYS secret, which may be unset, and the body timeouts, which
+ * default to src/config.ts's (tests shorten them).
  */
-export type Bindings = Env & { API_KEYS?: string };
+export type Bindings = Env & { API_KEYS?: string; BODY_IDLE_TIMEOUT_SECONDS?: string; BODY_DEADLINE_SECONDS?: string };
 
 export interface ServedModel {
   acquire(): ReturnType<ModelHolder["acquire"]>;

@@ -68,6 +68,12 @@ export function onError(error: Error, c: Context): Response {
   return response;
 }
 
+/** The most of a request's path a 404 answer repeats. */
+const MAX_ECHOED_PATH = 128;
+
 export function notFound(c: Context): Response {
-  return errorResponse(c, 404, "not_found", `There is no ${c.req.method} ${new URL(c.req.url).pathname}; see /openapi.json for the API.`);
+  // The path is the client's own text: echo a bounded prefix, so an answer (and its log line) stays small.
+  const path = new URL(c.req.url).pathname;
+  const shown = path.length > MAX_ECHOED_PATH ? `${path.slice(0, MAX_ECHOED_PATH)}... (${path.length} characters)` : path;
+  return errorResponse(c, 404, "not_found", `There is no ${c.req.method.slice(0, 16)} ${shown}; see /openapi.json for the API.`);
 }

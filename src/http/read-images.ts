@@ -15,7 +15,7 @@ import {
   MAX_JSON_BODY_BYTES,
   MAX_MULTIPART_BODY_BYTES,
 } from "../config";
-import { bodyChunks, checkDeclaredLength, contentLength, readBody } from "./body/read-body";
+import { type BodyOptions, bodyChunks, checkDeclaredLength, readBody } from "./body/read-body";
 import { JsonImageParser } from "./body/json-image";
 import { multipartBoundary, parseMultipart } from "./body/multipart";
 import { ApiError } from "./errors";
@@ -58,35 +58,31 @@ const BODY_LIMITS: Record<InputForm, { bytes: number; what: string }> = {
   json: { bytes: MAX_JSON_BODY_BYTES, what: "JSON body" },
 };
 
-/**
- * What reading the body will hold, known before reading it: a raw or multipart body is held once, at its
- * declared length (or its limit, when none is declared); a JSON body is never held, only the image it decodes
- * to, which is at most 3/4 of the body (base64; a byte array takes at least 2 characters a byte). Each form
- * also has a chunk in flight.
- */
-export function bodyReservationBytes(c: Context, form: InputForm): number {
-  const declared = contentLength(c.req.raw);
-  const held =
-    form === "json"
-      ? Math.min(declared === undefined ? MAX_IMAGE_BYTES : Math.ceil((declared * 3) / 4), MAX_IMAGE_BYTES)
-      : Math.min(declared ?? BODY_LIMITS[form].bytes, BODY_LIMITS[form].bytes);
-  return held + BODY_SLACK_BYTES;
-}
-
 /** `top_k` from the query (undefined when absent), checked before the body is read. */
 export function queryTopK(c: Context): number | undefined {
   const query = c.req.query();
   return validTopK(classifyQuerySchema.shape.top_k, query.top_k === "" ? undefined : query.top_k);
 }
 
-export async function readClassifyRequest(c: Context, form: InputForm, fromQuery: number | undefined): Promise<ClassifyInput> {
+/**
+ * The request's images and top_k. `options.commit` hears of every growth of what the body holds (the raw or
+ * multipart body as it arrives, or the image a JSON body decodes to), so the caller's reservation follows the
+ * bytes received.
+ */
+export async function readClassifyRequest(
+  c: Context,
+  form: InputForm,
+  fromQuery: number | undefined,
+  options: BodyOptions = {},
+): Promise<ClassifyInput> {
   const request = c.req.raw;
   if (form === "raw") {
-    return { images: [nonEmpty(await readBody(request, MAX_IMAGE_BYTES, "image"))], topK: fromQuery ?? DEFAULT_TOP_K, batch: false };
+    const image = await readBody(request, MAX_IMAGE_BYTES, "image", options);
+    return { images: [nonEmpty(image)], topK: fromQuery ?? DEFAULT_TOP_K, batch: false };
   }
   if (form === "multipart") {
     const boundary = multipartBoundary(c.req.header("content-type") ?? "");
-    const body = await readBody(request, MAX_MULTIPART_BODY_BYTES, "multipart body");
+    const body = await readBody(request, MAX_MULTIPART_BODY_BYTES, "multipart body", options);
     const parsed = parseMultipart(
       body,
       boundary,
@@ -98,8 +94,8 @@ export async function readClassifyRequest(c: Context, form: InputForm, fromQuery
     const topK = validTopK(classifyFormSchema.shape.top_k, parsed.topK) ?? fromQuery ?? DEFAULT_TOP_K;
     return { images: parsed.images.map(nonEmpty), topK, batch: true };
   }
-  const parser = new JsonImageParser(MAX_IMAGE_BYTES, 0);
-  for await (const chunk of bodyChunks(request, MAX_JSON_BODY_BYTES, "JSON body")) parser.write(chunk);
+  const parser = new JsonImageParser(MAX_IMAGE_BYTES, 0, options.commit);
+  for await (const chunk of bodyChunks(request, MAX_JSON_BODY_BYTES, "JSON body", options)) parser.write(chunk);
   const body = parser.end();
   const topK = validTopK(classifyJsonSchema.shape.top_k, body.topK) ?? fromQuery ?? DEFAULT_TOP_K;
   return { images: [nonEmpty(body.image)], topK, batch: false };

@@ -5,11 +5,19 @@
 import { z } from "@hono/zod-openapi";
 import { DEFAULT_TOP_K, MAX_BATCH_IMAGES, MAX_IMAGE_BYTES } from "../config";
 
-export const topKSchema = z.coerce
-  .number({ error: "top_k must be a whole number of at least 1" })
-  .int("top_k must be a whole number of at least 1")
-  .min(1, "top_k must be a whole number of at least 1")
-  .max(1000, "top_k must be at most 1000")
+const TOP_K_MESSAGE = "top_k must be a whole number of at least 1";
+/** A number written in decimal, as JSON writes it (JS's Number() would also read "0x10", "1_0" as numbers). */
+const DECIMAL = /^\s*-?\d+(\.\d+)?([eE][+-]?\d+)?\s*$/;
+
+/**
+ * A JSON number, or text that spells one (the query string and form fields are text). Not a boolean, null or an
+ * array, which a plain coercion would turn into 1, 0 or a number: those become NaN first and fail as numbers.
+ */
+export const topKSchema = z
+  .preprocess(
+    (value) => (typeof value === "number" || (typeof value === "string" && DECIMAL.test(value)) ? value : Number.NaN),
+    z.coerce.number({ error: TOP_K_MESSAGE }).int(TOP_K_MESSAGE).min(1, TOP_K_MESSAGE).max(1000, "top_k must be at most 1000"),
+  )
   .openapi({ description: "How many labels to return, highest score first.", example: DEFAULT_TOP_K });
 
 export const classifyQuerySchema = z.object({ top_k: topKSchema.optional() });
@@ -85,13 +93,15 @@ export const statusSchema = z.object({ status: z.string(), model: z.string().opt
 /** /readyz: the status plus what the Worker counts of its own memory (src/http/memory-report.ts); the inspector sees the rest. */
 export const readySchema = statusSchema
   .extend({
-    memory: z.object({
-      model_wasm_bytes: z.number().int(),
-      decoder_wasm_bytes: z.number().int(),
-      decoder_wasm_peak_bytes: z.number().int(),
-      reserved_bytes: z.number().int(),
-      budget_bytes: z.number().int(),
-    }),
+    memory: z
+      .object({
+        model_wasm_bytes: z.number().int(),
+        decoder_wasm_bytes: z.number().int(),
+        decoder_wasm_peak_bytes: z.number().int(),
+        reserved_bytes: z.number().int(),
+        budget_bytes: z.number().int(),
+      })
+      .optional(),
   })
   .openapi("Ready");
 

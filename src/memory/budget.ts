@@ -49,6 +49,8 @@ export interface ReserveOptions {
 
 export interface MemoryBudget {
   readonly capacityBytes: number;
+  /** What an OverloadedError from this ledger tells a client to wait, for a holder that finds no room itself. */
+  readonly retryAfterSeconds: number;
   /** Bytes reserved right now. */
   readonly reservedBytes: number;
   /** Requests waiting for room right now. */
@@ -138,6 +140,7 @@ export function createMemoryBudget(options: BudgetOptions): MemoryBudget {
 
   return {
     capacityBytes,
+    retryAfterSeconds,
     get reservedBytes() {
       return reserved;
     },

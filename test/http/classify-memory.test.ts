@@ -2,6 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { beforeEach, describe, expect, it } from "vitest";
 import { MAX_IMAGE_WORKING_BYTES } from "../../src/config";
 import { createApp } from "../../src/http/app";
+import { planImage } from "../../src/image";
 import { createMemoryBudget, type MemoryBudget, type ReserveOptions } from "../../src/memory/budget";
 import { createModelHolder } from "../../src/model/served-model";
 import { testPicture } from "../support/png";
@@ -12,9 +13,16 @@ const URL_CLASSIFY = "https://edge.test/v1/classify";
 /** A ledger that also records what the route asked of it. */
 function recordingBudget(capacityBytes: number) {
   const inner = createMemoryBudget({ capacityBytes, maxQueue: 16, maxWaitMs: 10_000, retryAfterSeconds: 3 });
-  const seen = { maxWaiting: 0, maxReserved: 0, asked: [] as { label: string; bytes: number }[], shrunkTo: [] as number[] };
+  const seen = {
+    maxWaiting: 0,
+    maxReserved: 0,
+    asked: [] as { label: string; bytes: number }[],
+    shrunkTo: [] as number[],
+    grownTo: [] as number[],
+  };
   const budget: MemoryBudget = {
     capacityBytes,
+    retryAfterSeconds: inner.retryAfterSeconds,
     get reservedBytes() {
       return inner.reservedBytes;
     },
@@ -30,8 +38,17 @@ function recordingBudget(capacityBytes: number) {
       const reservation = await pending;
       seen.maxReserved = Math.max(seen.maxReserved, inner.reservedBytes);
       const shrink = reservation.shrink.bind(reservation);
+      const resize = reservation.resize.bind(reservation);
       return Object.assign(Object.create(reservation) as typeof reservation, {
         release: () => reservation.release(),
+        resize: (to: number) => {
+          const done = resize(to);
+          if (done) {
+            seen.grownTo.push(to);
+            seen.maxReserved = Math.max(seen.maxReserved, inner.reservedBytes);
+          }
+          return done;
+        },
         shrink: (to: number) => {
           seen.shrunkTo.push(to);
           return shrink(to);
@@ -59,31 +76,34 @@ async function post(app: ReturnType<typeof createApp>, body: Uint8Array | string
 
 const SLACK = 64 * 1024;
 
-describe("each request reserves its memory in the isolate's ledger before it allocates", () => {
+describe("each request reserves its memory in the isolate's ledger as it comes to hold it", () => {
   beforeEach(async () => {
     await publishToBucket(env.MODELS, await makeTinyPackage({ id: "tiny-memory-v1" }));
   });
 
-  it("reserves its body and the worst decode before reading, then holds only what the headers say it needs", async () => {
+  it("holds the chunk in flight and the answer, grows with the body's bytes as they arrive, then adds the computed decode", async () => {
     const { app, budget, seen } = recordingBudget(64 << 20);
     const image = testPicture(40, 1);
     const json = JSON.stringify({ image: [...image] });
     expect((await post(app, json, "application/json")).status).toBe(200);
-    expect(seen.asked).toHaveLength(1);
-    // A JSON byte array holds its image, at most 3/4 of the body (base64's ratio), never the body itself.
-    const body = Math.ceil((json.length * 3) / 4) + SLACK;
-    expect(seen.asked[0]!.bytes).toBeGreaterThan(body + MAX_IMAGE_WORKING_BYTES);
-    expect(seen.asked[0]!.bytes).toBeLessThan(body + MAX_IMAGE_WORKING_BYTES + SLACK);
-    // Then the image's own bytes (the buffer grows in place, by a quarter at a time) and its computed decode.
-    const [held] = seen.shrunkTo;
-    expect(held).toBeGreaterThan(image.length + 40 * 40 * 3);
-    expect(held).toBeLessThan(2 * image.length + 1024 * 1024);
+    // First only the chunk in flight and the scores: nothing for the length the client declared.
+    expect(seen.asked[0]!.bytes).toBeGreaterThanOrEqual(SLACK);
+    expect(seen.asked[0]!.bytes).toBeLessThan(SLACK + 4096);
+    // Then the image's own bytes as its buffer grew (never the JSON text), and last the decode, computed from
+    // the header: a 40x40 picture's raster, resize buffers and tensor, far under the worst case.
+    expect(seen.grownTo.length).toBeGreaterThan(0);
+    expect(Math.max(...seen.grownTo)).toBeGreaterThanOrEqual(SLACK + image.length);
+    expect(Math.max(...seen.grownTo)).toBeLessThan(SLACK + 4096 + 2 * image.length + 64 * 1024);
+    expect(seen.asked).toHaveLength(2);
+    expect(seen.asked[1]!.label).toMatch(/decode$/);
+    expect(seen.asked[1]!.bytes).toBeGreaterThan(40 * 40 * 3);
+    expect(seen.asked[1]!.bytes).toBeLessThan(MAX_IMAGE_WORKING_BYTES / 4);
     expect(budget.reservedBytes).toBe(0);
   });
 
-  it("a request that does not fit gets 503 overloaded with Retry-After, and the next normal one succeeds", async () => {
-    // Room for a small body beside the worst decode, not for a 1 MB one.
-    const { app, budget } = recordingBudget(MAX_IMAGE_WORKING_BYTES + 512 * 1024);
+  it("a body that outgrows the free memory as it arrives gets 503 overloaded with Retry-After, and the next normal one succeeds", async () => {
+    // Room for a small request, not for a 1 MB body.
+    const { app, budget } = recordingBudget(512 * 1024);
     const refused = await post(app, testPicture(600, 1)); // ~1 MB: the test PNGs are stored, not deflated
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("3");
@@ -92,11 +112,14 @@ describe("each request reserves its memory in the isolate's ledger before it all
     expect((await post(app, testPicture(40, 2))).status).toBe(200);
   });
 
-  it("concurrent requests over the budget wait in its queue, then all succeed", async () => {
-    // Room for one request's worst case at a time: the others queue until the one before has read its
-    // headers and shrunk its reservation, or finished.
-    const { app, budget, seen } = recordingBudget(MAX_IMAGE_WORKING_BYTES + 1024 * 1024);
-    const responses = await Promise.all([1, 2, 3, 4, 5, 6].map((seed) => post(app, testPicture(40, seed))));
+  it("concurrent requests whose decodes do not fit together wait in the ledger's queue, then all succeed", async () => {
+    // Room for every request's body at once but for about one decode at a time.
+    const manifest = (await makeTinyPackage({ id: "tiny-memory-v1" })).manifest;
+    const pictures = [1, 2, 3, 4, 5, 6].map((seed) => testPicture(40, seed));
+    const decode = planImage(pictures[0]!, manifest.preprocess, manifest.input).workingBytes;
+    const perBody = SLACK + 4096 + 2 * pictures[0]!.length + 64 * 1024;
+    const { app, budget, seen } = recordingBudget(6 * perBody + Math.floor(1.5 * decode));
+    const responses = await Promise.all(pictures.map((picture) => post(app, picture)));
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
     expect(seen.maxWaiting).toBeGreaterThan(0);
     expect(seen.maxReserved).toBeLessThanOrEqual(budget.capacityBytes);
@@ -116,10 +139,14 @@ describe("each request reserves its memory in the isolate's ledger before it all
     await waitOnExecutionContext(ctx);
     expect(response.status).toBe(200);
     expect((await response.json<{ results: unknown[] }>()).results).toHaveLength(4);
-    // The body as sent, plus the largest image's decode: the 40x40 one (4800 bytes of raster), not the sum.
+    // The body as received (its buffer, grown in place), then the largest image's decode: the 40x40 one
+    // (4800 bytes of raster), not the sum of the four.
     const [held] = seen.shrunkTo;
-    expect(held! - bytes.length).toBeGreaterThan(40 * 40 * 3);
-    expect(held! - bytes.length).toBeLessThan(40 * 40 * 3 + 1024 * 1024);
+    expect(held!).toBeGreaterThanOrEqual(bytes.length);
+    expect(held!).toBeLessThan(1.25 * bytes.length + 128 * 1024);
+    const decode = seen.asked.find((a) => a.label.endsWith("decode"))!;
+    expect(decode.bytes).toBeGreaterThan(40 * 40 * 3);
+    expect(decode.bytes).toBeLessThan(40 * 40 * 3 + 1024 * 1024);
     expect(budget.reservedBytes).toBe(0);
   });
 });

@@ -23,13 +23,16 @@ export class ByteSink {
 
   /**
    * @param maxBytes the most it may hold; one byte more calls `overflow`, whose error is thrown.
-   * @param initialBytes what to commit at once (the Content-Length, when the body declares one).
+   * @param initialBytes what to commit at once.
+   * @param commit called with the new size before each growth (the memory ledger's account); throws to refuse it.
    */
   constructor(
     readonly maxBytes: number,
     initialBytes: number,
     private readonly overflow: () => Error,
+    private readonly commit?: (bytes: number) => void,
   ) {
+    commit?.(Math.min(initialBytes, maxBytes));
     this.buffer = new ResizableArrayBuffer(Math.min(initialBytes, maxBytes), { maxByteLength: maxBytes });
     this.bytes = new Uint8Array(this.buffer);
   }
@@ -53,7 +56,9 @@ export class ByteSink {
   private grow(extra: number): void {
     const needed = this.length + extra;
     if (needed > this.maxBytes) throw this.overflow();
-    this.buffer.resize(Math.min(this.maxBytes, Math.max(needed, Math.ceil(this.bytes.length * GROWTH), this.bytes.length + MIN_GROWTH)));
+    const next = Math.min(this.maxBytes, Math.max(needed, Math.ceil(this.bytes.length * GROWTH), this.bytes.length + MIN_GROWTH));
+    this.commit?.(next);
+    this.buffer.resize(next);
     this.bytes = new Uint8Array(this.buffer);
   }
 }

@@ -80,6 +80,8 @@ export class JsonImageParser {
   constructor(
     private readonly maxImageBytes: number,
     private readonly initialBytes: number,
+    /** Called before the image's buffer grows (the memory ledger's account). */
+    private readonly commit?: (bytes: number) => void,
   ) {}
 
   write(chunk: Uint8Array): void {
@@ -232,7 +234,7 @@ export class JsonImageParser {
       this.state = S.TopK;
       return this.step(c);
     }
-    this.sink = new ByteSink(this.maxImageBytes, this.initialBytes, () => imageTooLarge(this.maxImageBytes));
+    this.sink = new ByteSink(this.maxImageBytes, this.initialBytes, () => imageTooLarge(this.maxImageBytes), this.commit);
     if (c === 91) return this.go(S.ArrayFirst);
     if (c === 34) {
       this.base64 = new Base64Decoder(this.sink);

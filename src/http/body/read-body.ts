@@ -1,10 +1,38 @@
 /**
- * Reads a request body within a limit, holding it once: straight into one buffer sized by Content-Length
- * when the body declares one (a larger declared length is refused before reading), else into a buffer that
- * grows in place up to the limit (a running cap: the byte past it ends the read with 413).
+ * Reads a request body within a limit, holding it once, in a buffer that grows in place as bytes arrive (a
+ * declared Content-Length over the limit is refused before reading; the byte past the limit ends the read with
+ * 413). Memory follows the bytes received, never the length a client declares: a client that declares 4 MiB
+ * and trickles holds what it sent, and `BodyOptions.commit` lets the caller account each growth in the ledger.
+ *
+ * Time is bounded by the client's silence and a whole-body deadline (408), since nothing else ends a request
+ * whose Worker waits on I/O. A body that breaks off (the client disconnects, or sends fewer bytes than its
+ * Content-Length) is the client's fault: 400 `incomplete_body`, never a 500.
  */
+import { BODY_DEADLINE_MS, BODY_IDLE_TIMEOUT_MS } from "../../config";
 import { ApiError } from "../errors";
 import { ByteSink } from "./byte-sink";
+
+export interface BodyOptions {
+  /** Longest silence between chunks, in ms. */
+  idleMs?: number;
+  /** Longest time for the whole body, in ms, from the first read. */
+  deadlineMs?: number;
+  /** Called before a buffer holding the body grows to `bytes`; throws to refuse (the ledger is full). */
+  commit?: (bytes: number) => void;
+}
+
+export function incompleteBody(cause: unknown): ApiError {
+  return new ApiError(
+    400,
+    "incomplete_body",
+    "The request body ended before it was complete: the client disconnected, or sent fewer bytes than its Content-Length.",
+    { cause },
+  );
+}
+
+function bodyTimeout(what: string, why: string): ApiError {
+  return new ApiError(408, "body_timeout", `The ${what} ${why}; send it again on a faster or steadier connection.`);
+}
 
 /** The declared body length; undefined when absent or not a plain number. */
 export function contentLength(request: Request): number | undefined {
@@ -22,16 +50,20 @@ export function checkDeclaredLength(request: Request, limit: number, what: strin
   if (declared !== undefined && declared > limit) throw bodyTooLarge(limit, what);
 }
 
-/** The body's chunks as they arrive, refusing (413) the byte past `limit`. */
-export async function* bodyChunks(request: Request, limit: number, what: string): AsyncGenerator<Uint8Array> {
+/** The body's chunks as they arrive, refusing (413) the byte past `limit`, silence and slowness (408). */
+export async function* bodyChunks(request: Request, limit: number, what: string, options: BodyOptions = {}): AsyncGenerator<Uint8Array> {
   checkDeclaredLength(request, limit, what);
   if (!request.body) return;
+  const idleMs = options.idleMs ?? BODY_IDLE_TIMEOUT_MS;
+  const deadline = Date.now() + (options.deadlineMs ?? BODY_DEADLINE_MS);
   const reader = request.body.getReader();
   let received = 0;
   let finished = false;
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await readWithin(reader, Math.min(idleMs, Math.max(0, deadline - Date.now())), () =>
+        Date.now() >= deadline ? bodyTimeout(what, "took too long to arrive") : bodyTimeout(what, `sent nothing for ${idleMs / 1000} s`),
+      );
       if (done) {
         finished = true;
         return;
@@ -47,8 +79,34 @@ export async function* bodyChunks(request: Request, limit: number, what: string)
 }
 
 /** The whole body in one buffer of its own size. */
-export async function readBody(request: Request, limit: number, what: string): Promise<Uint8Array> {
-  const sink = new ByteSink(limit, contentLength(request) ?? 0, () => bodyTooLarge(limit, what));
-  for await (const chunk of bodyChunks(request, limit, what)) sink.append(chunk);
+export async function readBody(request: Request, limit: number, what: string, options: BodyOptions = {}): Promise<Uint8Array> {
+  const sink = new ByteSink(limit, 0, () => bodyTooLarge(limit, what), options.commit);
+  for await (const chunk of bodyChunks(request, limit, what, options)) sink.append(chunk);
   return sink.view();
+}
+
+/**
+ * One read, or `timeout()`'s error after `ms` without a chunk. The timer is a real one: a Worker's clock
+ * stands still during compute but moves while it waits on I/O, which is all this waits on. A read that
+ * fails (the client went away) is the client's fault.
+ */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  ms: number,
+  timeout: () => ApiError,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeout()), ms);
+  });
+  try {
+    return await Promise.race([
+      reader.read().catch((error: unknown) => {
+        throw incompleteBody(error);
+      }),
+      expired,
+    ]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
 }

@@ -7,6 +7,9 @@
  * without stopping at a match, so the answer's timing tells nothing about how much of a key was right
  * (digests also give the comparison the equal lengths it needs). The verified key's digest, never the key,
  * is left in `c.var.clientKey` for the rate limiter.
+ *
+ * `optional`: a request without a key passes too, unverified (no `clientKey`); a wrong key is still 401.
+ * For routes whose answer is public but whose detail is for the operator (/readyz's memory figures).
  */
 import type { MiddlewareHandler } from "hono";
 import { errorResponse } from "../errors";
@@ -19,6 +22,8 @@ export type ApiKeyEnv = {
 export interface ApiKeyOptions {
   /** Named in `WWW-Authenticate: Bearer realm="..."`. */
   realm: string;
+  /** Let requests without a key through, unverified. */
+  optional?: boolean;
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
@@ -52,6 +57,7 @@ export function apiKey(options: ApiKeyOptions): MiddlewareHandler<ApiKeyEnv> {
     if (parseApiKeys(source).length === 0) return next();
     const token = BEARER.exec(c.req.header("Authorization") ?? "")?.[1];
     if (token === undefined) {
+      if (options.optional) return next();
       return errorResponse(c, 401, "unauthorized", "This route needs an API key: send it as `Authorization: Bearer <key>`.", {
         "WWW-Authenticate": challenge,
       });

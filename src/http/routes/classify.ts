@@ -1,12 +1,13 @@
 /** POST /v1/classify: image(s) in, top-k labels out. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { ImageError, planImage, prepareImage } from "../../image";
-import { MAX_IMAGE_WORKING_BYTES } from "../../config";
-import type { Reservation } from "../../memory/budget";
+import { BODY_SLACK_BYTES } from "../../config";
+import { OverloadedError, type Reservation } from "../../memory/budget";
 import { keyedRoute, rateLimitedResponse, unauthorizedResponse } from "../access-docs";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { bodyReservationBytes, inputForm, queryTopK, readClassifyRequest } from "../read-images";
+import type { Bindings } from "../env";
+import { inputForm, queryTopK, readClassifyRequest } from "../read-images";
 import { serverTiming } from "../server-timing";
 import { workingPlan } from "../working-plan";
 import {
@@ -71,18 +72,26 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
     // the same ledger.
     const lease = await c.var.model.acquire();
     let reservation: Reservation | undefined;
+    let work: Reservation | undefined;
     try {
       const { classifier } = lease;
       const { manifest } = classifier;
       const scores = scoresBytes(manifest.labels.length);
-      // Before reading: the body, and the most decoding any accepted image may need. Reserving per image
-      // only after the body is in would hold the body while waiting for more, and requests holding bodies
-      // could then wait on each other until they all time out; reserving the worst case once and shrinking
-      // it to the computed figure never waits while holding.
-      reservation = await c.var.budget.reserve(bodyReservationBytes(c, form) + MAX_IMAGE_WORKING_BYTES + scores, {
-        label: `classify ${c.get("requestId") ?? ""}`.trim(),
+      const label = `classify ${c.get("requestId") ?? ""}`.trim();
+      // The ledger holds what the request holds, when it holds it: the chunk in flight and the answer's scores
+      // first, each growth of the body's buffer as bytes arrive (never the length a client declares, so a
+      // trickling client holds only what it sent), the decode's working memory once the headers are read.
+      const base = BODY_SLACK_BYTES + scores;
+      const held = await c.var.budget.reserve(base, { label });
+      reservation = held;
+      const input = await readClassifyRequest(c, form, fromQuery, {
+        ...bodyTimeouts(c.env),
+        commit: (bytes) => {
+          if (!held.resize(base + bytes)) {
+            throw new OverloadedError(`no memory is free for ${bytes} bytes of this request's body now`, c.var.budget.retryAfterSeconds);
+          }
+        },
       });
-      const input = await readClassifyRequest(c, form, fromQuery);
       // Every header read before any decode: what the batch needs is then known, and held for its duration.
       const plans = input.images.map((bytes, index) => {
         try {
@@ -95,7 +104,10 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
         plans.map((p) => p.workingBytes),
         classifier.featureBytesPerImage,
       );
-      reservation.shrink(heldBytes(input.images) + working.bytes + scores);
+      held.shrink(heldBytes(input.images) + scores);
+      // Waits (bounded, FIFO) while holding the body: requests ahead in the queue are decoding, not reading,
+      // so they finish and free their share.
+      work = await c.var.budget.reserve(working.bytes, { label: `${label} decode` });
 
       const topK = Math.min(input.topK, manifest.labels.length);
       let decodeMs = 0;
@@ -135,10 +147,20 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
       const body: ClassifyResponse = { model: manifest.id, predictions: predictions[0]! };
       return c.json(body);
     } finally {
+      work?.release();
       reservation?.release();
       lease.release();
     }
   });
+}
+
+/**
+ * The body's timeouts from the environment, where set (BODY_IDLE_TIMEOUT_SECONDS, BODY_DEADLINE_SECONDS: tests
+ * shorten them); otherwise src/config.ts's.
+ */
+function bodyTimeouts(env: Bindings): { idleMs?: number; deadlineMs?: number } {
+  const ms = (value: string | undefined) => (value !== undefined && value !== "" && Number(value) >= 0 ? Number(value) * 1000 : undefined);
+  return { idleMs: ms(env.BODY_IDLE_TIMEOUT_SECONDS), deadlineMs: ms(env.BODY_DEADLINE_SECONDS) };
 }
 
 /** An image's error in a batch names the image. */
