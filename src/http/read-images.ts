@@ -8,7 +8,6 @@
 import type { Context } from "hono";
 import type { z } from "@hono/zod-openapi";
 import {
-  BODY_SLACK_BYTES,
   DEFAULT_TOP_K,
   MAX_BATCH_IMAGES,
   MAX_IMAGE_BYTES,
