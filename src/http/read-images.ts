@@ -7,13 +7,7 @@
  */
 import type { Context } from "hono";
 import type { z } from "@hono/zod-openapi";
-import {
-  DEFAULT_TOP_K,
-  MAX_BATCH_IMAGES,
-  MAX_IMAGE_BYTES,
-  MAX_JSON_BODY_BYTES,
-  MAX_MULTIPART_BODY_BYTES,
-} from "../config";
+import { DEFAULT_TOP_K, MAX_BATCH_IMAGES, MAX_IMAGE_BYTES, MAX_JSON_BODY_BYTES, MAX_MULTIPART_BODY_BYTES } from "../config";
 import { type BodyOptions, bodyChunks, checkDeclaredLength, readBody } from "./body/read-body";
 import { JsonImageParser } from "./body/json-image";
 import { multipartBoundary, parseMultipart } from "./body/multipart";
