@@ -240,3 +240,33 @@ def fmnist_stats(root: str = FMNIST_DIR) -> tuple:
     images, _ = load_fmnist(root, "train")
     x = images.astype(np.float64) / 255.0
     return float(x.mean()), float(x.std())
+
+
+def input_stats(source_input: str, init: str) -> tuple:
+    """(mean, std) of RGB pixels in [0, 1]: ImageNet's as torchvision trains, or Caffe's 0-255 mean subtraction
+    for a Caffe-trained --init .pth/.onnx (a package's own preprocess is not read here)."""
+    if source_input == "caffe" and init and not os.path.isdir(init):
+        return CAFFE_MEAN, CAFFE_STD
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def make_datasets(cfg: dict) -> tuple:
+    """(train, test, labels, the manifest's preprocess block) for train.py's config."""
+    size = cfg["input_size"]
+    if cfg["dataset"] == "fashion-mnist":
+        train = FashionMNIST(
+            cfg["fmnist_dir"], "train", size, True, cfg["pad_crop"], cfg["train_subset"], erase=cfg["random_erase"]
+        )
+        test = FashionMNIST(cfg["fmnist_dir"], "test", size, False, 0, cfg["test_subset"])
+        return train, test, train.classes, fmnist_preprocess(size)
+    from torch.utils.data import Subset
+
+    mean, std = input_stats(cfg["source_input"], cfg["init"])
+    train = ImageFolder(cfg["dataset"], "train", size, True, cfg["pca_sigma"], mean, std)
+    test = ImageFolder(cfg["dataset"], "val", size, False, mean=mean, std=std, classes=train.classes)
+    classes = train.classes
+    if cfg["train_subset"]:
+        train = Subset(train, range(min(cfg["train_subset"], len(train))))
+    if cfg["test_subset"]:
+        test = Subset(test, range(min(cfg["test_subset"], len(test))))
+    return train, test, classes, folder_preprocess(size, mean, std)

@@ -1,5 +1,6 @@
 """Training records beside the checkpoints: metrics.csv, curves.png (loss and accuracy), confusion.png."""
 import csv
+import os
 
 import matplotlib
 
@@ -57,3 +58,12 @@ def write_confusion_png(path, confusion, labels):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_run_records(out_dir, history, confusion, labels):
+    """metrics.csv and curves.png of `history`, and confusion.png when there is a confusion matrix."""
+    os.makedirs(out_dir, exist_ok=True)  # --export-only may name an --out that no run created
+    write_metrics_csv(os.path.join(out_dir, "metrics.csv"), history)
+    write_curves_png(os.path.join(out_dir, "curves.png"), history)
+    if confusion is not None:
+        write_confusion_png(os.path.join(out_dir, "confusion.png"), confusion, labels)
