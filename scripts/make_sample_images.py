@@ -9,6 +9,7 @@
   sources and licences in samples/photos/LICENSES.md. These are outside what the default Fashion-MNIST
   model knows (samples/README.md says what they are for).
 """
+
 import os
 import shutil
 import sys

@@ -51,6 +51,7 @@ Written beside the checkpoint (rank 0 only): ckpt.pt, config.json, metrics.csv, 
 The steps live in training/: warm_start (--init), schedule, checkpoint, lineage (the manifest's training
 record), export, convert (--from-torchvision, --from-onnx), flags (this config block as --help).
 """
+
 import json
 import os
 import sys

@@ -5,6 +5,7 @@ epoch (epochs of this run done), config (the flags the run was started with), hi
 earlier cycles' rows first), rng (one random-state dict per DDP rank), swa (the running weight average or
 None), lineage (the earlier cycles this run continues, training/lineage.py, or None).
 """
+
 import os
 import random
 

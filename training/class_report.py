@@ -5,6 +5,7 @@ Files, for a package at model/<id>/ (outside the package: the Worker reads only 
   model/<id>.confusion.csv   rows: true class, columns: predicted class, counts
   model/<id>.confusion.png   the same as a picture
 """
+
 import csv
 import os
 
@@ -26,8 +27,15 @@ def per_class(confusion: torch.Tensor, labels: list) -> list:
     for i, label in enumerate(labels):
         p = float(tp[i] / predicted[i]) if predicted[i] > 0 else 0.0
         r = float(tp[i] / actual[i]) if actual[i] > 0 else 0.0
-        rows.append({"label": label, "support": int(actual[i]), "precision": round(p, 4), "recall": round(r, 4),
-                     "f1": round(2 * p * r / (p + r), 4) if p + r > 0 else 0.0})
+        rows.append(
+            {
+                "label": label,
+                "support": int(actual[i]),
+                "precision": round(p, 4),
+                "recall": round(r, 4),
+                "f1": round(2 * p * r / (p + r), 4) if p + r > 0 else 0.0,
+            }
+        )
     return rows
 
 

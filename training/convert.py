@@ -4,6 +4,7 @@ and `train.py --from-onnx FILE.onnx`.
 The sample logits are computed in the served arithmetic and in fp32 from seeded random inputs (no dataset is
 read), and the manifest's metrics say the model was not evaluated here.
 """
+
 import datetime
 import os
 

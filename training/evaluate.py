@@ -1,4 +1,5 @@
 """Test-set evaluation: loss, top-1, top-5 and the confusion matrix, summed over every DDP rank."""
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F

@@ -4,6 +4,7 @@ Beside the package go the per-class report (training/class_report.py), and besid
 records (metrics.csv, curves.png, confusion.png of the served model). Export runs in this process alone, on
 the CPU, whatever the run trained on.
 """
+
 import os
 
 import torch

@@ -5,6 +5,7 @@ The recipe is the common one (PyTorch's "Finetuning Torchvision Models" tutorial
 the last by one sized to the new classes, optionally freeze the features, and let the new layer learn faster
 than the loaded ones (Caffe's example: base_lr 0.001 for the loaded layers, lr_mult 10 on the new one).
 """
+
 import copy
 
 import torch

@@ -4,6 +4,7 @@ A config block is the part of a script between two marker lines, `# ---...--- co
 dashes each), holding `name = default  # help` lines, the help continued on indented comment lines, and
 `# section` lines that group the flags in --help. Reading the comments keeps --help and the code in one place.
 """
+
 import argparse
 import re
 
@@ -43,7 +44,9 @@ def default_text(v) -> str:
 def make_parser(source: str, defaults: dict, doc: str) -> argparse.ArgumentParser:
     """An argparse parser with `--name-with-dashes` per config name (`--x` / `--no-x` for booleans)."""
     p = argparse.ArgumentParser(
-        description=doc.split("\n")[0], epilog=doc.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc.split("\n")[0],
+        epilog=doc.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     helps, sections = config_help(source, defaults)
     assert set(helps) == set(defaults), f"config names without a comment: {set(defaults) - set(helps)}"

@@ -12,6 +12,7 @@ and recipe, and through `earlier` the cycle before that, back to the first:
 A checkpoint carries its whole history (earlier cycles' epochs included), a package only its totals: the
 record's epochs and wall_seconds add the totals of the nearest package in the chain.
 """
+
 import datetime
 import json
 import os

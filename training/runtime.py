@@ -3,6 +3,7 @@
 A `Runtime` is made once by `setup_runtime` and passed to everything that needs to know the rank, the world
 size or the device; `cpu_runtime` is the one export works in (this process alone, on the CPU).
 """
+
 import dataclasses
 import os
 import random

@@ -4,6 +4,7 @@
 answer into every parameter group, times the group's `lr_mult` (training/finetune.py's loaded layers learn
 slower). For plateau and step it answers None: their PyTorch scheduler owns the rate and steps once an epoch.
 """
+
 import math
 
 import torch

@@ -7,6 +7,7 @@ of them. The mean is taken at the end of each averaged epoch (with the cyclic sc
 learning rate is lowest). BatchNorm statistics of the averaged weights are not the mean of the statistics the
 iterates had, so they are measured again on training images before the average is evaluated or exported.
 """
+
 import copy
 
 import torch

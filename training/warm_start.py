@@ -9,6 +9,7 @@
 - a torchvision .pth or an ONNX graph: fine-tuning, every layer but the last loaded, the architecture set by
   the source's layers.
 """
+
 import dataclasses
 
 import torch

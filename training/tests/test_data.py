@@ -1,4 +1,5 @@
 """The IDX reader, Fashion-MNIST preprocessing, and the image-folder dataset's errors and skips."""
+
 import gzip
 import os
 import struct

@@ -1,5 +1,6 @@
 """train.py --init FILE fine-tunes on an image folder: a torchvision .pth or an ONNX graph in, every layer but
 the last loaded, a new last layer for the folder's classes learning 10x faster, resumable, a package out."""
+
 import csv
 import os
 
@@ -25,10 +26,19 @@ def test_fine_tuning_a_pth_with_frozen_features_trains_only_the_dense_layers_and
     args = FAST + ["--dataset", images, "--init", pth, "--freeze-features", "--epochs", "2", "--out", out]
     first = run_train(args + ["--stop-after", "1"])
     assert "--arch alexnet-tv --width 0.0625" in first.stdout and "new: classifier.6" in first.stdout
-    listed = [line.split()[0] for line in first.stdout.split("optimised parameters:\n")[1].splitlines()
-              if line.startswith("  ")]
-    assert listed == ["classifier.1.weight", "classifier.1.bias", "classifier.4.weight", "classifier.4.bias",
-                      "classifier.6.weight", "classifier.6.bias"]
+    listed = [
+        line.split()[0]
+        for line in first.stdout.split("optimised parameters:\n")[1].splitlines()
+        if line.startswith("  ")
+    ]
+    assert listed == [
+        "classifier.1.weight",
+        "classifier.1.bias",
+        "classifier.4.weight",
+        "classifier.4.bias",
+        "classifier.6.weight",
+        "classifier.6.bias",
+    ]
     run_train(args + ["--resume", os.path.join(out, "ckpt.pt")])
     ckpt = torch.load(os.path.join(out, "ckpt.pt"), weights_only=False)
     assert ckpt["epoch"] == 2 and ckpt["config"]["arch"] == "alexnet-tv"
@@ -45,8 +55,23 @@ def test_fine_tuning_an_onnx_graph_picks_the_two_tower_arch_and_exports_per_clas
     graph = str(tmp_path / "bvlc_alexnet.onnx")
     export_onnx(caffe_alexnet(0.0625, 67, 1000), graph, 67, softmax=True)
     pkg = str(tmp_path / "shapes-v1")
-    proc = run_train(FAST + ["--dataset", images, "--init", graph, "--epochs", "1", "--lr", "0.02",
-                             "--out", str(tmp_path / "run"), "--export-dir", pkg])
+    proc = run_train(
+        FAST
+        + [
+            "--dataset",
+            images,
+            "--init",
+            graph,
+            "--epochs",
+            "1",
+            "--lr",
+            "0.02",
+            "--out",
+            str(tmp_path / "run"),
+            "--export-dir",
+            pkg,
+        ]
+    )
     assert "--arch alexnet --two-tower --width 0.0625" in proc.stdout
     assert "Warning" not in proc.stderr and "warn" not in proc.stderr.lower(), proc.stderr
     assert "images (100%)" in proc.stdout and "img/s" in proc.stdout  # plain progress lines in a log

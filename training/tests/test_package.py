@@ -1,4 +1,5 @@
 """A package round-trips: read back, verified, and an independent NHWC forward reproduces its logits."""
+
 import json
 import os
 
@@ -21,8 +22,18 @@ def export_small(tmp_path, arch="alexnet", size=99, two_tower=True, **kw):
     model = build_model(arch, 10, size, two_tower=two_tower, width=0.25).eval()
     xs = torch.randn(3, 3, size, size)
     out = str(tmp_path / "pkg-v1")
-    manifest = export_package(model, out, "pkg-v1", size, fmnist_preprocess(size), FMNIST_LABELS, xs,
-                              {"dataset": "none"}, {"arch": arch}, **kw)
+    manifest = export_package(
+        model,
+        out,
+        "pkg-v1",
+        size,
+        fmnist_preprocess(size),
+        FMNIST_LABELS,
+        xs,
+        {"dataset": "none"},
+        {"arch": arch},
+        **kw,
+    )
     return model, xs, out, manifest
 
 
@@ -66,8 +77,12 @@ def test_dequantised_weights_reproduce_the_simulated_logits(tmp_path):
     layers = fold_and_quantize(model)
     for l in layers:
         if l["op"] in ("conv2d", "dense"):
-            deq = weights[l["name"] + ".weight"].astype(np.float32) * weights[l["name"] + ".scale"][
-                (None,) * (weights[l["name"] + ".weight"].ndim - 1) if l["op"] == "conv2d" else (slice(None), None)]
+            deq = (
+                weights[l["name"] + ".weight"].astype(np.float32)
+                * weights[l["name"] + ".scale"][
+                    (None,) * (weights[l["name"] + ".weight"].ndim - 1) if l["op"] == "conv2d" else (slice(None), None)
+                ]
+            )
             ours = l["deq"].permute(2, 3, 1, 0).numpy() if l["op"] == "conv2d" else None
             if ours is not None:
                 np.testing.assert_array_equal(deq, ours)
@@ -89,8 +104,12 @@ def test_the_manifest_records_exact_byte_lengths_and_hashes_and_a_tampered_file_
 
 
 def test_safetensors_round_trips_every_dtype_and_keeps_tensor_order():
-    tensors = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.array([-128, 127], np.int8),
-               "c": np.array([1, 2], np.int64), "d": np.zeros(0, np.float32)}
+    tensors = {
+        "b": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "a": np.array([-128, 127], np.int8),
+        "c": np.array([1, 2], np.int64),
+        "d": np.zeros(0, np.float32),
+    }
     back, meta = safetensors_io.parse(safetensors_io.serialize(tensors, {"format": "x"}))
     assert list(back) == ["b", "a", "c", "d"] and meta == {"format": "x"}
     for k in tensors:
@@ -135,6 +154,7 @@ def test_a_package_loaded_into_a_batch_norm_network_computes_what_the_package_co
     """--init PACKAGE --batch-norm: the package's BatchNorm was folded away at export; the BatchNorm put back
     must undo its own statistics, so a second training cycle starts from the package's function."""
     from training.init_weights import init_from_package, unfold_batch_norm
+
     torch.manual_seed(0)
     size = 67
     trained = build_model("alexnet", 10, size, width=0.25, dropout=0.0, batch_norm=True)
@@ -142,10 +162,20 @@ def test_a_package_loaded_into_a_batch_norm_network_computes_what_the_package_co
     trained.train()
     with torch.no_grad():  # running statistics far from a fresh BatchNorm's 0 and 1, as after training
         for i in range(0, len(images), 32):
-            trained(images[i:i + 32] * 3 + 1)
+            trained(images[i : i + 32] * 3 + 1)
     out = str(tmp_path / "bn-v1")
-    export_package(trained.eval(), out, "bn-v1", size, fmnist_preprocess(size), FMNIST_LABELS, images[:2],
-                   {"dataset": "none"}, {"arch": "alexnet"}, onnx=False)
+    export_package(
+        trained.eval(),
+        out,
+        "bn-v1",
+        size,
+        fmnist_preprocess(size),
+        FMNIST_LABELS,
+        images[:2],
+        {"dataset": "none"},
+        {"arch": "alexnet"},
+        onnx=False,
+    )
     plain = build_model("alexnet", 10, size, width=0.25, dropout=0.0)
     init_from_package(plain, out)
     again = build_model("alexnet", 10, size, width=0.25, dropout=0.0, batch_norm=True)

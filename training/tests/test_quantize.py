@@ -1,12 +1,20 @@
 """BN folding is exact, quantization follows the doc, and the simulated dense and conv layers are the Worker's."""
+
 import numpy as np
 import torch
 import torch.nn as nn
 
 from nhwc_reference import conv2d_int8 as numpy_conv, dense_int8 as numpy_dense
 from training.model import build_model
-from training.quantize import (MIN_MAX, SYMMETRIC, conv_int8, dense_int8, fold_and_quantize, quantize_rows,
-                               served_forward)
+from training.quantize import (
+    MIN_MAX,
+    SYMMETRIC,
+    conv_int8,
+    dense_int8,
+    fold_and_quantize,
+    quantize_rows,
+    served_forward,
+)
 
 
 def randomise_bn(model, gen):
@@ -77,9 +85,14 @@ def test_the_simulated_convolution_codes_its_input_as_documented_bit_for_bit():
     """conv_int8 (torch, NCHW) against the numpy reference written from the doc (NHWC), under both rules for
     a signed input: lopsided like a normalized image, one all-zero example, one all-negative."""
     gen = torch.Generator().manual_seed(2)
-    layer = {"q": torch.randint(-127, 128, (8, 3, 5, 5), generator=gen, dtype=torch.int8),
-             "scale": torch.rand(8, generator=gen) * 0.01, "bias": torch.randn(8, generator=gen),
-             "stride": 2, "padding": 2, "groups": 1}
+    layer = {
+        "q": torch.randint(-127, 128, (8, 3, 5, 5), generator=gen, dtype=torch.int8),
+        "scale": torch.rand(8, generator=gen) * 0.01,
+        "bias": torch.randn(8, generator=gen),
+        "stride": 2,
+        "padding": 2,
+        "groups": 1,
+    }
     x = torch.rand(4, 3, 17, 17, generator=gen) * 2.83 - 0.81
     x[2] = 0
     x[3] = -torch.rand(3, 17, 17, generator=gen)
@@ -87,12 +100,14 @@ def test_the_simulated_convolution_codes_its_input_as_documented_bit_for_bit():
     for rule in (MIN_MAX, SYMMETRIC):
         ours = conv_int8(x, layer, rule).permute(0, 2, 3, 1).numpy()
         for i in range(len(x)):
-            ref = numpy_conv(x[i].permute(1, 2, 0).numpy(), hwio, layer["scale"].numpy(), layer["bias"].numpy(),
-                             2, 2, 1, rule)
+            ref = numpy_conv(
+                x[i].permute(1, 2, 0).numpy(), hwio, layer["scale"].numpy(), layer["bias"].numpy(), 2, 2, 1, rule
+            )
             assert np.array_equal(ours[i], ref), (rule, i)
         assert np.array_equal(ours[2], np.broadcast_to(layer["bias"].numpy(), ours[2].shape))
     # min-max spends the codes on the range that occurs: closer to the float convolution than symmetric
-    exact = torch.nn.functional.conv2d(x, layer["q"].float() * layer["scale"].view(-1, 1, 1, 1), layer["bias"],
-                                       stride=2, padding=2)
+    exact = torch.nn.functional.conv2d(
+        x, layer["q"].float() * layer["scale"].view(-1, 1, 1, 1), layer["bias"], stride=2, padding=2
+    )
     err = {rule: (conv_int8(x[:2], layer, rule) - exact[:2]).norm().item() for rule in (MIN_MAX, SYMMETRIC)}
     assert err[MIN_MAX] < 0.8 * err[SYMMETRIC], err

@@ -1,5 +1,6 @@
 """Stochastic weight averaging: the mean itself, BatchNorm statistics measured again, and train.py exporting the
 average (at the end of a run, after a resume, and with --export-only) under the cyclic schedule."""
+
 import csv
 import importlib.util
 import json
@@ -85,8 +86,18 @@ def package_weights(path):
 
 def test_a_run_with_weight_averaging_exports_the_average_and_resumes_it(tmp_path):
     needs_fmnist()
-    plain = TINY + ["--batch-norm", "--train-subset", "256", "--epochs", "3", "--schedule", "cyclic",
-                    "--lr-min", "0.001", "--no-onnx"]
+    plain = TINY + [
+        "--batch-norm",
+        "--train-subset",
+        "256",
+        "--epochs",
+        "3",
+        "--schedule",
+        "cyclic",
+        "--lr-min",
+        "0.001",
+        "--no-onnx",
+    ]
     common = plain + ["--swa-epochs", "2"]
     run_train(common + ["--out", str(tmp_path / "straight"), "--export-dir", str(tmp_path / "avg-v1")])
     rows = read_rows(str(tmp_path / "straight"))
@@ -107,10 +118,14 @@ def test_a_run_with_weight_averaging_exports_the_average_and_resumes_it(tmp_path
 
     # --export-only of the checkpoint writes the same average; without --swa-epochs, the last iterate instead
     ckpt = str(tmp_path / "straight" / "ckpt.pt")
-    run_train(common + ["--export-only", "--resume", ckpt, "--export-dir", str(tmp_path / "avg-v2"),
-                        "--out", str(tmp_path / "x")])
-    run_train(plain + [
-        "--export-only", "--resume", ckpt, "--export-dir", str(tmp_path / "last-v1"), "--out", str(tmp_path / "y")])
+    run_train(
+        common
+        + ["--export-only", "--resume", ckpt, "--export-dir", str(tmp_path / "avg-v2"), "--out", str(tmp_path / "x")]
+    )
+    run_train(
+        plain
+        + ["--export-only", "--resume", ckpt, "--export-dir", str(tmp_path / "last-v1"), "--out", str(tmp_path / "y")]
+    )
     end_of_run, exported, last = (package_weights(tmp_path / p) for p in ("avg-v1", "avg-v2", "last-v1"))
     assert all(np.array_equal(end_of_run[k], exported[k]) for k in end_of_run)
     assert any(not np.array_equal(end_of_run[k], last[k]) for k in end_of_run)
