@@ -20,7 +20,6 @@ Exits 1 if any encoding does not agree, 2 on a usage or connection error. Needs 
 """
 
 import argparse
-import base64
 import io
 import json
 import math

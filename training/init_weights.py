@@ -44,7 +44,7 @@ def package_state(package_dir: str) -> tuple:
     with open(os.path.join(package_dir, "manifest.json")) as f:
         manifest = json.load(f)
     tensors, _ = safetensors_io.read(os.path.join(package_dir, manifest["weights"]["file"]))
-    layers, chw, first_dense = [], None, True
+    layers, first_dense = [], True
     feature_c = 3
     for layer in manifest["layers"]:
         if layer["op"] == "conv2d":

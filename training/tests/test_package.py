@@ -1,6 +1,5 @@
 """A package round-trips: read back, verified, and an independent NHWC forward reproduces its logits."""
 
-import json
 import os
 
 import numpy as np
@@ -11,7 +10,7 @@ import torchvision
 from conftest import ROOT, run_train
 from nhwc_reference import forward as nhwc_forward
 from training import safetensors_io
-from training.data import fmnist_preprocess, FMNIST_LABELS
+from training.data import FMNIST_LABELS, fmnist_preprocess
 from training.model import build_model
 from training.package import export_package, load_package
 from training.quantize import fold_and_quantize

@@ -4,7 +4,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from nhwc_reference import conv2d_int8 as numpy_conv, dense_int8 as numpy_dense
+from nhwc_reference import conv2d_int8 as numpy_conv
+from nhwc_reference import dense_int8 as numpy_dense
 from training.model import build_model
 from training.quantize import (
     MIN_MAX,
