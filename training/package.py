@@ -72,7 +72,7 @@ def served_tensors(layers: list) -> dict:
 
 
 def manifest_layers(layers: list) -> list:
-    return [{k: l[k] for k in MANIFEST_KEYS if k in l} for l in layers]
+    return [{k: layer[k] for k in MANIFEST_KEYS if k in layer} for layer in layers]
 
 
 def _file_ref(name: str, blob: bytes) -> dict:
@@ -124,7 +124,7 @@ def export_package(
         raise FileExistsError(f"{out_dir} already holds a package; packages are immutable, choose a new id")
     model = model.eval().float().cpu()
     layers = fold_and_quantize(model)
-    dense = [l for l in layers if l["op"] == "dense"]
+    dense = [layer for layer in layers if layer["op"] == "dense"]
     if dense[-1]["units"] != len(labels):
         raise ValueError(f"the last dense layer has {dense[-1]['units']} units but there are {len(labels)} labels")
     os.makedirs(out_dir, exist_ok=True)

@@ -116,7 +116,7 @@ def fold_and_quantize(model: nn.Module) -> list:
     model = model.eval()
     layers, counter = [], [0]
     _walk(model.features, "features", counter, layers)
-    convs = [l for l in layers if l["op"] == "conv2d"]
+    convs = [layer for layer in layers if layer["op"] == "conv2d"]
     channels = convs[-1]["filters"] if convs else 3
     first = next(m for m in model.classifier if isinstance(m, nn.Linear))
     hw = first.in_features // channels

@@ -77,7 +77,7 @@ def test_fine_tuning_an_onnx_graph_picks_the_two_tower_arch_and_exports_per_clas
     assert "images (100%)" in proc.stdout and "img/s" in proc.stdout  # plain progress lines in a log
     manifest, _, samples = load_package(pkg)
     assert manifest["labels"] == sorted(name for name, _ in CLASSES)  # class folders, sorted
-    assert [l["groups"] for l in manifest["layers"] if l["op"] == "conv2d"] == [1, 2, 1, 2, 2]
+    assert [layer["groups"] for layer in manifest["layers"] if layer["op"] == "conv2d"] == [1, 2, 1, 2, 2]
     assert manifest["training"]["initialised_from"] == "bvlc_alexnet.onnx"
     recall = manifest["metrics"]["per_class_recall"]
     with open(pkg + ".classes.csv") as f:

@@ -52,10 +52,12 @@ def test_a_full_size_caffe_layout_graph_converts_into_a_package_that_keeps_its_t
     assert manifest["input"] == {"height": 227, "width": 227, "channels": 3}
     assert len(manifest["labels"]) == 1000 and manifest["labels"][0] == "tench"
     assert manifest["training"]["arch"] == "alexnet" and manifest["training"]["two_tower"] is True
-    convs = [l for l in manifest["layers"] if l["op"] == "conv2d"]
+    convs = [layer for layer in manifest["layers"] if layer["op"] == "conv2d"]
     assert [c["groups"] for c in convs] == [1, 2, 1, 2, 2] and convs[0]["padding"] == 0
     # ONNX (like Caffe and PyTorch) divides alpha by the window; the manifest holds the paper's undivided alpha.
-    assert [(l["size"], l["alpha"], l["k"]) for l in manifest["layers"] if l["op"] == "lrn"] == [(5, 2e-5, 1.0)] * 2
+    assert [(layer["size"], layer["alpha"], layer["k"]) for layer in manifest["layers"] if layer["op"] == "lrn"] == [
+        (5, 2e-5, 1.0)
+    ] * 2
     x = torch.from_numpy(samples["inputs"].copy()).permute(0, 3, 1, 2)
     with torch.no_grad():
         want = source(x)
@@ -71,8 +73,8 @@ def test_the_lrn_of_a_graph_made_from_the_paper_model_maps_back_to_the_papers_al
     path = str(tmp_path / "paper.onnx")
     export_onnx(AlexNet(10, 67, width=0.0625), path, 67)
     model, _, _ = read_onnx(path)
-    lrn = [l for l in fold_and_quantize(model) if l["op"] == "lrn"]
-    assert [(l["alpha"], l["k"]) for l in lrn] == [(1e-4, 2.0)] * 2
+    lrn = [layer for layer in fold_and_quantize(model) if layer["op"] == "lrn"]
+    assert [(layer["alpha"], layer["k"]) for layer in lrn] == [(1e-4, 2.0)] * 2
 
 
 class _Residual(nn.Module):

@@ -43,7 +43,7 @@ def test_an_independent_nhwc_forward_of_the_package_reproduces_the_sample_logits
     assert manifest["layers"][-1] == {"op": "softmax"}
     assert manifest["quantization"]["convolutions"] == "int8"  # the default: our int8 kernels
     assert manifest["quantization"]["conv_activations"] == "7-bit-per-tensor-min-max"
-    assert [l.get("groups") for l in manifest["layers"] if l["op"] == "conv2d"] == [1, 2, 1, 2, 2]
+    assert [layer.get("groups") for layer in manifest["layers"] if layer["op"] == "conv2d"] == [1, 2, 1, 2, 2]
     assert weights["conv2.weight"].shape == (5, 5, 12, 64) and weights["fc6.weight"].shape[1] == 64 * 2 * 2
     tol = manifest["samples"]["tolerance"]
     for i in range(len(xs)):
@@ -74,15 +74,17 @@ def test_dequantised_weights_reproduce_the_simulated_logits(tmp_path):
     model, xs, out, _ = export_small(tmp_path, onnx=False)
     _, weights, samples = load_package(out)
     layers = fold_and_quantize(model)
-    for l in layers:
-        if l["op"] in ("conv2d", "dense"):
+    for layer in layers:
+        if layer["op"] in ("conv2d", "dense"):
             deq = (
-                weights[l["name"] + ".weight"].astype(np.float32)
-                * weights[l["name"] + ".scale"][
-                    (None,) * (weights[l["name"] + ".weight"].ndim - 1) if l["op"] == "conv2d" else (slice(None), None)
+                weights[layer["name"] + ".weight"].astype(np.float32)
+                * weights[layer["name"] + ".scale"][
+                    (None,) * (weights[layer["name"] + ".weight"].ndim - 1)
+                    if layer["op"] == "conv2d"
+                    else (slice(None), None)
                 ]
             )
-            ours = l["deq"].permute(2, 3, 1, 0).numpy() if l["op"] == "conv2d" else None
+            ours = layer["deq"].permute(2, 3, 1, 0).numpy() if layer["op"] == "conv2d" else None
             if ours is not None:
                 np.testing.assert_array_equal(deq, ours)
     assert samples["logits"].shape == (3, 10) and samples["inputs"].shape == (3, 99, 99, 3)
@@ -127,7 +129,7 @@ def test_a_torchvision_alexnet_state_dict_converts_into_an_imagenet_package(tmp_
     assert len(manifest["labels"]) == 1000 and manifest["labels"][0] == "tench"
     assert manifest["input"] == {"height": 224, "width": 224, "channels": 3}
     assert manifest["preprocess"]["resize"]["shorter_side"] == 256 and manifest["preprocess"]["color"] == "rgb"
-    assert [l["filters"] for l in manifest["layers"] if l["op"] == "conv2d"] == [64, 192, 384, 256, 256]
+    assert [layer["filters"] for layer in manifest["layers"] if layer["op"] == "conv2d"] == [64, 192, 384, 256, 256]
     assert weights["fc6.weight"].shape == (4096, 9216) and weights["fc6.weight"].dtype == np.int8
     ours = nhwc_forward(manifest, weights, samples["inputs"][0])
     np.testing.assert_allclose(ours, samples["logits"][0], atol=1e-4 * np.abs(samples["logits"][0]).max() + 1e-5)
@@ -138,9 +140,9 @@ def test_the_committed_worker_fixtures_are_valid_small_packages():
         out = os.path.join(ROOT, "test", "fixtures", name)
         manifest, weights, samples = load_package(out)
         assert manifest["id"] == name and manifest["preprocess"]["color"] == color
-        ops = {l["op"] for l in manifest["layers"]}
+        ops = {layer["op"] for layer in manifest["layers"]}
         assert ops == {"conv2d", "lrn", "maxpool", "flatten", "dense", "softmax"}
-        assert any(l.get("groups") == 2 for l in manifest["layers"])
+        assert any(layer.get("groups") == 2 for layer in manifest["layers"])
         assert sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)) < 200_000
         for i in range(manifest["samples"]["count"]):
             ours = nhwc_forward(manifest, weights, samples["inputs"][i])
