@@ -88,7 +88,7 @@ def request(url: str, data=None, ctype=None, key="", tries=20):
                 return json.load(r)
         except urllib.error.HTTPError as e:
             if e.code not in (429, 503):
-                raise SystemExit(f"error: {url} answered {e.code}: {e.read()[:300].decode(errors='replace')}")
+                raise SystemExit(f"error: {url} answered {e.code}: {e.read()[:300].decode(errors='replace')}") from e
             wait = float(e.headers.get("Retry-After") or 2)
             print(f"  {e.code}, waiting {wait:.0f} s as Retry-After says", flush=True)
             time.sleep(wait)
@@ -140,7 +140,7 @@ def main() -> int:
             chunk = picked[at : at + BATCH]
             body, ctype = multipart([encode(images[i], kind) for i in chunk])
             answer = request(args.url.rstrip("/") + "/v1/classify?top_k=1", body, ctype, args.api_key)
-            for i, result in zip(chunk, answer["results"]):
+            for _, result in zip(chunk, answer["results"], strict=True):  # one result per image sent
                 top1[kind].append(result["predictions"][0]["label"])
         if not args.json:
             print(f"  {kind}: {len(picked)} images sent ({time.time() - started:.0f} s)", flush=True)
@@ -148,8 +148,8 @@ def main() -> int:
     low, high = interval(manifest_top1, len(picked))
     rows = {}
     for kind in ENCODINGS:
-        acc = sum(p == t for p, t in zip(top1[kind], truth)) / len(picked)
-        same = sum(p == q for p, q in zip(top1[kind], top1["png"])) / len(picked)
+        acc = sum(p == t for p, t in zip(top1[kind], truth, strict=True)) / len(picked)
+        same = sum(p == q for p, q in zip(top1[kind], top1["png"], strict=True)) / len(picked)
         rows[kind] = {"top1": round(acc, 4), "same_top1_as_png": round(same, 4), "agrees": low <= acc <= high}
     result = {
         "model": model.get("id"),

@@ -50,7 +50,7 @@ def write_class_report(package_dir: str, confusion: torch.Tensor, labels: list) 
     with open(paths[1], "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["true \\ predicted"] + list(labels))
-        for label, row in zip(labels, confusion.tolist()):
+        for label, row in zip(labels, confusion.tolist(), strict=True):
             w.writerow([label] + [int(v) for v in row])
     write_confusion_png(paths[2], confusion, labels)
     return paths

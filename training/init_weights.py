@@ -76,7 +76,7 @@ def init_from_package(model: nn.Module, package_dir: str) -> list:
     if len(source) != len(targets):
         raise ValueError(f"{package_dir} has {len(source)} conv/dense layers, the model has {len(targets)}")
     fresh = []
-    for i, ((name, w, b), m) in enumerate(zip(source, targets)):
+    for i, ((name, w, b), m) in enumerate(zip(source, targets, strict=True)):
         if tuple(w.shape) != tuple(m.weight.shape):
             if i == len(targets) - 1:  # the head: another class count means a new head
                 fresh.append(name)
@@ -228,11 +228,11 @@ def choose_arch(model: nn.Module, path: str) -> dict:
     if len(convs) == 5 and len(dense) == 3 and kernels == (11, 5, 3, 3, 3):
         if not lrn and set(groups) == {1}:
             width = channels[0] / TV_CHANNELS[0]
-            if all(abs(c - n * width) <= 2 for c, n in zip(channels, TV_CHANNELS)):
+            if all(abs(c - n * width) <= 2 for c, n in zip(channels, TV_CHANNELS, strict=True)):
                 return {"arch": "alexnet-tv", "two_tower": False, "width": round(width, 4)}
         if lrn and groups in (TWO_TOWER_GROUPS, (1,) * 5):
             width = channels[0] / PAPER_CHANNELS[0]
-            if all(abs(c - n * width) <= 2 for c, n in zip(channels, PAPER_CHANNELS)):
+            if all(abs(c - n * width) <= 2 for c, n in zip(channels, PAPER_CHANNELS, strict=True)):
                 return {"arch": "alexnet", "two_tower": groups == TWO_TOWER_GROUPS, "width": round(width, 4)}
     raise ValueError(
         f"--init {path}: cannot choose --arch: {len(convs)} convolutions (kernels {list(kernels)}, channels "

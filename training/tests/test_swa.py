@@ -37,7 +37,7 @@ def test_the_weight_average_is_the_mean_of_the_weights_it_was_given():
     again.add(small_net(3))
     avg.add(small_net(3))
     assert again.count == avg.count == 4
-    for a, b in zip(again.model.parameters(), avg.model.parameters()):
+    for a, b in zip(again.model.parameters(), avg.model.parameters(), strict=True):
         assert torch.equal(a, b)
 
 

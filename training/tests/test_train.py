@@ -159,7 +159,7 @@ def test_two_processes_train_with_ddp_over_gloo_and_only_rank_0_writes(tmp_path)
         for r in range(2)
     ]
     outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (o, e) in zip(procs, outputs):
+    for p, (o, e) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, f"rank failed:\n{o[-2000:]}\n{e[-3000:]}"
     assert "2 process(es)" in outputs[0][0] and outputs[1][0] == ""  # only rank 0 prints and writes
     rows = read_history(out)
