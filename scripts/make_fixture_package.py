@@ -1,10 +1,11 @@
 """Write the Worker's test fixtures: two tiny model packages with every layer type of docs/model-package.md.
 
-  /usr/bin/python3 scripts/make_fixture_package.py            # writes test/fixtures/tiny-package/ and tiny-gray-package/
+  /usr/bin/python3 scripts/make_fixture_package.py   # writes test/fixtures/tiny-package/ and tiny-gray-package/
 
 Each is a 32x32x3 network with random seeded weights: conv2d 5x5/2 (padding 2) + ReLU, lrn, maxpool 3/2,
 conv2d 3x3 with groups=2 + ReLU, maxpool 2/2, flatten (a 3x3x16 map, so the NHWC column order matters),
-dense 32 + ReLU, dense 24 + ReLU, dense 10, softmax (lrn with a large alpha, see LRN_ALPHA); 4 samples with their logits in the served arithmetic.
+dense 32 + ReLU, dense 24 + ReLU, dense 10, softmax (lrn with a large alpha, see LRN_ALPHA); 4 samples with their
+logits in the served arithmetic.
 The last layer is scaled so the sample logits spread over a few units (top-1 is never a near tie).
 Deterministic: running it again rewrites the same bytes.
 """

@@ -35,9 +35,8 @@ def test_batch_norm_folds_into_the_preceding_layers_exactly():
     model.eval()
     layers = fold_and_quantize(model)
     assert not any(layer["op"] == "batchnorm" for layer in layers)
-    assert [layer["op"] for layer in layers].count("conv2d") == 5 and [layer["op"] for layer in layers].count(
-        "dense"
-    ) == 3
+    ops = [layer["op"] for layer in layers]
+    assert ops.count("conv2d") == 5 and ops.count("dense") == 3
     x = torch.randn(3, 3, 227, 227, generator=gen)
     with torch.no_grad():
         ref = model(x)
@@ -52,7 +51,10 @@ def test_paper_alexnet_trained_with_batch_norm_exports_the_paper_layers_with_the
     randomise_bn(model, gen)
     model.eval()
     layers = fold_and_quantize(model)
-    strip = lambda ls: [{k: v for k, v in layer.items() if not isinstance(v, torch.Tensor)} for layer in ls]
+
+    def strip(ls):
+        return [{k: v for k, v in layer.items() if not isinstance(v, torch.Tensor)} for layer in ls]
+
     assert strip(layers) == strip(fold_and_quantize(plain))  # the same served layers as the paper's AlexNet
     x = torch.randn(3, 3, 64, 64, generator=gen)
     with torch.no_grad():
