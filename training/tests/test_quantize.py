@@ -1,4 +1,5 @@
-"""BN folding is exact, quantization follows the doc, and the simulated dense and conv layers are the Worker's."""
+"""BN folding holds to float rounding, quantization follows the doc, the simulated dense and conv layers are the
+Worker's."""
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ def randomise_bn(model, gen):
             m.bias.data.copy_(torch.randn(n, generator=gen) * 0.3)
 
 
-def test_batch_norm_folds_into_the_preceding_layers_exactly():
+def test_batch_norm_folds_into_the_preceding_layers_to_float_rounding():
     gen = torch.Generator().manual_seed(0)
     model = build_model("alexnet-bn", 10, 227, width=0.25)
     randomise_bn(model, gen)
@@ -82,8 +83,8 @@ def test_the_simulated_dense_layer_matches_the_documented_integer_arithmetic():
         ref = numpy_dense(x[i].numpy(), q.numpy(), scale.numpy(), bias.numpy())
         np.testing.assert_allclose(ours[i].numpy(), ref, rtol=1e-6, atol=1e-6)
     assert torch.equal(ours[3], bias)
-    exact = x @ (q.float() * scale[:, None]).t() + bias
-    assert (ours - exact).abs().max() < 1e-3 * exact.abs().max()  # int16 activations: ~1e-4 relative
+    unrounded = x @ (q.float() * scale[:, None]).t() + bias
+    assert (ours - unrounded).abs().max() < 1e-3 * unrounded.abs().max()  # int16 activations: ~1e-4 relative
 
 
 def test_the_simulated_convolution_codes_its_input_as_documented_bit_for_bit():
@@ -111,8 +112,8 @@ def test_the_simulated_convolution_codes_its_input_as_documented_bit_for_bit():
             assert np.array_equal(ours[i], ref), (rule, i)
         assert np.array_equal(ours[2], np.broadcast_to(layer["bias"].numpy(), ours[2].shape))
     # min-max spends the codes on the range that occurs: closer to the float convolution than symmetric
-    exact = torch.nn.functional.conv2d(
+    unrounded = torch.nn.functional.conv2d(
         x, layer["q"].float() * layer["scale"].view(-1, 1, 1, 1), layer["bias"], stride=2, padding=2
     )
-    err = {rule: (conv_int8(x[:2], layer, rule) - exact[:2]).norm().item() for rule in (MIN_MAX, SYMMETRIC)}
+    err = {rule: (conv_int8(x[:2], layer, rule) - unrounded[:2]).norm().item() for rule in (MIN_MAX, SYMMETRIC)}
     assert err[MIN_MAX] < 0.8 * err[SYMMETRIC], err
