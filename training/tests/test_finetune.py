@@ -4,11 +4,14 @@ the last loaded, a new last layer for the folder's classes learning 10x faster, 
 import csv
 import os
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import run_train
 from onnx_sources import caffe_alexnet, tv_alexnet
 from tiny_images import CLASSES, make_image_folder
+from training.finetune import finetune_model, param_groups
 from training.onnx_export import export_onnx
 from training.package import load_package
 
@@ -87,3 +90,54 @@ def test_fine_tuning_an_onnx_graph_picks_the_two_tower_arch_and_exports_per_clas
         matrix = list(csv.reader(f))
     assert matrix[0][1:] == manifest["labels"] and sum(int(v) for row in matrix[1:] for v in row[1:]) == 12
     assert os.path.getsize(pkg + ".confusion.png") > 0 and samples["logits"].shape == (2, 3)
+
+
+def test_finetune_model_keeps_the_sources_layers_and_sizes_a_new_head():
+    source = tv_alexnet(0.0625, 67, 1000)
+    model, loaded, fresh = finetune_model(source, 4, 67, dropout=0.5)
+    assert loaded == ["features.0", "features.3", "features.6", "features.8", "features.10", "classifier.1",
+                      "classifier.4"] and fresh == ["classifier.6"]  # fmt: skip
+    for key, value in source.state_dict().items():
+        if not key.startswith("classifier.6"):
+            assert torch.equal(model.state_dict()[key], value), key
+    assert model.classifier[6].out_features == 4 and torch.all(model.classifier[6].bias == 0)
+    # at another input size fc6 no longer fits the feature map: it is new too
+    _, _, fresh_at_99 = finetune_model(source, 4, 99, dropout=0.5)
+    assert fresh_at_99 == ["classifier.1", "classifier.6"]
+
+
+def test_training_with_frozen_features_moves_only_the_dense_layers_and_the_head_fastest():
+    torch.manual_seed(0)
+    model, _, fresh = finetune_model(tv_alexnet(0.0625, 67, 1000), 2, 67, dropout=0.0)
+    groups, lines = param_groups(model, fresh, lr=0.1, ratio=10.0, freeze_features=True)
+    assert sorted((g["lr_mult"], len(g["params"])) for g in groups) == [(0.1, 4), (1.0, 2)]
+    assert len(lines) == 6 and lines[-1].endswith("(new)")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+    x = torch.randn(32, 3, 67, 67) * 20  # a narrow random network shrinks its input: keep the activations O(1)
+    with torch.no_grad():  # labels the frozen features carry: which side of a random plane they fall on
+        feats = model.features(x).flatten(1)
+        side = feats @ torch.randn(feats.shape[1])
+        y = (side > side.median()).long()
+    losses = []
+    for _ in range(100):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses  # it learns
+    after = model.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("features."))
+    moved = {k: (after[k] - before[k]).norm().item() for k in before if k.startswith("classifier.")}
+    assert all(v > 0 for v in moved.values())
+
+
+def test_without_new_layers_everything_learns_at_lr_and_nothing_left_is_an_error():
+    model = tv_alexnet(0.0625, 67, 10)
+    groups, _ = param_groups(model, [], lr=0.01, ratio=10.0, freeze_features=False)
+    assert [(g["lr"], g["lr_mult"], len(g["params"])) for g in groups] == [(0.01, 1.0, 16)]
+    head_only = torch.nn.Sequential()
+    head_only.features = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="no parameter is left to train"):
+        param_groups(head_only, [], lr=0.01, ratio=10.0, freeze_features=True)

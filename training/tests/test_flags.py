@@ -33,7 +33,11 @@ def test_help_texts_are_the_comments_continued_lines_joined_grouped_by_section()
 def test_flags_parse_with_the_defaults_types_and_booleans_both_ways():
     parser = make_parser(SOURCE, DEFAULTS, DOC)
     assert vars(parser.parse_args([])) == DEFAULTS
-    assert vars(parser.parse_args(["--size", "32", "--name", "y", "--no-fast"])) == {"size": 32, "name": "y", "fast": False}
+    assert vars(parser.parse_args(["--size", "32", "--name", "y", "--no-fast"])) == {
+        "size": 32,
+        "name": "y",
+        "fast": False,
+    }
     assert "the input side in pixels (default: 64)" in " ".join(parser.format_help().split())
 
 

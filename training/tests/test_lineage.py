@@ -22,7 +22,11 @@ def test_a_fresh_run_records_its_recipe_and_counts_its_epochs_and_seconds():
     history = [{"epoch": 1, "epoch_seconds": 10.04}, {"epoch": 2, "epoch_seconds": 20.02}]
     rec = lineage.training_record(config(note="first"), history, "cpu")
     assert (rec["arch"], rec["epochs"], rec["wall_seconds"], rec["device"], rec["note"]) == (
-        "alexnet", 2, 30.1, "cpu", "first"
+        "alexnet",
+        2,
+        30.1,
+        "cpu",
+        "first",
     )
     recipe = rec["recipe"]
     assert recipe["dropout"] == 0.5 and recipe["optimizer"] == "sgd"  # -1: the paper's own dropout
@@ -75,4 +79,3 @@ def test_a_chain_of_checkpoints_only_counts_the_history_it_carries():
     assert lineage.nearest_package(chain) is None and lineage.nearest_package(None) is None
     rec = lineage.training_record(config(init="b.pt"), [{"epoch_seconds": 1.0}] * 4, "cpu", chain)
     assert rec["epochs"] == 4 and rec["wall_seconds"] == 4.0
-

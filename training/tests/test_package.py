@@ -9,7 +9,6 @@ import torchvision
 
 from conftest import ROOT, run_train
 from nhwc_reference import forward as nhwc_forward
-from training import safetensors_io
 from training.data import FMNIST_LABELS, fmnist_preprocess
 from training.model import build_model
 from training.package import export_package, load_package
@@ -102,21 +101,6 @@ def test_the_manifest_records_exact_byte_lengths_and_hashes_and_a_tampered_file_
         load_package(out)
     with pytest.raises(FileExistsError, match="immutable"):
         export_small(tmp_path, onnx=False)
-
-
-def test_safetensors_round_trips_every_dtype_and_keeps_tensor_order():
-    tensors = {
-        "b": np.arange(6, dtype=np.float32).reshape(2, 3),
-        "a": np.array([-128, 127], np.int8),
-        "c": np.array([1, 2], np.int64),
-        "d": np.zeros(0, np.float32),
-    }
-    back, meta = safetensors_io.parse(safetensors_io.serialize(tensors, {"format": "x"}))
-    assert list(back) == ["b", "a", "c", "d"] and meta == {"format": "x"}
-    for k in tensors:
-        assert back[k].dtype == tensors[k].dtype and np.array_equal(back[k], tensors[k])
-    blob = safetensors_io.serialize(tensors)
-    assert (8 + int.from_bytes(blob[:8], "little")) % 8 == 0  # data starts 8-byte aligned
 
 
 def test_a_torchvision_alexnet_state_dict_converts_into_an_imagenet_package(tmp_path):

@@ -70,5 +70,8 @@ def test_step_divides_by_ten_every_step_epochs_and_cosine_has_no_scheduler():
         step_scheduler(scheduler, 0.0)
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs == pytest.approx([1.0, 0.1, 0.1, 0.01])
-    assert make_scheduler(config(schedule="cosine"), opt) is None and make_scheduler(config(schedule="cyclic"), opt) is None
+    assert (
+        make_scheduler(config(schedule="cosine"), opt) is None
+        and make_scheduler(config(schedule="cyclic"), opt) is None
+    )
     step_scheduler(None, 0.0)  # nothing to step

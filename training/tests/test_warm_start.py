@@ -57,7 +57,9 @@ def export_small(tmp_path, name="small-v1", batch_norm=False):
     model = start_model(train_config(**SMALL, batch_norm=batch_norm), 10, images()).model.eval()
     xs = torch.stack([x for x, _ in images(2)])
     training = {"epochs": 4, "wall_seconds": 8.0, "recipe": {"lr": 0.05}}
-    export_package(model, str(tmp_path / name), name, 64, fmnist_preprocess(64), FMNIST_LABELS, xs, {}, training, onnx=False)
+    export_package(
+        model, str(tmp_path / name), name, 64, fmnist_preprocess(64), FMNIST_LABELS, xs, {}, training, onnx=False
+    )
     return model, str(tmp_path / name)
 
 
