@@ -18,8 +18,8 @@ An encoding agrees when its top-1 lies within the 95% binomial interval of the m
 sample of this size (measured on all 10,000 images, so the sample's own error is the only spread expected).
 Exits 1 if any encoding does not agree, 2 on a usage or connection error. Needs PIL and numpy (Debian's).
 """
+
 import argparse
-import base64
 import io
 import json
 import math
@@ -67,8 +67,10 @@ def multipart(parts: list) -> tuple:
     boundary = uuid.uuid4().hex
     body = io.BytesIO()
     for i, (data, ctype) in enumerate(parts):
-        body.write(f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{i}\"\r\n"
-                   f"Content-Type: {ctype}\r\n\r\n".encode())
+        body.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{i}"\r\n'
+            f"Content-Type: {ctype}\r\n\r\n".encode()
+        )
         body.write(data)
         body.write(b"\r\n")
     body.write(f"--{boundary}--\r\n".encode())
@@ -86,7 +88,7 @@ def request(url: str, data=None, ctype=None, key="", tries=20):
                 return json.load(r)
         except urllib.error.HTTPError as e:
             if e.code not in (429, 503):
-                raise SystemExit(f"error: {url} answered {e.code}: {e.read()[:300].decode(errors='replace')}")
+                raise SystemExit(f"error: {url} answered {e.code}: {e.read()[:300].decode(errors='replace')}") from e
             wait = float(e.headers.get("Retry-After") or 2)
             print(f"  {e.code}, waiting {wait:.0f} s as Retry-After says", flush=True)
             time.sleep(wait)
@@ -99,13 +101,19 @@ def interval(p: float, n: int) -> tuple:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--url", default="http://127.0.0.1:8787", help="the Worker (default: npm start's)")
     ap.add_argument("--count", type=int, default=400, help="test images in the sample (default 400)")
     ap.add_argument("--seed", type=int, default=20261202, help="which test images (default 20261202)")
-    ap.add_argument("--api-key", default=os.environ.get("ALEXNET_EDGE_API_KEY", ""),
-                    help="Bearer key, if the Worker has API_KEYS (default: $ALEXNET_EDGE_API_KEY, else none)")
+    ap.add_argument(
+        "--api-key",
+        default=os.environ.get("ALEXNET_EDGE_API_KEY", ""),
+        help="Bearer key, if the Worker has API_KEYS (default: $ALEXNET_EDGE_API_KEY, else none)",
+    )
     ap.add_argument("--fmnist-dir", default=FMNIST_DIR, help=f"Fashion-MNIST IDX files (default {FMNIST_DIR})")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = ap.parse_args()
@@ -118,8 +126,10 @@ def main() -> int:
         return 2
     manifest_top1 = (model.get("metrics") or {}).get("top1_int8")
     if model.get("labels") != FMNIST_LABELS or manifest_top1 is None:
-        print(f"error: the served model {model.get('id')} is not a Fashion-MNIST model with a measured top1_int8",
-              file=sys.stderr)
+        print(
+            f"error: the served model {model.get('id')} is not a Fashion-MNIST model with a measured top1_int8",
+            file=sys.stderr,
+        )
         return 2
     images, labels = load_fmnist(args.fmnist_dir, "test")
     picked = random.Random(args.seed).sample(range(len(labels)), min(args.count, len(labels)))
@@ -127,10 +137,10 @@ def main() -> int:
     started = time.time()
     for kind in ENCODINGS:
         for at in range(0, len(picked), BATCH):
-            chunk = picked[at:at + BATCH]
+            chunk = picked[at : at + BATCH]
             body, ctype = multipart([encode(images[i], kind) for i in chunk])
             answer = request(args.url.rstrip("/") + "/v1/classify?top_k=1", body, ctype, args.api_key)
-            for i, result in zip(chunk, answer["results"]):
+            for _, result in zip(chunk, answer["results"], strict=True):  # one result per image sent
                 top1[kind].append(result["predictions"][0]["label"])
         if not args.json:
             print(f"  {kind}: {len(picked)} images sent ({time.time() - started:.0f} s)", flush=True)
@@ -138,19 +148,29 @@ def main() -> int:
     low, high = interval(manifest_top1, len(picked))
     rows = {}
     for kind in ENCODINGS:
-        acc = sum(p == t for p, t in zip(top1[kind], truth)) / len(picked)
-        same = sum(p == q for p, q in zip(top1[kind], top1["png"])) / len(picked)
+        acc = sum(p == t for p, t in zip(top1[kind], truth, strict=True)) / len(picked)
+        same = sum(p == q for p, q in zip(top1[kind], top1["png"], strict=True)) / len(picked)
         rows[kind] = {"top1": round(acc, 4), "same_top1_as_png": round(same, 4), "agrees": low <= acc <= high}
-    result = {"model": model.get("id"), "manifest_top1_int8": manifest_top1, "count": len(picked),
-              "seed": args.seed, "interval_95": [round(low, 4), round(high, 4)], "encodings": rows}
+    result = {
+        "model": model.get("id"),
+        "manifest_top1_int8": manifest_top1,
+        "count": len(picked),
+        "seed": args.seed,
+        "interval_95": [round(low, 4), round(high, 4)],
+        "encodings": rows,
+    }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{model.get('id')}: manifest int8 top-1 {manifest_top1:.4f} on 10,000; on this sample of "
-              f"{len(picked)} the 95% interval is {low:.4f}-{high:.4f}")
+        print(
+            f"{model.get('id')}: manifest int8 top-1 {manifest_top1:.4f} on 10,000; on this sample of "
+            f"{len(picked)} the 95% interval is {low:.4f}-{high:.4f}"
+        )
         for kind, r in rows.items():
-            print(f"  {kind:14s} top-1 {r['top1']:.4f}  same top-1 as png {r['same_top1_as_png']:.4f}  "
-                  f"{'agrees' if r['agrees'] else 'DOES NOT AGREE'}")
+            print(
+                f"  {kind:14s} top-1 {r['top1']:.4f}  same top-1 as png {r['same_top1_as_png']:.4f}  "
+                f"{'agrees' if r['agrees'] else 'DOES NOT AGREE'}"
+            )
     return 0 if all(r["agrees"] for r in rows.values()) else 1
 
 

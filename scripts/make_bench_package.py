@@ -6,6 +6,7 @@ The paper's one-tower AlexNet at 224x224x3 with 1000 classes (62.4 M parameters)
 written by the same exporter as a trained model (training/package.py), with 2 random sample inputs and their
 served-arithmetic logits, the 1000 ImageNet labels, and `<dir>.onnx` beside it unless --no-onnx. Overwrites.
 """
+
 import argparse
 import os
 import sys
@@ -32,15 +33,32 @@ def main() -> None:
     model = build_model("alexnet", 1000, 224, two_tower=args.two_tower).eval()
     xs = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(args.seed + 1))
     model_id = os.path.basename(os.path.normpath(args.out))
-    export_package(model, args.out, model_id, 224, folder_preprocess(224), imagenet_labels(), xs,
-                   metrics={"dataset": "none: random weights, for benchmarks"},
-                   training={"arch": "alexnet", "two_tower": args.two_tower, "epochs": 0, "seed": args.seed,
-                             "device": "cpu", "torch": torch.__version__.split("+")[0],
-                             "note": "random weights written by scripts/make_bench_package.py"},
-                   overwrite=True, onnx=args.onnx)
+    export_package(
+        model,
+        args.out,
+        model_id,
+        224,
+        folder_preprocess(224),
+        imagenet_labels(),
+        xs,
+        metrics={"dataset": "none: random weights, for benchmarks"},
+        training={
+            "arch": "alexnet",
+            "two_tower": args.two_tower,
+            "epochs": 0,
+            "seed": args.seed,
+            "device": "cpu",
+            "torch": torch.__version__.split("+")[0],
+            "note": "random weights written by scripts/make_bench_package.py",
+        },
+        overwrite=True,
+        onnx=args.onnx,
+    )
     size = os.path.getsize(os.path.join(args.out, "weights.safetensors"))
-    print(f"wrote {args.out}: {count_parameters(model):,} parameters, weights {size / 2**20:.1f} MiB, "
-          f"{time.time() - t0:.1f}s")
+    print(
+        f"wrote {args.out}: {count_parameters(model):,} parameters, weights {size / 2**20:.1f} MiB, "
+        f"{time.time() - t0:.1f}s"
+    )
 
 
 if __name__ == "__main__":

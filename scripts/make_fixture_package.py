@@ -1,13 +1,15 @@
 """Write the Worker's test fixtures: two tiny model packages with every layer type of docs/model-package.md.
 
-  /usr/bin/python3 scripts/make_fixture_package.py            # writes test/fixtures/tiny-package/ and tiny-gray-package/
+  /usr/bin/python3 scripts/make_fixture_package.py   # writes test/fixtures/tiny-package/ and tiny-gray-package/
 
 Each is a 32x32x3 network with random seeded weights: conv2d 5x5/2 (padding 2) + ReLU, lrn, maxpool 3/2,
 conv2d 3x3 with groups=2 + ReLU, maxpool 2/2, flatten (a 3x3x16 map, so the NHWC column order matters),
-dense 32 + ReLU, dense 24 + ReLU, dense 10, softmax (lrn with a large alpha, see LRN_ALPHA); 4 samples with their logits in the served arithmetic.
+dense 32 + ReLU, dense 24 + ReLU, dense 10, softmax (lrn with a large alpha, see LRN_ALPHA); 4 samples with their
+logits in the served arithmetic.
 The last layer is scaled so the sample logits spread over a few units (top-1 is never a near tie).
 Deterministic: running it again rewrites the same bytes.
 """
+
 import os
 import sys
 
@@ -31,12 +33,20 @@ class TinyNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 5, stride=2, padding=2), nn.ReLU(),
-            nn.LocalResponseNorm(5, alpha=LRN_ALPHA * 5, beta=0.75, k=2.0), nn.MaxPool2d(3, 2),   # 16 -> 7
-            nn.Conv2d(8, 16, 3, padding=1, groups=2), nn.ReLU(), nn.MaxPool2d(2, 2),              # 7 -> 3
+            nn.Conv2d(3, 8, 5, stride=2, padding=2),
+            nn.ReLU(),
+            nn.LocalResponseNorm(5, alpha=LRN_ALPHA * 5, beta=0.75, k=2.0),
+            nn.MaxPool2d(3, 2),  # 16 -> 7
+            nn.Conv2d(8, 16, 3, padding=1, groups=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),  # 7 -> 3
         )
         self.classifier = nn.Sequential(
-            nn.Linear(16 * 3 * 3, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(), nn.Linear(24, len(LABELS)),
+            nn.Linear(16 * 3 * 3, 32),
+            nn.ReLU(),
+            nn.Linear(32, 24),
+            nn.ReLU(),
+            nn.Linear(24, len(LABELS)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,15 +73,37 @@ def make(model_id: str, color: str, seed: int) -> None:
         spread = model(xs).std().item()
         last.weight.mul_(LOGIT_STD / spread)
         last.bias.mul_(LOGIT_STD / spread)
-    preprocess = {"color": color, "background": [0, 0, 0], "resize": {"shorter_side": SIZE, "filter": "bilinear"},
-                  "crop": {"mode": "center", "height": SIZE, "width": SIZE}, "scale": 255, "mean": mean, "std": std}
+    preprocess = {
+        "color": color,
+        "background": [0, 0, 0],
+        "resize": {"shorter_side": SIZE, "filter": "bilinear"},
+        "crop": {"mode": "center", "height": SIZE, "width": SIZE},
+        "scale": 255,
+        "mean": mean,
+        "std": std,
+    }
     out = os.path.join(ROOT, model_id)
     manifest = export_package(
-        model, out, model_id, SIZE, preprocess, LABELS, xs,
+        model,
+        out,
+        model_id,
+        SIZE,
+        preprocess,
+        LABELS,
+        xs,
         metrics={"dataset": "none: random weights, a test fixture"},
-        training={"arch": "tiny-fixture", "epochs": 0, "seed": seed, "device": "cpu", "date": "2026-11-27",
-                  "torch": torch.__version__.split("+")[0], "note": "written by scripts/make_fixture_package.py"},
-        overwrite=True, onnx=False)
+        training={
+            "arch": "tiny-fixture",
+            "epochs": 0,
+            "seed": seed,
+            "device": "cpu",
+            "date": "2026-11-27",
+            "torch": torch.__version__.split("+")[0],
+            "note": "written by scripts/make_fixture_package.py",
+        },
+        overwrite=True,
+        onnx=False,
+    )
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     print(f"wrote {out} ({size} bytes, {len(manifest['layers'])} layers)")
 

@@ -9,6 +9,7 @@ Writes test/fixtures/images/*.{jpg,png,gif,webp,bmp,f32} and test/fixtures/image
 same bytes as base64: the tests run inside workerd, which cannot read files, and binary imports would need a
 bundler rule. Deterministic: running it twice writes the same bytes. Keep the total under 1 MB.
 """
+
 import base64
 import io
 import json
@@ -23,8 +24,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "images")
-W, H = 48, 32                      # the "quadrants" picture: small, and wider than tall
-BACKGROUND = (30, 60, 90)          # what the alpha fixtures are composited over in the tests
+W, H = 48, 32  # the "quadrants" picture: small, and wider than tall
+BACKGROUND = (30, 60, 90)  # what the alpha fixtures are composited over in the tests
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -32,10 +33,10 @@ def quadrants(w=W, h=H) -> np.ndarray:
     """Four flat colours and a grey bar: wrong channel order, orientation or palette shows at once."""
     a = np.zeros((h, w, 3), np.uint8)
     a[: h // 2, : w // 2] = (220, 40, 40)
-    a[: h // 2, w // 2:] = (40, 200, 60)
-    a[h // 2:, : w // 2] = (40, 60, 210)
-    a[h // 2:, w // 2:] = (240, 230, 120)
-    a[h // 2 - 2: h // 2 + 2, w // 4: 3 * w // 4] = (128, 128, 128)
+    a[: h // 2, w // 2 :] = (40, 200, 60)
+    a[h // 2 :, : w // 2] = (40, 60, 210)
+    a[h // 2 :, w // 2 :] = (240, 230, 120)
+    a[h // 2 - 2 : h // 2 + 2, w // 4 : 3 * w // 4] = (128, 128, 128)
     return a
 
 
@@ -43,7 +44,7 @@ def alpha_plane(w=W, h=H) -> np.ndarray:
     """Opaque, transparent and two partial alphas, one per quadrant row band, plus a horizontal ramp."""
     a = np.tile(np.linspace(0, 255, w).astype(np.uint8), (h, 1))
     a[: h // 4] = 255
-    a[h // 4: h // 2, : w // 3] = 0
+    a[h // 4 : h // 2, : w // 3] = 0
     return a
 
 
@@ -106,6 +107,7 @@ def filter_line(line: bytes, prev, kind: int, bpp: int) -> bytes:
 def sub_rows(arr: np.ndarray, pack):
     def rows(x0, dx, y0, dy):
         return [pack(arr[y, x0::dx]) for y in range(y0, arr.shape[0], dy)]
+
     return rows
 
 
@@ -140,7 +142,7 @@ def reference_tensor(rgb: np.ndarray, pre: dict, channels: int) -> np.ndarray:
     x = F.interpolate(x, size=(oh, ow), mode="bilinear", align_corners=False, antialias=True)
     ch, cw = pre["crop"]["height"], pre["crop"]["width"]
     top, left = int(round((oh - ch) / 2.0)), int(round((ow - cw) / 2.0))
-    x = x[0, :, top: top + ch, left: left + cw]
+    x = x[0, :, top : top + ch, left : left + cw]
     x = x.expand(channels, -1, -1) if x.shape[0] == 1 else x
     mean = torch.tensor(pre["mean"]).view(-1, 1, 1)
     std = torch.tensor(pre["std"]).view(-1, 1, 1)
@@ -149,8 +151,15 @@ def reference_tensor(rgb: np.ndarray, pre: dict, channels: int) -> np.ndarray:
 
 
 def preprocess(color, shorter, crop, mean, std, bg=(0, 0, 0)) -> dict:
-    return {"color": color, "background": list(bg), "resize": {"shorter_side": shorter, "filter": "bilinear"},
-            "crop": {"mode": "center", "height": crop, "width": crop}, "scale": 255, "mean": mean, "std": std}
+    return {
+        "color": color,
+        "background": list(bg),
+        "resize": {"shorter_side": shorter, "filter": "bilinear"},
+        "crop": {"mode": "center", "height": crop, "width": crop},
+        "scale": 255,
+        "mean": mean,
+        "std": std,
+    }
 
 
 def main() -> int:
@@ -179,8 +188,14 @@ def main() -> int:
     files["png-grey16.png"] = png_raw(W, H, 16, 0, sub_rows(grey16, lambda r: r.astype(">u2").tobytes()))
     files["png-rgb-interlaced.png"] = png_raw(W, H, 8, 2, sub_rows(q, lambda r: r.tobytes()), interlace=1)
     grey2 = (grey // 64).astype(np.uint8)  # 2-bit grey, 4 pixels a byte, interlaced
-    files["png-grey2-interlaced.png"] = png_raw(W, H, 2, 0, sub_rows(grey2, lambda r: np.packbits(
-        np.unpackbits(r[:, None], axis=1)[:, 6:].reshape(-1)).tobytes()), interlace=1)
+    files["png-grey2-interlaced.png"] = png_raw(
+        W,
+        H,
+        2,
+        0,
+        sub_rows(grey2, lambda r: np.packbits(np.unpackbits(r[:, None], axis=1)[:, 6:].reshape(-1)).tobytes()),
+        interlace=1,
+    )
     for name, data in files.items():
         decoded[name] = pillow_rgb(data)
     # Pillow reads 16-bit grey as mode "I" and clips it to white on convert("RGB"): the reference is the
@@ -204,8 +219,9 @@ def main() -> int:
     bad[sof + 9] = 7  # seven components in the frame header: libjpeg stops with a fatal error
     files["jpeg-corrupt.jpg"] = bytes(bad)
     sof = files["jpeg-baseline.jpg"].index(b"\xff\xc0")
-    files["jpeg-forged-huge.jpg"] = (files["jpeg-baseline.jpg"][: sof + 5] + struct.pack(">HH", 65000, 65000)
-                                     + files["jpeg-baseline.jpg"][sof + 9:])
+    files["jpeg-forged-huge.jpg"] = (
+        files["jpeg-baseline.jpg"][: sof + 5] + struct.pack(">HH", 65000, 65000) + files["jpeg-baseline.jpg"][sof + 9 :]
+    )
     files["png-forged-huge.png"] = png_raw(65000, 65000, 8, 2, None, idat=zlib.compress(b"\x00" * 1000))
     files["png-forged-short.png"] = png_raw(1000, 1000, 8, 2, None, idat=zlib.compress(b"\x00" * 3001 * 10))
     good_png = files["png-rgb.png"]
@@ -224,21 +240,31 @@ def main() -> int:
 
     # Parity with training: real photographs (scikit-image, CC0), preprocessed by torch from Pillow's decode.
     import skimage.data
-    coffee = Image.fromarray(skimage.data.coffee())          # 600x400, CC0 (Rachel Michetti)
-    chelsea = Image.fromarray(skimage.data.chelsea())        # 451x300, CC0 (Stefan van der Walt)
+
+    coffee = Image.fromarray(skimage.data.coffee())  # 600x400, CC0 (Rachel Michetti)
+    chelsea = Image.fromarray(skimage.data.chelsea())  # 451x300, CC0 (Stefan van der Walt)
     small = coffee.resize((90, 60), Image.Resampling.LANCZOS)
     alpha = Image.fromarray(np.tile(np.linspace(0, 255, 90).astype(np.uint8), (60, 1)))
     cases = {
         # exact decode, so the difference is the resize and normalisation arithmetic alone
         "parity-rgb.png": (encode(small, "PNG"), preprocess("rgb", 37, 32, IMAGENET_MEAN, IMAGENET_STD), 3),
-        "parity-rgba.png": (encode(Image.merge("RGBA", (*small.split(), alpha)), "PNG"),
-                            preprocess("rgb", 40, 36, IMAGENET_MEAN, IMAGENET_STD, bg=(255, 128, 0)), 3),
+        "parity-rgba.png": (
+            encode(Image.merge("RGBA", (*small.split(), alpha)), "PNG"),
+            preprocess("rgb", 40, 36, IMAGENET_MEAN, IMAGENET_STD, bg=(255, 128, 0)),
+            3,
+        ),
         # full-scale JPEG decode (ceil(34 * 7/8) = 30 < 31): libjpeg-turbo 2.0 (ours) against Pillow's libjpeg-turbo
-        "parity-gray.jpg": (encode(chelsea.resize((51, 34), Image.Resampling.LANCZOS), "JPEG", quality=90),
-                            preprocess("gray", 31, 28, [0.286] * 3, [0.353] * 3), 3),
+        "parity-gray.jpg": (
+            encode(chelsea.resize((51, 34), Image.Resampling.LANCZOS), "JPEG", quality=90),
+            preprocess("gray", 31, 28, [0.286] * 3, [0.353] * 3),
+            3,
+        ),
         # DCT-scaled decode (2/8: 150x100) against Pillow's full 600x400 decode
-        "parity-scaled.jpg": (encode(coffee, "JPEG", quality=90),
-                              preprocess("rgb", 64, 56, IMAGENET_MEAN, IMAGENET_STD), 3),
+        "parity-scaled.jpg": (
+            encode(coffee, "JPEG", quality=90),
+            preprocess("rgb", 64, 56, IMAGENET_MEAN, IMAGENET_STD),
+            3,
+        ),
     }
     for name, (data, pre, channels) in cases.items():
         files[name] = data
@@ -246,15 +272,21 @@ def main() -> int:
         crop = pre["crop"]
         f32 = name.rsplit(".", 1)[0] + ".f32"
         files[f32] = t.tobytes()
-        parity[name] = {"preprocess": pre, "input": {"height": crop["height"], "width": crop["width"],
-                                                     "channels": channels}, "expected": f32}
+        parity[name] = {
+            "preprocess": pre,
+            "input": {"height": crop["height"], "width": crop["width"], "channels": channels},
+            "expected": f32,
+        }
 
     total = 0
     for name, data in sorted(files.items()):
         with open(os.path.join(OUT, name), "wb") as f:
             f.write(data)
         total += len(data)
-    b64 = lambda b: base64.b64encode(b).decode()
+
+    def b64(b: bytes) -> str:
+        return base64.b64encode(b).decode()
+
     lines = [
         "// Generated by scripts/make_image_fixtures.py: do not edit, run the script.",
         "// The fixture files as base64 (workerd tests cannot read files), what Pillow decodes each to, and the",
@@ -268,16 +300,22 @@ def main() -> int:
         *[f'  "{n}": "{b64(d)}",' for n, d in sorted(files.items()) if not n.endswith(".f32")],
         "};",
         "",
-        "/** Pillow's RGB decode (training's load_rgb; EXIF applied; alpha over BACKGROUND): [height, width, base64]. */",
+        "/** Pillow's RGB decode (training's load_rgb; EXIF applied; alpha over BACKGROUND): "
+        "[height, width, base64]. */",
         "export const decoded: Record<string, [number, number, string]> = {",
-        *[f'  "{n}": [{a.shape[0]}, {a.shape[1]}, "{b64(np.ascontiguousarray(a).tobytes())}"],'
-          for n, a in sorted(decoded.items())],
+        *[
+            f'  "{n}": [{a.shape[0]}, {a.shape[1]}, "{b64(np.ascontiguousarray(a).tobytes())}"],'
+            for n, a in sorted(decoded.items())
+        ],
         "};",
         "",
         "/** Reference tensors (little-endian float32, HWC) and the preprocessing that made them. */",
         "export const parity: Record<string, { preprocess: Preprocess; input: InputShape; expected: string }> = {",
-        *[f'  "{n}": {{ preprocess: {json.dumps(p["preprocess"])}, input: {json.dumps(p["input"])}, '
-          f'expected: "{b64(files[p["expected"]])}" }},' for n, p in sorted(parity.items())],
+        *[
+            f'  "{n}": {{ preprocess: {json.dumps(p["preprocess"])}, input: {json.dumps(p["input"])}, '
+            f'expected: "{b64(files[p["expected"]])}" }},'
+            for n, p in sorted(parity.items())
+        ],
         "};",
         "",
     ]

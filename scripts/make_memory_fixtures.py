@@ -9,6 +9,7 @@ Usage (from the repository root; needs Pillow and numpy, as Debian 12 ships them
 Writes test/fixtures/images/memory.ts (base64: the tests run inside workerd, which cannot read files).
 Deterministic: running it twice writes the same bytes.
 """
+
 import base64
 import io
 import os

@@ -14,6 +14,7 @@ Beside each converted package, source-logits.safetensors holds the source PyTorc
 package's sample inputs: the Worker's int8 answer is checked against the framework the graph came from.
 Deterministic: running it again rewrites the same bytes.
 """
+
 import os
 import shutil
 import subprocess
@@ -37,8 +38,16 @@ LABELS = [f"class-{i}" for i in range(10)]
 
 
 def train(*args):
-    cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--threads", "2", "--samples", "2",
-           "--no-onnx", *args]
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "scripts", "train.py"),
+        "--threads",
+        "2",
+        "--samples",
+        "2",
+        "--no-onnx",
+        *args,
+    ]
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
@@ -47,8 +56,11 @@ def write_source_logits(package: str, model: torch.nn.Module) -> None:
     x = torch.from_numpy(samples["inputs"].copy()).permute(0, 3, 1, 2)
     with torch.no_grad():
         logits = model.eval()(x)
-    safetensors_io.write(os.path.join(package, "source-logits.safetensors"), {"logits": logits},
-                         {"source": "the PyTorch model the ONNX graph was exported from, fp32"})
+    safetensors_io.write(
+        os.path.join(package, "source-logits.safetensors"),
+        {"logits": logits},
+        {"source": "the PyTorch model the ONNX graph was exported from, fp32"},
+    )
 
 
 def main():
@@ -68,9 +80,24 @@ def main():
         pth = os.path.join(tmp, "alexnet.pth")
         torch.save(tv.state_dict(), pth)
         for name, source in (("finetune-pth", pth), ("finetune-onnx", os.path.join(tmp, "onnx-caffe.onnx"))):
-            train("--dataset", images, "--init", source, "--input-size", str(FINETUNE_SIZE), "--epochs", "1",
-                  "--batch-size", "10", "--workers", "0", "--out", os.path.join(tmp, "run-" + name),
-                  "--export-dir", os.path.join(OUT, name))
+            train(
+                "--dataset",
+                images,
+                "--init",
+                source,
+                "--input-size",
+                str(FINETUNE_SIZE),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "10",
+                "--workers",
+                "0",
+                "--out",
+                os.path.join(tmp, "run-" + name),
+                "--export-dir",
+                os.path.join(OUT, name),
+            )
             for extra in (".classes.csv", ".confusion.csv", ".confusion.png"):
                 os.remove(os.path.join(OUT, name + extra))  # the reports are tested in Python, not needed here
 

@@ -9,6 +9,7 @@
   sources and licences in samples/photos/LICENSES.md. These are outside what the default Fashion-MNIST
   model knows (samples/README.md says what they are for).
 """
+
 import os
 import shutil
 import sys
@@ -23,6 +24,7 @@ FMNIST_CLASSES = ["Ankle boot", "T-shirt/top", "Trouser", "Bag", "Sneaker", "Dre
 SKIMAGE = "/usr/lib/python3/dist-packages/skimage/data"
 GRACE_HOPPER = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"
 
+# Markdown table rows are one line each, however long: the line-length rule is waived for this string.
 LICENSES = """# Sample photographs: sources and licences
 
 | file | source (Debian package, path) | licence |
@@ -33,7 +35,7 @@ LICENSES = """# Sample photographs: sources and licences
 | grace_hopper.jpg | python-matplotlib-data, `mpl-data/sample_data/grace_hopper.jpg`: official U.S. Navy portrait of Commodore Grace M. Hopper | a work of the U.S. federal government, public domain in the United States; Debian ships it under matplotlib's licence (`/usr/share/doc/python-matplotlib-data/copyright`, `Files: *`) |
 
 The PNGs were re-encoded as JPEG (quality 92) by `scripts/make_sample_images.py`; grace_hopper.jpg is copied as is.
-"""
+"""  # noqa: E501
 
 
 def slug(label: str) -> str:

@@ -11,6 +11,7 @@ Worker's decoder is built from; also numpy and torch):
 Writes test/fixtures/images/webp/*.webp and test/fixtures/images/webp.ts (base64, as index.ts: the tests run
 inside workerd, which cannot read files). Deterministic: running it twice writes the same bytes.
 """
+
 import base64
 import io
 import json
@@ -22,8 +23,17 @@ import numpy as np
 from PIL import Image, features
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_image_fixtures import (BACKGROUND, IMAGENET_MEAN, IMAGENET_STD, alpha_plane, encode, pillow_rgb,  # noqa: E402
-                                 preprocess, quadrants, reference_tensor)
+from make_image_fixtures import (
+    BACKGROUND,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    alpha_plane,
+    encode,
+    pillow_rgb,  # noqa: E402
+    preprocess,
+    quadrants,
+    reference_tensor,
+)
 from make_memory_fixtures import picture  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -74,9 +84,20 @@ def main() -> int:
     files["webp-12mp.webp"] = encode(Image.fromarray(quadrants(4032, 3024)), "WEBP", quality=75)
     files["webp-lossless-1mp.webp"] = encode(Image.fromarray(quadrants(1000, 1000)), "WEBP", lossless=True)
     # Real photographs for the cost model: lossless Huffman tables and transforms sized by real content.
-    files["webp-photo-lossless.webp"] = encode(photo("coffee.jpg").resize((210, 140), Image.Resampling.LANCZOS), "WEBP", lossless=True)
-    files["webp-photo-alpha.webp"] = encode(Image.merge("RGBA", (*photo("chelsea.jpg").split(),
-        Image.fromarray(np.tile(np.linspace(0, 255, 451).astype(np.uint8), (300, 1))))), "WEBP", quality=80)
+    files["webp-photo-lossless.webp"] = encode(
+        photo("coffee.jpg").resize((210, 140), Image.Resampling.LANCZOS), "WEBP", lossless=True
+    )
+    files["webp-photo-alpha.webp"] = encode(
+        Image.merge(
+            "RGBA",
+            (
+                *photo("chelsea.jpg").split(),
+                Image.fromarray(np.tile(np.linspace(0, 255, 451).astype(np.uint8), (300, 1))),
+            ),
+        ),
+        "WEBP",
+        quality=80,
+    )
 
     # Shapes that size libwebp's row buffers and rescaler differently, for the cost model (photo-like
     # gradients with noise, as make_memory_fixtures.py draws them).
@@ -94,26 +115,47 @@ def main() -> int:
     files["webp-corrupt.webp"] = bytes(lossless)
     vp8 = good.index(b"VP8 ") + 8
     forged = bytearray(good)
-    forged[vp8 + 6: vp8 + 10] = struct.pack("<HH", 16383, 16383)  # 268 MP: over every limit
+    forged[vp8 + 6 : vp8 + 10] = struct.pack("<HH", 16383, 16383)  # 268 MP: over every limit
     files["webp-forged-huge.webp"] = bytes(forged)
     frames = [Image.fromarray(q), Image.fromarray(q[::-1].copy())]
-    files["webp-animated.webp"] = encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100, quality=80)
+    files["webp-animated.webp"] = encode(
+        frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100, quality=80
+    )
     # VP8X (no flags) with a 48x32 canvas (stored as size - 1, 24 bits each) and no image chunk at all.
-    files["webp-vp8x-no-image.webp"] = riff(chunk(b"VP8X", bytes(4) + struct.pack("<I", 47)[:3] + struct.pack("<I", 31)[:3]))
+    files["webp-vp8x-no-image.webp"] = riff(
+        chunk(b"VP8X", bytes(4) + struct.pack("<I", 47)[:3] + struct.pack("<I", 31)[:3])
+    )
     for name in ["webp-truncated.webp", "webp-corrupt.webp", "webp-vp8x-no-image.webp"]:
         if not undecodable(files[name]):
             print(f"{name} decodes in Pillow: make it broken", file=sys.stderr)
             return 1
 
     # Parity with training: Pillow's full decode + torch, against the Worker's scaled decode.
-    coffee = photo("coffee.jpg")                                            # 600x400
+    coffee = photo("coffee.jpg")  # 600x400
     large = photo("chelsea.jpg").resize((2400, 1600), Image.Resampling.BICUBIC)  # 3.84 MP
     cases = {
-        "parity-scaled.webp": (encode(coffee, "WEBP", quality=90), preprocess("rgb", 64, 56, IMAGENET_MEAN, IMAGENET_STD)),
-        "parity-large.webp": (encode(large, "WEBP", quality=50), preprocess("rgb", 128, 112, IMAGENET_MEAN, IMAGENET_STD)),
-        "parity-lossless-alpha.webp": (encode(Image.merge("RGBA", (*coffee.resize((150, 100), Image.Resampling.LANCZOS).split(),
-                                       Image.fromarray(np.tile(np.linspace(0, 255, 150).astype(np.uint8), (100, 1))))), "WEBP", lossless=True),
-                                       preprocess("rgb", 40, 36, IMAGENET_MEAN, IMAGENET_STD, bg=(255, 128, 0))),
+        "parity-scaled.webp": (
+            encode(coffee, "WEBP", quality=90),
+            preprocess("rgb", 64, 56, IMAGENET_MEAN, IMAGENET_STD),
+        ),
+        "parity-large.webp": (
+            encode(large, "WEBP", quality=50),
+            preprocess("rgb", 128, 112, IMAGENET_MEAN, IMAGENET_STD),
+        ),
+        "parity-lossless-alpha.webp": (
+            encode(
+                Image.merge(
+                    "RGBA",
+                    (
+                        *coffee.resize((150, 100), Image.Resampling.LANCZOS).split(),
+                        Image.fromarray(np.tile(np.linspace(0, 255, 150).astype(np.uint8), (100, 1))),
+                    ),
+                ),
+                "WEBP",
+                lossless=True,
+            ),
+            preprocess("rgb", 40, 36, IMAGENET_MEAN, IMAGENET_STD, bg=(255, 128, 0)),
+        ),
     }
     tensors = {}
     for name, (data, pre) in cases.items():
@@ -125,7 +167,10 @@ def main() -> int:
     for name, data in sorted(files.items()):
         with open(os.path.join(OUT, name), "wb") as f:
             f.write(data)
-    b64 = lambda b: base64.b64encode(b).decode()
+
+    def b64(b: bytes) -> str:
+        return base64.b64encode(b).decode()
+
     lines = [
         "// Generated by scripts/make_webp_fixtures.py: do not edit, run the script.",
         "// The WebP fixtures as base64 (workerd tests cannot read files), what Pillow decodes the small ones to,",
@@ -141,13 +186,19 @@ def main() -> int:
         "",
         "/** Pillow's RGB decode (alpha over BACKGROUND): [height, width, base64]. */",
         "export const webpDecoded: Record<string, [number, number, string]> = {",
-        *[f'  "{n}": [{a.shape[0]}, {a.shape[1]}, "{b64(np.ascontiguousarray(a).tobytes())}"],' for n, a in sorted(decoded.items())],
+        *[
+            f'  "{n}": [{a.shape[0]}, {a.shape[1]}, "{b64(np.ascontiguousarray(a).tobytes())}"],'
+            for n, a in sorted(decoded.items())
+        ],
         "};",
         "",
         "/** Reference tensors (little-endian float32, HWC) and the preprocessing that made them. */",
         "export const webpParity: Record<string, { preprocess: Preprocess; input: InputShape; expected: string }> = {",
-        *[f'  "{n}": {{ preprocess: {json.dumps(p["preprocess"])}, input: {json.dumps(p["input"])}, '
-          f'expected: "{b64(tensors[n].tobytes())}" }},' for n, p in sorted(parity.items())],
+        *[
+            f'  "{n}": {{ preprocess: {json.dumps(p["preprocess"])}, input: {json.dumps(p["input"])}, '
+            f'expected: "{b64(tensors[n].tobytes())}" }},'
+            for n, p in sorted(parity.items())
+        ],
         "};",
         "",
     ]

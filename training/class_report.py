@@ -5,6 +5,7 @@ Files, for a package at model/<id>/ (outside the package: the Worker reads only 
   model/<id>.confusion.csv   rows: true class, columns: predicted class, counts
   model/<id>.confusion.png   the same as a picture
 """
+
 import csv
 import os
 
@@ -26,8 +27,15 @@ def per_class(confusion: torch.Tensor, labels: list) -> list:
     for i, label in enumerate(labels):
         p = float(tp[i] / predicted[i]) if predicted[i] > 0 else 0.0
         r = float(tp[i] / actual[i]) if actual[i] > 0 else 0.0
-        rows.append({"label": label, "support": int(actual[i]), "precision": round(p, 4), "recall": round(r, 4),
-                     "f1": round(2 * p * r / (p + r), 4) if p + r > 0 else 0.0})
+        rows.append(
+            {
+                "label": label,
+                "support": int(actual[i]),
+                "precision": round(p, 4),
+                "recall": round(r, 4),
+                "f1": round(2 * p * r / (p + r), 4) if p + r > 0 else 0.0,
+            }
+        )
     return rows
 
 
@@ -42,7 +50,7 @@ def write_class_report(package_dir: str, confusion: torch.Tensor, labels: list) 
     with open(paths[1], "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["true \\ predicted"] + list(labels))
-        for label, row in zip(labels, confusion.tolist()):
+        for label, row in zip(labels, confusion.tolist(), strict=True):
             w.writerow([label] + [int(v) for v in row])
     write_confusion_png(paths[2], confusion, labels)
     return paths

@@ -4,6 +4,7 @@ Every evaluation transform here is exactly the `preprocess` block that the expor
 (docs/model-package.md): resize the shorter side (antialiased bilinear), center crop, /255, (x - mean) / std.
 `preprocess_for(...)` returns that block, so the manifest and the transforms come from one place.
 """
+
 import gzip
 import os
 import struct
@@ -14,8 +15,18 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
-FMNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FMNIST_LABELS = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 # Mean and std of the 60k Fashion-MNIST training pixels in [0, 1] (computed by `fmnist_stats`).
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 # ImageNet channel statistics (RGB, [0, 1]) used by torchvision's pretrained weights.
@@ -29,9 +40,7 @@ CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
 # Paper section 4.1 PCA colour augmentation: eigen-decomposition of ImageNet's RGB covariance
 # (values as published with fb.resnet.torch / used widely since, pixels in [0, 1]).
 PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
-PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
-                           [-0.5808, -0.0045, -0.8140],
-                           [-0.5836, -0.6948, 0.4203]])
+PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -47,7 +56,7 @@ def read_idx(path: str) -> np.ndarray:
     dtype, ndim = data[2], data[3]
     if dtype not in _IDX_DTYPES:
         raise ValueError(f"{path}: unknown IDX element type 0x{dtype:02x}")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     arr = np.frombuffer(data, dtype=_IDX_DTYPES[dtype], offset=4 + 4 * ndim)
     if arr.size != int(np.prod(shape)):
         raise ValueError(f"{path}: header says {shape} but holds {arr.size} elements")
@@ -60,8 +69,10 @@ def load_fmnist(root: str, split: str) -> tuple:
     paths = [os.path.join(root, f"{prefix}-{kind}-idx{n}-ubyte.gz") for kind, n in (("images", 3), ("labels", 1))]
     for p in paths:
         if not os.path.exists(p) and not os.path.exists(p[:-3]):
-            raise FileNotFoundError(f"Fashion-MNIST file {p} not found; install it with "
-                                    f"`apt-get install dataset-fashion-mnist` or pass --fmnist-dir")
+            raise FileNotFoundError(
+                f"Fashion-MNIST file {p} not found; install it with "
+                f"`apt-get install dataset-fashion-mnist` or pass --fmnist-dir"
+            )
     paths = [p if os.path.exists(p) else p[:-3] for p in paths]
     images, labels = read_idx(paths[0]), read_idx(paths[1]).astype(np.int64)
     if len(images) != len(labels):
@@ -84,8 +95,9 @@ class FashionMNIST(Dataset):
     Evaluation: the manifest's preprocess only (resize to size, /255, normalise, gray into 3 channels).
     """
 
-    def __init__(self, root: str, split: str, size: int, train: bool, pad: int = 2, subset: int = 0,
-                 erase: float = 0.0):
+    def __init__(
+        self, root: str, split: str, size: int, train: bool, pad: int = 2, subset: int = 0, erase: float = 0.0
+    ):
         images, labels = load_fmnist(root, split)
         if subset:
             images, labels = images[:subset], labels[:subset]
@@ -103,7 +115,7 @@ class FashionMNIST(Dataset):
             if self.pad:
                 img = F.pad(img, (self.pad,) * 4)
                 top, left = torch.randint(0, 2 * self.pad + 1, (2,)).tolist()
-                img = img[top:top + 28, left:left + 28]
+                img = img[top : top + 28, left : left + 28]
             if torch.rand(()) < 0.5:
                 img = img.flip(-1)
             if self.erase and torch.rand(()) < self.erase:
@@ -124,17 +136,20 @@ def random_erase(img: torch.Tensor) -> torch.Tensor:
             top = int(torch.randint(0, h - eh + 1, ()))
             left = int(torch.randint(0, w - ew + 1, ()))
             img = img.clone()
-            img[..., top:top + eh, left:left + ew] = torch.randint(0, 256, (eh, ew)).float()
+            img[..., top : top + eh, left : left + ew] = torch.randint(0, 256, (eh, ew)).float()
             return img
     return img
 
 
 def fmnist_preprocess(size: int) -> dict:
     return {
-        "color": "gray", "background": [0, 0, 0],
+        "color": "gray",
+        "background": [0, 0, 0],
         "resize": {"shorter_side": size, "filter": "bilinear"},
         "crop": {"mode": "center", "height": size, "width": size},
-        "scale": 255, "mean": [FMNIST_MEAN] * 3, "std": [FMNIST_STD] * 3,
+        "scale": 255,
+        "mean": [FMNIST_MEAN] * 3,
+        "std": [FMNIST_STD] * 3,
     }
 
 
@@ -145,10 +160,13 @@ def folder_resize(size: int) -> int:
 
 def folder_preprocess(size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> dict:
     return {
-        "color": "rgb", "background": [0, 0, 0],
+        "color": "rgb",
+        "background": [0, 0, 0],
         "resize": {"shorter_side": folder_resize(size), "filter": "bilinear"},
         "crop": {"mode": "center", "height": size, "width": size},
-        "scale": 255, "mean": list(mean), "std": list(std),
+        "scale": 255,
+        "mean": list(mean),
+        "std": list(std),
     }
 
 
@@ -166,9 +184,20 @@ class ImageFolder(Dataset):
     file neither stops training nor goes unnoticed.
     """
 
-    def __init__(self, root: str, split: str, size: int, train: bool, pca_sigma: float = 0.1,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, classes=None, ten_crop: bool = False):
+    def __init__(
+        self,
+        root: str,
+        split: str,
+        size: int,
+        train: bool,
+        pca_sigma: float = 0.1,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        classes=None,
+        ten_crop: bool = False,
+    ):
         import torchvision.transforms as T  # imported here: Fashion-MNIST needs no torchvision
+
         base = os.path.join(root, split)
         if not os.path.isdir(base):
             raise FileNotFoundError(f"dataset folder {base} not found (expected {root}/{split}/<class>/*.jpg)")
@@ -190,12 +219,18 @@ class ImageFolder(Dataset):
             self.samples += [(os.path.join(folder, f), label) for f in files]
         normalize = T.Normalize(mean, std)
         if train:
-            self.transform = T.Compose([T.Resize(folder_resize(size)), T.RandomCrop(size),
-                                        T.RandomHorizontalFlip(), T.ToTensor()])
+            self.transform = T.Compose(
+                [T.Resize(folder_resize(size)), T.RandomCrop(size), T.RandomHorizontalFlip(), T.ToTensor()]
+            )
             self.post = (lambda x: normalize(pca_noise(x, pca_sigma))) if pca_sigma > 0 else normalize
         elif ten_crop:  # paper section 4.1: four corners + centre, and their mirrors -> [10, 3, size, size]
-            self.transform = T.Compose([T.Resize(folder_resize(size)), T.TenCrop(size),
-                                        T.Lambda(lambda crops: torch.stack([T.functional.to_tensor(c) for c in crops]))])
+            self.transform = T.Compose(
+                [
+                    T.Resize(folder_resize(size)),
+                    T.TenCrop(size),
+                    T.Lambda(lambda crops: torch.stack([T.functional.to_tensor(c) for c in crops])),
+                ]
+            )
             self.post = normalize
         else:
             self.transform = T.Compose([T.Resize(folder_resize(size)), T.CenterCrop(size), T.ToTensor()])
@@ -207,6 +242,7 @@ class ImageFolder(Dataset):
 
     def load_rgb(self, path: str):
         from PIL import Image, ImageOps
+
         img = Image.open(path)
         img.load()
         # Phone photos are often stored rotated with an EXIF orientation tag; the Worker applies it
@@ -240,3 +276,33 @@ def fmnist_stats(root: str = FMNIST_DIR) -> tuple:
     images, _ = load_fmnist(root, "train")
     x = images.astype(np.float64) / 255.0
     return float(x.mean()), float(x.std())
+
+
+def input_stats(source_input: str, init: str) -> tuple:
+    """(mean, std) of RGB pixels in [0, 1]: ImageNet's as torchvision trains, or Caffe's 0-255 mean subtraction
+    for a Caffe-trained --init .pth/.onnx (a package's own preprocess is not read here)."""
+    if source_input == "caffe" and init and not os.path.isdir(init):
+        return CAFFE_MEAN, CAFFE_STD
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def make_datasets(cfg: dict) -> tuple:
+    """(train, test, labels, the manifest's preprocess block) for train.py's config."""
+    size = cfg["input_size"]
+    if cfg["dataset"] == "fashion-mnist":
+        train = FashionMNIST(
+            cfg["fmnist_dir"], "train", size, True, cfg["pad_crop"], cfg["train_subset"], erase=cfg["random_erase"]
+        )
+        test = FashionMNIST(cfg["fmnist_dir"], "test", size, False, 0, cfg["test_subset"])
+        return train, test, train.classes, fmnist_preprocess(size)
+    from torch.utils.data import Subset
+
+    mean, std = input_stats(cfg["source_input"], cfg["init"])
+    train = ImageFolder(cfg["dataset"], "train", size, True, cfg["pca_sigma"], mean, std)
+    test = ImageFolder(cfg["dataset"], "val", size, False, mean=mean, std=std, classes=train.classes)
+    classes = train.classes
+    if cfg["train_subset"]:
+        train = Subset(train, range(min(cfg["train_subset"], len(train))))
+    if cfg["test_subset"]:
+        test = Subset(test, range(min(cfg["test_subset"], len(test))))
+    return train, test, classes, folder_preprocess(size, mean, std)

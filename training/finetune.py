@@ -5,6 +5,7 @@ The recipe is the common one (PyTorch's "Finetuning Torchvision Models" tutorial
 the last by one sized to the new classes, optionally freeze the features, and let the new layer learn faster
 than the loaded ones (Caffe's example: base_lr 0.001 for the loaded layers, lr_mult 10 on the new one).
 """
+
 import copy
 
 import torch
@@ -32,7 +33,8 @@ def finetune_model(source: nn.Module, num_classes: int, input_size: int, dropout
     classifier = dropout_classifier(c * h * w, src_dense[0].out_features, num_classes, dropout)
     loaded = [f"features.{i}" for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
     fresh = []
-    for (name, target), src in zip((("classifier.1", classifier[1]), ("classifier.4", classifier[4])), src_dense):
+    targets = (("classifier.1", classifier[1]), ("classifier.4", classifier[4]))
+    for (name, target), src in zip(targets, src_dense[:2], strict=True):  # fc6 and fc7; fc8 is new
         if target.weight.shape == src.weight.shape:
             target.weight.copy_(src.weight)
             target.bias.copy_(src.bias)

@@ -17,6 +17,7 @@ last dense layer is loaded only when the class count matches, else it keeps its 
 head for a new dataset). A .pth or .onnx source instead decides the architecture (`choose_arch`) and
 training/finetune.py builds the model around its layers.
 """
+
 import json
 import os
 
@@ -43,7 +44,7 @@ def package_state(package_dir: str) -> tuple:
     with open(os.path.join(package_dir, "manifest.json")) as f:
         manifest = json.load(f)
     tensors, _ = safetensors_io.read(os.path.join(package_dir, manifest["weights"]["file"]))
-    layers, chw, first_dense = [], None, True
+    layers, first_dense = [], True
     feature_c = 3
     for layer in manifest["layers"]:
         if layer["op"] == "conv2d":
@@ -55,12 +56,12 @@ def package_state(package_dir: str) -> tuple:
         scale = torch.from_numpy(tensors[name + ".scale"].astype("float32"))
         bias = torch.from_numpy(tensors[name + ".bias"].astype("float32"))
         if layer["op"] == "conv2d":
-            w = (q * scale).permute(3, 2, 0, 1)                  # HWIO -> OIHW; scale is per O (last axis)
+            w = (q * scale).permute(3, 2, 0, 1)  # HWIO -> OIHW; scale is per O (last axis)
         else:
             w = q * scale[:, None]
-            if first_dense:                                       # NHWC columns -> PyTorch's CHW flatten order
+            if first_dense:  # NHWC columns -> PyTorch's CHW flatten order
                 hw = w.shape[1] // feature_c
-                side = int(round(hw ** 0.5))
+                side = int(round(hw**0.5))
                 w = w.reshape(w.shape[0], side, side, feature_c).permute(0, 3, 1, 2).reshape(w.shape[0], -1)
             first_dense = False
         layers.append((name, w.contiguous(), bias))
@@ -75,9 +76,9 @@ def init_from_package(model: nn.Module, package_dir: str) -> list:
     if len(source) != len(targets):
         raise ValueError(f"{package_dir} has {len(source)} conv/dense layers, the model has {len(targets)}")
     fresh = []
-    for i, ((name, w, b), m) in enumerate(zip(source, targets)):
+    for i, ((name, w, b), m) in enumerate(zip(source, targets, strict=True)):
         if tuple(w.shape) != tuple(m.weight.shape):
-            if i == len(targets) - 1:   # the head: another class count means a new head
+            if i == len(targets) - 1:  # the head: another class count means a new head
                 fresh.append(name)
                 continue
             raise ValueError(f"{package_dir}: {name} is {tuple(w.shape)}, the model wants {tuple(m.weight.shape)}")
@@ -150,14 +151,24 @@ def source_kind(path: str) -> str:
         return "checkpoint" if is_checkpoint(path) else "torchvision"
     if ext == ".onnx":
         return "onnx"
-    raise ValueError(f"--init {path}: expected a train.py checkpoint (ckpt.pt), a torchvision AlexNet state_dict "
-                     f"(.pth), an ONNX graph (.onnx) or a model package directory")
+    raise ValueError(
+        f"--init {path}: expected a train.py checkpoint (ckpt.pt), a torchvision AlexNet state_dict "
+        f"(.pth), an ONNX graph (.onnx) or a model package directory"
+    )
 
 
 def torchvision_alexnet(state: dict, path: str = "state_dict") -> FeaturesThenClassifier:
     """torchvision's AlexNet layout (keys features.0 ... classifier.6), sized from the tensors: any width."""
-    need = ["features.0", "features.3", "features.6", "features.8", "features.10", "classifier.1", "classifier.4",
-            "classifier.6"]
+    need = [
+        "features.0",
+        "features.3",
+        "features.6",
+        "features.8",
+        "features.10",
+        "classifier.1",
+        "classifier.4",
+        "classifier.6",
+    ]
     missing = [k + ".weight" for k in need if k + ".weight" not in state]
     extra = sorted(k for k in state if k.rsplit(".", 1)[0] not in need)
     if missing or extra:
@@ -165,11 +176,18 @@ def torchvision_alexnet(state: dict, path: str = "state_dict") -> FeaturesThenCl
     c = [state[k + ".weight"].shape[0] for k in need[:5]]
     model = FeaturesThenClassifier()
     model.features = nn.Sequential(
-        nn.Conv2d(3, c[0], 11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(c[0], c[1], 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(c[2], c[3], 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(c[3], c[4], 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(3, c[0], 11, stride=4, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[0], c[1], 5, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[1], c[2], 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c[2], c[3], 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c[3], c[4], 3, padding=1),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(3, 2),
     )
     fc6, fc8 = state["classifier.1.weight"], state["classifier.6.weight"]
@@ -193,6 +211,7 @@ def load_source(path: str) -> tuple:
         return torchvision_alexnet(state, path), 224
     if kind == "onnx":
         from training.onnx_import import read_onnx
+
         model, input_size, _ = read_onnx(path)
         return model, input_size
     raise ValueError(f"{path}: a package is loaded with init_from_package, into a model built from --arch")
@@ -209,17 +228,18 @@ def choose_arch(model: nn.Module, path: str) -> dict:
     if len(convs) == 5 and len(dense) == 3 and kernels == (11, 5, 3, 3, 3):
         if not lrn and set(groups) == {1}:
             width = channels[0] / TV_CHANNELS[0]
-            if all(abs(c - n * width) <= 2 for c, n in zip(channels, TV_CHANNELS)):
+            if all(abs(c - n * width) <= 2 for c, n in zip(channels, TV_CHANNELS, strict=True)):
                 return {"arch": "alexnet-tv", "two_tower": False, "width": round(width, 4)}
         if lrn and groups in (TWO_TOWER_GROUPS, (1,) * 5):
             width = channels[0] / PAPER_CHANNELS[0]
-            if all(abs(c - n * width) <= 2 for c, n in zip(channels, PAPER_CHANNELS)):
+            if all(abs(c - n * width) <= 2 for c, n in zip(channels, PAPER_CHANNELS, strict=True)):
                 return {"arch": "alexnet", "two_tower": groups == TWO_TOWER_GROUPS, "width": round(width, 4)}
     raise ValueError(
         f"--init {path}: cannot choose --arch: {len(convs)} convolutions (kernels {list(kernels)}, channels "
         f"{list(channels)}, groups {list(groups)}), {'with' if lrn else 'no'} LRN, {len(dense)} dense layers. "
         f"Understood: torchvision's AlexNet (alexnet-tv: 64-192-384-256-256, no LRN) and the paper's / Caffe's "
-        f"(alexnet: 96-256-384-384-256 with LRN, groups 1-2-1-2-2 for --two-tower), at any width, 3 dense layers")
+        f"(alexnet: 96-256-384-384-256 with LRN, groups 1-2-1-2-2 for --two-tower), at any width, 3 dense layers"
+    )
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@
 
 The first dense layer's in_features follows the feature map of the chosen input size (a dummy forward).
 """
+
 import torch
 import torch.nn as nn
 
@@ -59,14 +60,21 @@ class FeaturesThenClassifier(nn.Module):
         return self.classifier(x)
 
 
-def dropout_classifier(in_features: int, hidden: int, num_classes: int, dropout: float,
-                       batch_norm: bool = False) -> nn.Sequential:
+def dropout_classifier(
+    in_features: int, hidden: int, num_classes: int, dropout: float, batch_norm: bool = False
+) -> nn.Sequential:
     """The paper's fc6-fc7-fc8 with dropout before fc6 and fc7; without batch_norm, indices 1, 4, 6 are
     torchvision's keys. batch_norm adds a (training-only, folded at export) BatchNorm before each hidden ReLU."""
     bn = (lambda: [nn.BatchNorm1d(hidden)]) if batch_norm else (lambda: [])
     return nn.Sequential(
-        nn.Dropout(dropout), nn.Linear(in_features, hidden), *bn(), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(hidden, hidden), *bn(), nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(in_features, hidden),
+        *bn(),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, hidden),
+        *bn(),
+        nn.ReLU(inplace=True),
         nn.Linear(hidden, num_classes),
     )
 
@@ -81,8 +89,16 @@ class AlexNet(FeaturesThenClassifier):
     what a CPU's few epochs need.
     """
 
-    def __init__(self, num_classes: int = 1000, input_size: int = 224, two_tower: bool = False,
-                 dropout: float = 0.5, width: float = 1.0, hidden: int = 4096, batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        input_size: int = 224,
+        two_tower: bool = False,
+        dropout: float = 0.5,
+        width: float = 1.0,
+        hidden: int = 4096,
+        batch_norm: bool = False,
+    ) -> None:
         super().__init__()
         g = 2 if two_tower else 1
         c1, c2, c3, c4, c5 = (_scaled(n, width) for n in (96, 256, 384, 384, 256))
@@ -93,9 +109,11 @@ class AlexNet(FeaturesThenClassifier):
             return [nn.Conv2d(cin, cout, **kw), *bn, nn.ReLU(inplace=True)]
 
         self.features = nn.Sequential(
-            *conv(3, c1, kernel_size=11, stride=4, padding=2), paper_lrn(),
+            *conv(3, c1, kernel_size=11, stride=4, padding=2),
+            paper_lrn(),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            *conv(c1, c2, kernel_size=5, padding=2, groups=g), paper_lrn(),
+            *conv(c1, c2, kernel_size=5, padding=2, groups=g),
+            paper_lrn(),
             nn.MaxPool2d(kernel_size=3, stride=2),
             *conv(c2, c3, kernel_size=3, padding=1),
             *conv(c3, c4, kernel_size=3, padding=1, groups=g),
@@ -110,8 +128,14 @@ class AlexNet(FeaturesThenClassifier):
 class AlexNetBN(FeaturesThenClassifier):
     """Keras-tutorial AlexNet: valid padding, 2x2 pools, 11x11 conv2, BN after every conv and hidden dense."""
 
-    def __init__(self, num_classes: int = 1000, input_size: int = 224, dropout: float = 0.4,
-                 width: float = 1.0, hidden: int = 4096) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        input_size: int = 224,
+        dropout: float = 0.4,
+        width: float = 1.0,
+        hidden: int = 4096,
+    ) -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = (_scaled(n, width) for n in (96, 256, 384, 384, 256))
         h = _scaled(hidden, width)
@@ -120,14 +144,25 @@ class AlexNetBN(FeaturesThenClassifier):
             return [nn.Conv2d(cin, cout, kernel_size=k, stride=s), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
         self.features = nn.Sequential(
-            *block(3, c1, 11, 4), nn.MaxPool2d(2, 2),
-            *block(c1, c2, 11, 1), nn.MaxPool2d(2, 2),
-            *block(c2, c3, 3, 1), *block(c3, c4, 3, 1), *block(c4, c5, 3, 1), nn.MaxPool2d(2, 2),
+            *block(3, c1, 11, 4),
+            nn.MaxPool2d(2, 2),
+            *block(c1, c2, 11, 1),
+            nn.MaxPool2d(2, 2),
+            *block(c2, c3, 3, 1),
+            *block(c3, c4, 3, 1),
+            *block(c4, c5, 3, 1),
+            nn.MaxPool2d(2, 2),
         )
         c, fh, fw = feature_shape(self.features, input_size)
         self.classifier = nn.Sequential(
-            nn.Linear(c * fh * fw, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(h, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(c * fh * fw, h),
+            nn.BatchNorm1d(h),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(h, h),
+            nn.BatchNorm1d(h),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(h, num_classes),
         )
         he_init(self)
@@ -140,27 +175,45 @@ class AlexNetTV(FeaturesThenClassifier):
     dropping it changes nothing there; at other sizes fc6 follows the feature map instead.
     """
 
-    def __init__(self, num_classes: int = 1000, input_size: int = 224, dropout: float = 0.5,
-                 width: float = 1.0, hidden: int = 4096) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        input_size: int = 224,
+        dropout: float = 0.5,
+        width: float = 1.0,
+        hidden: int = 4096,
+    ) -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = (_scaled(n, width) for n in (64, 192, 384, 256, 256))
         h = _scaled(hidden, width)
         self.features = nn.Sequential(
-            nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=2),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(c1, c2, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, kernel_size=5, padding=2),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(c2, c3, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c3, c4, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c4, c5, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c2, c3, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c3, c4, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c4, c5, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
         c, fh, fw = feature_shape(self.features, input_size)
         self.classifier = dropout_classifier(c * fh * fw, h, num_classes, dropout)
 
 
-def build_model(arch: str, num_classes: int, input_size: int, two_tower: bool = False,
-                width: float = 1.0, dropout: float = -1.0, batch_norm: bool = False) -> nn.Module:
+def build_model(
+    arch: str,
+    num_classes: int,
+    input_size: int,
+    two_tower: bool = False,
+    width: float = 1.0,
+    dropout: float = -1.0,
+    batch_norm: bool = False,
+) -> nn.Module:
     """One constructor for the CLI; dropout < 0 keeps each architecture's own default."""
     kw = {"num_classes": num_classes, "input_size": input_size, "width": width}
     if dropout >= 0:

@@ -5,6 +5,7 @@ with; other runtimes then run five ops instead of one, and the graph no longer l
 (the ONNX model zoo's bvlc_alexnet has LRN nodes). ONNX's LRN is PyTorch's formula with the same alpha
 (both divide it by size: https://onnx.ai/onnx/operators/onnx__LRN.html), so the node maps one to one.
 """
+
 import copy
 import warnings
 
@@ -52,6 +53,12 @@ def export_onnx(model: nn.Module, path: str, input_size: int, softmax: bool = Fa
     out = "probs" if softmax else "logits"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on constant folding are not ours to act on
-        torch.onnx.export(m, torch.zeros(1, 3, input_size, input_size), path, opset_version=opset,
-                          input_names=["input"], output_names=[out],
-                          dynamic_axes={"input": {0: "batch"}, out: {0: "batch"}})
+        torch.onnx.export(
+            m,
+            torch.zeros(1, 3, input_size, input_size),
+            path,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=[out],
+            dynamic_axes={"input": {0: "batch"}, out: {0: "batch"}},
+        )

@@ -10,6 +10,7 @@ torchvision's (64-192-384-256-256, no LRN) and Caffe's bvlc_alexnet in the ONNX 
 
 Anything else is refused with the first node that does not fit. Operator semantics: https://onnx.ai/onnx/operators/
 """
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -23,6 +24,7 @@ class OnnxImportError(ValueError):
 
 def _attrs(node) -> dict:
     import onnx
+
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -51,8 +53,9 @@ def _static_input_size(graph, initializers: set) -> int:
 def _conv(node, params: dict) -> nn.Conv2d:
     a = _attrs(node)
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
-        raise OnnxImportError(f"{_where(node)}: auto_pad {a['auto_pad'].decode()} is not supported; "
-                              f"pads must be explicit")
+        raise OnnxImportError(
+            f"{_where(node)}: auto_pad {a['auto_pad'].decode()} is not supported; pads must be explicit"
+        )
     w = params.get(node.input[1])
     if w is None:
         raise OnnxImportError(f"{_where(node)}: its weights are not an initializer")
@@ -64,8 +67,14 @@ def _conv(node, params: dict) -> nn.Conv2d:
         raise OnnxImportError(f"{_where(node)}: dilated convolutions are not in the family")
     k = _square(node, "kernel", w.shape[2:])
     groups = int(a.get("group", 1))
-    conv = nn.Conv2d(w.shape[1] * groups, w.shape[0], k, stride=_square(node, "stride", a.get("strides", [1, 1])),
-                     padding=int(pads[0]), groups=groups)
+    conv = nn.Conv2d(
+        w.shape[1] * groups,
+        w.shape[0],
+        k,
+        stride=_square(node, "stride", a.get("strides", [1, 1])),
+        padding=int(pads[0]),
+        groups=groups,
+    )
     conv.weight.data = torch.from_numpy(w.copy())
     conv.bias.data = torch.from_numpy(b.astype(np.float32).copy())
     return conv
@@ -90,8 +99,9 @@ def _lrn(node) -> nn.LocalResponseNorm:
     if size % 2 != 1:
         raise OnnxImportError(f"{_where(node)}: LRN size {size} is even; the family uses odd windows")
     # ONNX: y = x / (bias + alpha / size * sum x^2)^beta, as PyTorch's LocalResponseNorm: same alpha, k = bias.
-    return nn.LocalResponseNorm(size, alpha=_f32(a.get("alpha", 1e-4)), beta=_f32(a.get("beta", 0.75)),
-                                k=_f32(a.get("bias", 1.0)))
+    return nn.LocalResponseNorm(
+        size, alpha=_f32(a.get("alpha", 1e-4)), beta=_f32(a.get("beta", 0.75)), k=_f32(a.get("bias", 1.0))
+    )
 
 
 def _f32(v: float) -> float:
@@ -106,7 +116,7 @@ def _gemm(node, params: dict) -> nn.Linear:
         raise OnnxImportError(f"{_where(node)}: expected Gemm(activations, initializer weights) without transA")
     w = w * float(a.get("alpha", 1.0))
     if not a.get("transB", 0):
-        w = w.T                                  # B is [in, out]; a Linear holds [out, in]
+        w = w.T  # B is [in, out]; a Linear holds [out, in]
     b = np.zeros(w.shape[0], np.float32) if b is None else b.reshape(-1) * float(a.get("beta", 1.0))
     return _linear(w, b)
 
@@ -122,6 +132,7 @@ def read_onnx(path: str) -> tuple:
     """(model with features/classifier, input side from the graph or 0, ended with Softmax) from an ONNX file."""
     import onnx
     from onnx import numpy_helper
+
     try:
         graph = onnx.load(path).graph
     except Exception as e:  # noqa: BLE001 - protobuf's errors say little; name the file
@@ -144,7 +155,7 @@ def read_onnx(path: str) -> tuple:
         if softmax or data_inputs != [current]:
             why = "it follows the final Softmax" if softmax else f"reads {data_inputs}, the chain is at {current!r}"
             raise OnnxImportError(f"{_where(node)} does not continue a single chain of layers ({why})")
-        if matmul is not None and op != "Add":   # a MatMul without a bias
+        if matmul is not None and op != "Add":  # a MatMul without a bias
             classifier.append(_linear(matmul.T, np.zeros(matmul.shape[1], np.float32)))
             matmul = None
         if op in ("Dropout", "Identity"):
@@ -172,17 +183,24 @@ def read_onnx(path: str) -> tuple:
         elif flat and op == "Softmax" and classifier:
             softmax = True
         else:
-            raise OnnxImportError(f"{_where(node)} does not fit the AlexNet family: expected " + (
-                "Gemm, MatMul+Add, Relu, Dropout or a final Softmax after the flatten" if flat else
-                "Conv, Relu, LRN, MaxPool, then Flatten/Reshape"))
+            raise OnnxImportError(
+                f"{_where(node)} does not fit the AlexNet family: expected "
+                + (
+                    "Gemm, MatMul+Add, Relu, Dropout or a final Softmax after the flatten"
+                    if flat
+                    else "Conv, Relu, LRN, MaxPool, then Flatten/Reshape"
+                )
+            )
         current = node.output[0]
     if matmul is not None:
         classifier.append(_linear(matmul.T, np.zeros(matmul.shape[1], np.float32)))
     n_conv = sum(isinstance(m, nn.Conv2d) for m in features)
     n_dense = sum(isinstance(m, nn.Linear) for m in classifier)
     if not n_conv or not n_dense:
-        raise OnnxImportError(f"{path}: an AlexNet has convolutions, a flatten and dense layers; this graph has "
-                              f"{n_conv} convolutions and {n_dense} dense layers")
+        raise OnnxImportError(
+            f"{path}: an AlexNet has convolutions, a flatten and dense layers; this graph has "
+            f"{n_conv} convolutions and {n_dense} dense layers"
+        )
     model = FeaturesThenClassifier()
     model.features = nn.Sequential(*features)
     model.classifier = nn.Sequential(*classifier)
@@ -192,11 +210,17 @@ def read_onnx(path: str) -> tuple:
 
 def _is_identity_pool(node) -> bool:
     a = _attrs(node)
-    if node.op_type == "AveragePool" and set(a.get("kernel_shape", [])) == {1} and set(a.get("strides", [1])) == {1} \
-            and set(a.get("pads", [0])) == {0}:
+    if (
+        node.op_type == "AveragePool"
+        and set(a.get("kernel_shape", [])) == {1}
+        and set(a.get("strides", [1])) == {1}
+        and set(a.get("pads", [0])) == {0}
+    ):
         return True
-    raise OnnxImportError(f"{_where(node)}: average pooling is not in the family (only the identity 1x1 pool "
-                          f"torch.onnx writes for torchvision's AdaptiveAvgPool2d at 224x224)")
+    raise OnnxImportError(
+        f"{_where(node)}: average pooling is not in the family (only the identity 1x1 pool "
+        f"torch.onnx writes for torchvision's AdaptiveAvgPool2d at 224x224)"
+    )
 
 
 def _check_flatten(node, params: dict) -> None:
@@ -220,8 +244,10 @@ def check_shapes(model: FeaturesThenClassifier, input_size: int, path: str) -> N
     c, h, w = feature_shape(model.features, input_size)
     first = next(m for m in model.classifier if isinstance(m, nn.Linear))
     if first.in_features != c * h * w:
-        raise OnnxImportError(f"{path}: the first dense layer takes {first.in_features} inputs but the feature map "
-                              f"at {input_size}x{input_size} is {c}x{h}x{w}")
+        raise OnnxImportError(
+            f"{path}: the first dense layer takes {first.in_features} inputs but the feature map "
+            f"at {input_size}x{input_size} is {c}x{h}x{w}"
+        )
 
 
 def check_pools(features: nn.Sequential, input_size: int, path: str) -> None:
@@ -234,6 +260,8 @@ def check_pools(features: nn.Sequential, input_size: int, path: str) -> None:
             floor = (side - m.kernel_size) // m.stride + 1
             ceil = -(-(side - m.kernel_size) // m.stride) + 1
             if getattr(m, "onnx_ceil_mode", False) and ceil != floor:
-                raise OnnxImportError(f"{path}: a ceil-mode MaxPool ({side} -> {ceil}) differs from the served "
-                                      f"floor mode ({floor}) at input {input_size}")
+                raise OnnxImportError(
+                    f"{path}: a ceil-mode MaxPool ({side} -> {ceil}) differs from the served "
+                    f"floor mode ({floor}) at input {input_size}"
+                )
             side = floor

@@ -4,6 +4,7 @@ samples.safetensors; plus `<package dir>.onnx` beside it (fp32 model for benchma
 Layout is settled here, once: conv weights OIHW -> HWIO, the first dense layer's columns from PyTorch's CHW
 flatten order to NHWC order, dense weights stay [out, in]. The Worker copies the tensors straight into place.
 """
+
 import datetime
 import hashlib
 import json
@@ -22,8 +23,22 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 # The Worker sums convolutions in another order (fp32) and may round a few int16 activations the other way;
 # measured differences are ~1e-4 relative, so 2% leaves room without hiding a layout bug (those are O(1)).
 TOLERANCE = {"abs": 0.02, "rel": 0.02}
-MANIFEST_KEYS = ("op", "name", "filters", "kernel", "stride", "padding", "groups", "activation", "size", "alpha",
-                 "beta", "k", "window", "units")
+MANIFEST_KEYS = (
+    "op",
+    "name",
+    "filters",
+    "kernel",
+    "stride",
+    "padding",
+    "groups",
+    "activation",
+    "size",
+    "alpha",
+    "beta",
+    "k",
+    "window",
+    "units",
+)
 
 
 def imagenet_labels() -> list:
@@ -44,9 +59,9 @@ def served_tensors(layers: list) -> dict:
             continue
         q = layer["q"]
         if layer["op"] == "conv2d":
-            q = q.permute(2, 3, 1, 0)                        # OIHW -> HWIO [kh, kw, in/groups, out]
+            q = q.permute(2, 3, 1, 0)  # OIHW -> HWIO [kh, kw, in/groups, out]
         elif first_dense and flatten_chw is not None:
-            c, h, w = flatten_chw                            # columns: CHW order -> NHWC (h * W + w) * C + c
+            c, h, w = flatten_chw  # columns: CHW order -> NHWC (h * W + w) * C + c
             q = q.reshape(q.shape[0], c, h, w).permute(0, 2, 3, 1).reshape(q.shape[0], -1)
         if layer["op"] == "dense":
             first_dense = False
@@ -57,7 +72,7 @@ def served_tensors(layers: list) -> dict:
 
 
 def manifest_layers(layers: list) -> list:
-    return [{k: l[k] for k in MANIFEST_KEYS if k in l} for l in layers]
+    return [{k: layer[k] for k in MANIFEST_KEYS if k in layer} for layer in layers]
 
 
 def _file_ref(name: str, blob: bytes) -> dict:
@@ -69,18 +84,35 @@ def export_onnx(model: torch.nn.Module, path: str, input_size: int) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # 1.13's exporter warns about constant folding of LRN's slices
-            torch.onnx.export(model.eval(), torch.zeros(1, 3, input_size, input_size), path, opset_version=13,
-                              input_names=["input"], output_names=["logits"],
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+            torch.onnx.export(
+                model.eval(),
+                torch.zeros(1, 3, input_size, input_size),
+                path,
+                opset_version=13,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            )
         return ""
     except Exception as e:  # noqa: BLE001 - ONNX is a by-product; the package matters
         return f"{type(e).__name__}: {e}"
 
 
 @torch.no_grad()
-def export_package(model: torch.nn.Module, out_dir: str, model_id: str, input_size: int, preprocess: dict,
-                   labels: list, sample_inputs: torch.Tensor, metrics: dict, training: dict,
-                   overwrite: bool = False, onnx: bool = True, convolutions: str = "int8") -> dict:
+def export_package(
+    model: torch.nn.Module,
+    out_dir: str,
+    model_id: str,
+    input_size: int,
+    preprocess: dict,
+    labels: list,
+    sample_inputs: torch.Tensor,
+    metrics: dict,
+    training: dict,
+    overwrite: bool = False,
+    onnx: bool = True,
+    convolutions: str = "int8",
+) -> dict:
     """Write the package; `sample_inputs` are preprocessed NCHW tensors. Returns the manifest.
 
     convolutions: where the Worker runs them, "int8" (our kernels) or "fp32" (tfjs-wasm), for a model whose
@@ -92,18 +124,23 @@ def export_package(model: torch.nn.Module, out_dir: str, model_id: str, input_si
         raise FileExistsError(f"{out_dir} already holds a package; packages are immutable, choose a new id")
     model = model.eval().float().cpu()
     layers = fold_and_quantize(model)
-    dense = [l for l in layers if l["op"] == "dense"]
+    dense = [layer for layer in layers if layer["op"] == "dense"]
     if dense[-1]["units"] != len(labels):
         raise ValueError(f"the last dense layer has {dense[-1]['units']} units but there are {len(labels)} labels")
     os.makedirs(out_dir, exist_ok=True)
-    weights = safetensors_io.write(os.path.join(out_dir, "weights.safetensors"), served_tensors(layers),
-                                   {"format": FORMAT, "id": model_id})
+    weights = safetensors_io.write(
+        os.path.join(out_dir, "weights.safetensors"), served_tensors(layers), {"format": FORMAT, "id": model_id}
+    )
     xs = sample_inputs.float()
-    samples = safetensors_io.write(os.path.join(out_dir, "samples.safetensors"), {
-        "inputs": xs.permute(0, 2, 3, 1).contiguous(),       # NHWC, already preprocessed
-        "logits": served_forward(layers, xs, convolutions=convolutions, conv_activations=CONV_ACTIVATIONS),
-        "logits_fp32": model(xs).float(),
-    }, {"format": FORMAT, "id": model_id})
+    samples = safetensors_io.write(
+        os.path.join(out_dir, "samples.safetensors"),
+        {
+            "inputs": xs.permute(0, 2, 3, 1).contiguous(),  # NHWC, already preprocessed
+            "logits": served_forward(layers, xs, convolutions=convolutions, conv_activations=CONV_ACTIVATIONS),
+            "logits_fp32": model(xs).float(),
+        },
+        {"format": FORMAT, "id": model_id},
+    )
     manifest = {
         "format": FORMAT,
         "id": model_id,
@@ -113,9 +150,11 @@ def export_package(model: torch.nn.Module, out_dir: str, model_id: str, input_si
         "labels": list(labels),
         "weights": _file_ref("weights.safetensors", weights),
         "samples": dict(_file_ref("samples.safetensors", samples), count=len(xs), tolerance=TOLERANCE),
-        "quantization": dict({"weights": "int8-symmetric-per-output-channel", "convolutions": convolutions},
-                             **({"conv_activations": CONV_ACTIVATIONS} if convolutions == "int8" else {}),
-                             dense_activations="int16-symmetric-per-tensor-dynamic"),
+        "quantization": dict(
+            {"weights": "int8-symmetric-per-output-channel", "convolutions": convolutions},
+            **({"conv_activations": CONV_ACTIVATIONS} if convolutions == "int8" else {}),
+            dense_activations="int16-symmetric-per-tensor-dynamic",
+        ),
         "metrics": metrics,
         "training": dict({"date": datetime.date.today().isoformat()}, **training),
     }

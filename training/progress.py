@@ -4,11 +4,12 @@ A bar redraws itself with carriage returns, which a log file keeps as one endles
 a terminal (nohup, CI, `> run.log`) a plain line with images/s and the time left goes to stdout every 10% of
 the epoch or every minute, whichever comes first.
 """
+
 import sys
 import time
 
-LOG_EVERY_FRACTION = 0.1   # a line per tenth of the epoch ...
-LOG_EVERY_SECONDS = 60.0   # ... or per minute on long epochs
+LOG_EVERY_FRACTION = 0.1  # a line per tenth of the epoch ...
+LOG_EVERY_SECONDS = 60.0  # ... or per minute on long epochs
 
 
 def duration(seconds: float) -> str:
@@ -39,8 +40,11 @@ class LogLines:
         rate = self.done / max(now - self.start, 1e-9)
         left = (self.total - self.done) / rate if rate > 0 else 0.0
         pct = 100.0 * self.done / max(1, self.total)
-        print(f"{self.desc}: {self.done}/{self.total} images ({pct:.0f}%), {rate:.1f} img/s, "
-              f"{duration(left)} left", file=self.out, flush=True)
+        print(
+            f"{self.desc}: {self.done}/{self.total} images ({pct:.0f}%), {rate:.1f} img/s, {duration(left)} left",
+            file=self.out,
+            flush=True,
+        )
 
     def close(self) -> None:
         if self.printed != self.done:
@@ -62,9 +66,16 @@ def epoch_progress(total_images: int, desc: str, enabled: bool):
     if sys.stderr.isatty():
         try:
             from tqdm import tqdm
-            return tqdm(total=total_images, desc=desc, unit="img", dynamic_ncols=True, file=sys.stderr,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} img "
-                                   "[{elapsed}<{remaining}, {rate_fmt}]")
+
+            return tqdm(
+                total=total_images,
+                desc=desc,
+                unit="img",
+                dynamic_ncols=True,
+                file=sys.stderr,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} img "
+                "[{elapsed}<{remaining}, {rate_fmt}]",
+            )
         except ImportError:  # Debian: apt-get install python3-tqdm
             pass
     return LogLines(total_images, desc)

@@ -6,13 +6,14 @@ fc6's columns in CHW order); `served_forward(layers, x)` runs them exactly as th
 convolutions with 7-bit dynamic min-max activations, int8 dense with int16 dynamic activations, see "The served
 arithmetic"). The exporter (package.py) only re-lays them out.
 """
+
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-INT32_MAX = 2 ** 31 - 1
+INT32_MAX = 2**31 - 1
 # How the int8 convolutions code a signed input (the manifest's quantization.conv_activations; codes stay in
 # 0..127, where WebAssembly's relaxed int8 dot product is defined on every CPU): over the tensor's min..max
 # with a zero point (what the exporter writes), or -63..63 around 64 (packages written before). A post-ReLU
@@ -43,8 +44,13 @@ def quantize_rows(w: torch.Tensor) -> tuple:
 def _add_weights(layer: dict, w: torch.Tensor, b) -> dict:
     b = torch.zeros(w.shape[0]) if b is None else b
     q, scale = quantize_rows(w)
-    layer.update(q=q, scale=scale.float(), bias=b.detach().float().clone(), w=w.detach().float().clone(),
-                 deq=(q.float() * scale.view(-1, *([1] * (w.dim() - 1)))))
+    layer.update(
+        q=q,
+        scale=scale.float(),
+        bias=b.detach().float().clone(),
+        w=w.detach().float().clone(),
+        deq=(q.float() * scale.view(-1, *([1] * (w.dim() - 1)))),
+    )
     return layer
 
 
@@ -67,9 +73,16 @@ def _walk(modules, kind_prefix: str, counter: list, layers: list) -> None:
                         raise ValueError(f"{m}: only square kernels, strides and paddings can be exported")
                 if m.dilation[0] != 1 or m.padding_mode != "zeros":
                     raise ValueError(f"{m}: dilation and non-zero padding modes cannot be exported")
-                layer = {"op": "conv2d", "name": f"conv{counter[0]}", "filters": m.out_channels,
-                         "kernel": m.kernel_size[0], "stride": m.stride[0], "padding": m.padding[0],
-                         "groups": m.groups, "activation": "none"}
+                layer = {
+                    "op": "conv2d",
+                    "name": f"conv{counter[0]}",
+                    "filters": m.out_channels,
+                    "kernel": m.kernel_size[0],
+                    "stride": m.stride[0],
+                    "padding": m.padding[0],
+                    "groups": m.groups,
+                    "activation": "none",
+                }
             else:
                 layer = {"op": "dense", "name": f"fc{counter[0]}", "units": m.out_features, "activation": "none"}
             layers.append(_add_weights(layer, w, b))
@@ -82,7 +95,9 @@ def _walk(modules, kind_prefix: str, counter: list, layers: list) -> None:
             last["activation"] = "relu"
         elif isinstance(m, nn.LocalResponseNorm):
             # PyTorch divides alpha by size; the manifest holds the paper's alpha.
-            layers.append({"op": "lrn", "size": m.size, "alpha": float(f"{m.alpha / m.size:.12g}"), "beta": m.beta, "k": m.k})
+            layers.append(
+                {"op": "lrn", "size": m.size, "alpha": float(f"{m.alpha / m.size:.12g}"), "beta": m.beta, "k": m.k}
+            )
         elif isinstance(m, nn.MaxPool2d):
             k, s = m.kernel_size, m.stride
             k = k if isinstance(k, int) else k[0]
@@ -101,7 +116,7 @@ def fold_and_quantize(model: nn.Module) -> list:
     model = model.eval()
     layers, counter = [], [0]
     _walk(model.features, "features", counter, layers)
-    convs = [l for l in layers if l["op"] == "conv2d"]
+    convs = [layer for layer in layers if layer["op"] == "conv2d"]
     channels = convs[-1]["filters"] if convs else 3
     first = next(m for m in model.classifier if isinstance(m, nn.Linear))
     hw = first.in_features // channels
@@ -124,11 +139,11 @@ def dense_int8(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torc
     x = x.float()
     k = x.shape[1]
     qmax = min(32767, INT32_MAX // (127 * k))
-    m = x.abs().amax(dim=1, keepdim=True)                       # fp32
+    m = x.abs().amax(dim=1, keepdim=True)  # fp32
     safe_m = torch.where(m > 0, m, torch.ones_like(m))
-    inv = torch.tensor(float(qmax), dtype=torch.float32) / safe_m   # fp32 division, as the Worker
-    xq = torch.clamp(torch.round(x * inv), -qmax, qmax)          # round half to even
-    acc = xq.double() @ q.double().t()                           # exact int32 values
+    inv = torch.tensor(float(qmax), dtype=torch.float32) / safe_m  # fp32 division, as the Worker
+    xq = torch.clamp(torch.round(x * inv), -qmax, qmax)  # round half to even
+    acc = xq.double() @ q.double().t()  # exact int32 values
     y = acc.float() * ((m / float(qmax)) * scale[None, :]) + bias[None, :]
     return torch.where(m > 0, y, bias[None, :].expand_as(y))
 
@@ -148,13 +163,13 @@ def input_code(x: torch.Tensor, rule: str) -> tuple:
         hi = torch.full_like(r, 63.0)
     elif rule == MIN_MAX:
         low = torch.clamp(x.amin(dim=dims, keepdim=True), max=0.0)
-        r, top = torch.clamp(x.amax(dim=dims, keepdim=True), min=0.0) - low, 127.0   # fp32 subtraction
+        r, top = torch.clamp(x.amax(dim=dims, keepdim=True), min=0.0) - low, 127.0  # fp32 subtraction
     else:
         raise ValueError(f"conv_activations must be {MIN_MAX!r} or {SYMMETRIC!r}, not {rule!r}")
     safe_r = torch.where(r > 0, r, torch.ones_like(r))
     inv = torch.where(r > 0, torch.tensor(top, dtype=torch.float32) / safe_r, torch.zeros_like(r))
     if rule == MIN_MAX:
-        zp = torch.clamp(torch.round(-low * inv), 0.0, 127.0)                          # 0 is a code exactly
+        zp = torch.clamp(torch.round(-low * inv), 0.0, 127.0)  # 0 is a code exactly
         lo, hi = -zp, 127.0 - zp
     return inv, r / top, lo, hi
 
@@ -166,16 +181,22 @@ def conv_int8(x: torch.Tensor, layer: dict, rule: str) -> torch.Tensor:
     """
     x = x.float()
     inv, step, lo, hi = input_code(x, rule)
-    xq = torch.maximum(torch.minimum(torch.round(x * inv), hi), lo)                  # round half to even
-    acc = F.conv2d(xq.double(), layer["q"].double(), None, stride=layer["stride"], padding=layer["padding"],
-                   groups=layer["groups"])
-    mult = step * layer["scale"].float().view(1, -1, 1, 1)                           # fp32, as the kernel
+    xq = torch.maximum(torch.minimum(torch.round(x * inv), hi), lo)  # round half to even
+    acc = F.conv2d(
+        xq.double(), layer["q"].double(), None, stride=layer["stride"], padding=layer["padding"], groups=layer["groups"]
+    )
+    mult = step * layer["scale"].float().view(1, -1, 1, 1)  # fp32, as the kernel
     return acc.float() * mult + layer["bias"].float().view(1, -1, 1, 1)
 
 
 @torch.no_grad()
-def served_forward(layers: list, x: torch.Tensor, quantized: bool = True, convolutions: str = "int8",
-                   conv_activations: str = CONV_ACTIVATIONS) -> torch.Tensor:
+def served_forward(
+    layers: list,
+    x: torch.Tensor,
+    quantized: bool = True,
+    convolutions: str = "int8",
+    conv_activations: str = CONV_ACTIVATIONS,
+) -> torch.Tensor:
     """Logits (before softmax) of NCHW float inputs in the served arithmetic.
 
     convolutions: "int8" (our kernels, 7-bit activations) or "fp32" (tfjs-wasm on the dequantized weights),
@@ -193,12 +214,21 @@ def served_forward(layers: list, x: torch.Tensor, quantized: bool = True, convol
             x = conv_int8(x, layer, MIN_MAX if non_negative else conv_activations)  # [0, max] after a ReLU
             non_negative = layer["activation"] == "relu"
         elif op == "conv2d":
-            x = F.conv2d(x, layer["deq"] if quantized else layer["w"], layer["bias"], stride=layer["stride"],
-                         padding=layer["padding"], groups=layer["groups"])
+            x = F.conv2d(
+                x,
+                layer["deq"] if quantized else layer["w"],
+                layer["bias"],
+                stride=layer["stride"],
+                padding=layer["padding"],
+                groups=layer["groups"],
+            )
             non_negative = layer["activation"] == "relu"
         elif op == "dense":
-            x = (dense_int8(x, layer["q"], layer["scale"], layer["bias"]) if quantized
-                 else F.linear(x, layer["w"], layer["bias"]))
+            x = (
+                dense_int8(x, layer["q"], layer["scale"], layer["bias"])
+                if quantized
+                else F.linear(x, layer["w"], layer["bias"])
+            )
         elif op == "lrn":
             x = F.local_response_norm(x, layer["size"], layer["alpha"] * layer["size"], layer["beta"], layer["k"])
         elif op == "maxpool":

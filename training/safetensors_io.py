@@ -5,13 +5,23 @@ Debian 12 has no python3-safetensors. Format: 8-byte little-endian header length
 bytes, contiguous, little-endian, in the order written. Offsets are relative to the end of the header.
 The header is padded with spaces so the data starts 8-byte aligned (the reference implementation does too).
 """
+
 import json
 import struct
 
 import numpy as np
 
-DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-          "U8": "u1", "BOOL": "?"}
+DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+}
 _NAMES = {(np.dtype(v).kind, np.dtype(v).itemsize): k for k, v in DTYPES.items()}
 
 
@@ -55,9 +65,9 @@ def parse(blob: bytes) -> tuple:
     (n,) = struct.unpack("<Q", blob[:8])
     if 8 + n > len(blob):
         raise ValueError(f"safetensors header length {n} runs past the end of the file")
-    header = json.loads(blob[8:8 + n])
+    header = json.loads(blob[8 : 8 + n])
     meta = header.pop("__metadata__", {})
-    data = memoryview(blob)[8 + n:]
+    data = memoryview(blob)[8 + n :]
     out, end = {}, 0
     for name, h in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
         b, e = h["data_offsets"]

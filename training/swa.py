@@ -7,6 +7,7 @@ of them. The mean is taken at the end of each averaged epoch (with the cyclic sc
 learning rate is lowest). BatchNorm statistics of the averaged weights are not the mean of the statistics the
 iterates had, so they are measured again on training images before the average is evaluated or exported.
 """
+
 import copy
 
 import torch
@@ -31,7 +32,7 @@ class WeightAverage:
     def add(self, model: nn.Module):
         """Fold the model's current weights into the mean (the first call copies them)."""
         self.count += 1
-        for mine, theirs in zip(self.model.parameters(), model.parameters()):
+        for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
             mine.add_(theirs.detach().to(mine.device) - mine, alpha=1.0 / self.count)
 
     def state_dict(self) -> dict:

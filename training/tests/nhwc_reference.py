@@ -3,6 +3,7 @@
 NHWC activations, HWIO convolution weights, the NHWC flatten order and the served int8 dense arithmetic,
 so a layout mistake in the exporter (which works in PyTorch's NCHW world) shows up as wrong logits.
 """
+
 import numpy as np
 
 
@@ -16,13 +17,13 @@ def conv2d(x, q, scale, bias, stride, padding, groups):
     out = np.empty((ho, wo, f), np.float32)
     fg = f // groups
     for g in range(groups):
-        xs = x[:, :, g * cin_g:(g + 1) * cin_g]
+        xs = x[:, :, g * cin_g : (g + 1) * cin_g]
         cols = np.empty((ho, wo, k, k, cin_g), np.float32)
         for i in range(k):
             for j in range(k):
-                cols[:, :, i, j, :] = xs[i:i + stride * ho:stride, j:j + stride * wo:stride, :]
-        wg = w[:, :, :, g * fg:(g + 1) * fg].reshape(k * k * cin_g, fg)
-        out[:, :, g * fg:(g + 1) * fg] = (cols.reshape(ho * wo, -1) @ wg).reshape(ho, wo, fg)
+                cols[:, :, i, j, :] = xs[i : i + stride * ho : stride, j : j + stride * wo : stride, :]
+        wg = w[:, :, :, g * fg : (g + 1) * fg].reshape(k * k * cin_g, fg)
+        out[:, :, g * fg : (g + 1) * fg] = (cols.reshape(ho * wo, -1) @ wg).reshape(ho, wo, fg)
     return out + bias.astype(np.float32)
 
 
@@ -55,8 +56,8 @@ def conv2d_int8(x, q, scale, bias, stride, padding, groups, rule):
     for g in range(groups):
         for i in range(k):
             for j in range(k):
-                patch = xq[i:i + stride * ho:stride, j:j + stride * wo:stride, g * cin_g:(g + 1) * cin_g]
-                acc[:, :, g * fg:(g + 1) * fg] += patch @ q[i, j, :, g * fg:(g + 1) * fg].astype(np.int64)
+                patch = xq[i : i + stride * ho : stride, j : j + stride * wo : stride, g * cin_g : (g + 1) * cin_g]
+                acc[:, :, g * fg : (g + 1) * fg] += patch @ q[i, j, :, g * fg : (g + 1) * fg].astype(np.int64)
     mult = step * scale.astype(np.float32)
     return acc.astype(np.float32) * mult + bias.astype(np.float32)
 
@@ -64,7 +65,7 @@ def conv2d_int8(x, q, scale, bias, stride, padding, groups, rule):
 def lrn(x, size, alpha, beta, k):
     half = (size - 1) // 2
     sq = np.pad(x.astype(np.float32) ** 2, ((0, 0), (0, 0), (half, half)))
-    s = sum(sq[:, :, i:i + x.shape[2]] for i in range(size))
+    s = sum(sq[:, :, i : i + x.shape[2]] for i in range(size))
     return x / (k + alpha * s) ** beta
 
 
@@ -74,21 +75,21 @@ def maxpool(x, window, stride):
     out = np.full((ho, wo, x.shape[2]), -np.inf, np.float32)
     for i in range(window):
         for j in range(window):
-            out = np.maximum(out, x[i:i + stride * ho:stride, j:j + stride * wo:stride, :])
+            out = np.maximum(out, x[i : i + stride * ho : stride, j : j + stride * wo : stride, :])
     return out
 
 
 def dense_int8(x, q, scale, bias):
     x = x.astype(np.float32)
     k = x.shape[0]
-    big_q = min(32767, (2 ** 31 - 1) // (127 * k))
+    big_q = min(32767, (2**31 - 1) // (127 * k))
     m = np.float32(np.abs(x).max())
     if m == 0:
         return bias.astype(np.float32).copy()
     inv = np.float32(big_q) / m
     xq = np.clip(np.rint(x * inv), -big_q, big_q).astype(np.int64)
     acc = q.astype(np.int64) @ xq
-    assert np.abs(acc).max() <= 2 ** 31 - 1
+    assert np.abs(acc).max() <= 2**31 - 1
     return acc.astype(np.float32) * ((m / np.float32(big_q)) * scale.astype(np.float32)) + bias.astype(np.float32)
 
 
@@ -103,9 +104,20 @@ def forward(manifest, weights, image_hwc):
         op = layer["op"]
         if op == "conv2d":
             n = layer["name"]
-            args = (x, weights[n + ".weight"], weights[n + ".scale"], weights[n + ".bias"],
-                    layer["stride"], layer["padding"], layer.get("groups", 1))
-            x = conv2d_int8(*args, "7-bit-per-tensor-min-max" if non_negative else rule) if int8_convs else conv2d(*args)
+            args = (
+                x,
+                weights[n + ".weight"],
+                weights[n + ".scale"],
+                weights[n + ".bias"],
+                layer["stride"],
+                layer["padding"],
+                layer.get("groups", 1),
+            )
+            x = (
+                conv2d_int8(*args, "7-bit-per-tensor-min-max" if non_negative else rule)
+                if int8_convs
+                else conv2d(*args)
+            )
             non_negative = layer.get("activation") == "relu"
         elif op == "dense":
             n = layer["name"]

@@ -1,5 +1,6 @@
 """Source models for the import tests (no pretrained weights exist offline): seeded random AlexNets in the
 two layouts that circulate as ONNX, torchvision's and Caffe's (the ONNX model zoo's bvlc_alexnet)."""
+
 import torch
 
 from training.model import AlexNet, AlexNetTV

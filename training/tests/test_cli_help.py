@@ -1,4 +1,5 @@
 """`train.py --help` explains every option and states its default."""
+
 import os
 import re
 import subprocess
@@ -8,8 +9,12 @@ from conftest import ROOT
 
 
 def test_help_gives_every_option_a_sentence_and_its_default():
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--help"],
-                          capture_output=True, text=True, env=dict(os.environ, COLUMNS="2000"))
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, COLUMNS="2000"),
+    )
     assert proc.returncode == 0, proc.stderr
     options = re.findall(r"^  (--[a-z0-9-]+)(?:, --no-[a-z0-9-]+)?(?: [A-Z]+)?\s+(.*)$", proc.stdout, re.M)
     names = {name for name, _ in options}

@@ -1,4 +1,5 @@
 """The IDX reader, Fashion-MNIST preprocessing, and the image-folder dataset's errors and skips."""
+
 import gzip
 import os
 import struct
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import FMNIST_DIR, needs_fmnist
+from conftest import FMNIST_DIR, needs_fmnist, train_config
 from training import data as D
 
 
@@ -61,8 +62,8 @@ def test_fashion_mnist_evaluation_input_is_exactly_the_manifest_preprocess():
     expect = (resized / pre["scale"] - pre["mean"][0]) / pre["std"][0]
     assert pre["color"] == "gray" and pre["resize"]["shorter_side"] == 64 and pre["crop"]["height"] == 64
     assert x.shape == (3, 64, 64)
-    for c in range(3):
-        assert torch.allclose(x[c], expect, atol=1e-6)
+    for c in range(3):  # the same operations in the same order: bit for bit
+        assert torch.equal(x[c], expect)
 
 
 def make_folder(root, classes):
@@ -104,3 +105,25 @@ def test_image_folder_sees_a_photo_the_right_way_up_as_the_worker_does(tmp_path)
     Image.new("RGB", (40, 20), (200, 30, 30)).save(path, exif=exif)
     ds = D.ImageFolder(str(tmp_path), "train", 32, train=False)
     assert ds.load_rgb(str(path)).size == (20, 40)  # width and height as a person sees the photo
+
+
+def test_make_datasets_gives_an_image_folders_splits_subsets_labels_and_preprocess(tmp_path):
+    make_folder(tmp_path, {"cat": 3, "dog": 2})
+    cfg = train_config(dataset=str(tmp_path), input_size=32, train_subset=4, test_subset=1)
+    train, test, labels, preprocess = D.make_datasets(cfg)
+    assert labels == ["cat", "dog"] and (len(train), len(test)) == (4, 1)
+    assert preprocess == D.folder_preprocess(32) and test[0][0].shape == (3, 32, 32)
+    caffe = D.make_datasets(dict(cfg, source_input="caffe", init="bvlc.onnx"))[3]
+    assert caffe["mean"] == list(D.CAFFE_MEAN) and caffe["std"] == list(D.CAFFE_STD)
+
+
+def test_input_statistics_are_caffes_only_for_a_caffe_file_source(tmp_path):
+    assert D.input_stats("caffe", "bvlc.onnx") == (D.CAFFE_MEAN, D.CAFFE_STD)
+    assert D.input_stats("caffe", str(tmp_path)) == (D.IMAGENET_MEAN, D.IMAGENET_STD)  # a package: its own
+    assert D.input_stats("torchvision", "alexnet.pth") == (D.IMAGENET_MEAN, D.IMAGENET_STD)
+
+
+def test_make_datasets_gives_fashion_mnist_at_the_input_size():
+    needs_fmnist()
+    train, test, labels, preprocess = D.make_datasets(train_config(input_size=64, train_subset=10, test_subset=5))
+    assert (len(train), len(test), labels) == (10, 5, D.FMNIST_LABELS) and preprocess == D.fmnist_preprocess(64)

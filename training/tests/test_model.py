@@ -1,4 +1,5 @@
 """Each architecture builds, gives one logit per class, and has the paper's parameter count."""
+
 import pytest
 import torch
 import torchvision
@@ -6,12 +7,15 @@ import torchvision
 from training.model import build_model, count_parameters, feature_shape
 
 
-@pytest.mark.parametrize("arch,two_tower,params", [
-    ("alexnet", False, 62_378_344),   # the paper's net as one tower: ~62 M
-    ("alexnet", True, 60_965_224),    # with the two-tower grouping of conv2, conv4, conv5: ~61 M
-    ("alexnet-tv", False, 61_100_840),  # exactly torchvision's AlexNet
-    ("alexnet-bn", False, 28_056_616),  # valid padding leaves a 256x1x1 map at 224, so fc6 is small
-])
+@pytest.mark.parametrize(
+    "arch,two_tower,params",
+    [
+        ("alexnet", False, 62_378_344),  # the paper's net as one tower: ~62 M
+        ("alexnet", True, 60_965_224),  # with the two-tower grouping of conv2, conv4, conv5: ~61 M
+        ("alexnet-tv", False, 61_100_840),  # exactly torchvision's AlexNet
+        ("alexnet-bn", False, 28_056_616),  # valid padding leaves a 256x1x1 map at 224, so fc6 is small
+    ],
+)
 def test_every_architecture_gives_1000_logits_at_224_with_the_paper_parameter_count(arch, two_tower, params):
     model = build_model(arch, 1000, 224, two_tower).eval()
     assert count_parameters(model) == params

@@ -1,4 +1,5 @@
 """ONNX AlexNets in, packages out: torchvision's layout and Caffe's (two towers, LRN), full size; refusals."""
+
 import os
 import subprocess
 import sys
@@ -22,8 +23,14 @@ def test_torchvisions_own_alexnet_exported_by_torch_onnx_reads_back_to_the_same_
     torch.manual_seed(0)
     source = torchvision.models.alexnet().eval()  # with its AdaptiveAvgPool2d, exported as a 1x1 AveragePool
     path = str(tmp_path / "tv.onnx")
-    torch.onnx.export(source, torch.zeros(1, 3, 224, 224), path, opset_version=13, input_names=["input"],
-                      dynamic_axes={"input": {0: "batch"}})
+    torch.onnx.export(
+        source,
+        torch.zeros(1, 3, 224, 224),
+        path,
+        opset_version=13,
+        input_names=["input"],
+        dynamic_axes={"input": {0: "batch"}},
+    )
     model, size, softmax = read_onnx(path)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
@@ -45,10 +52,12 @@ def test_a_full_size_caffe_layout_graph_converts_into_a_package_that_keeps_its_t
     assert manifest["input"] == {"height": 227, "width": 227, "channels": 3}
     assert len(manifest["labels"]) == 1000 and manifest["labels"][0] == "tench"
     assert manifest["training"]["arch"] == "alexnet" and manifest["training"]["two_tower"] is True
-    convs = [l for l in manifest["layers"] if l["op"] == "conv2d"]
+    convs = [layer for layer in manifest["layers"] if layer["op"] == "conv2d"]
     assert [c["groups"] for c in convs] == [1, 2, 1, 2, 2] and convs[0]["padding"] == 0
     # ONNX (like Caffe and PyTorch) divides alpha by the window; the manifest holds the paper's undivided alpha.
-    assert [(l["size"], l["alpha"], l["k"]) for l in manifest["layers"] if l["op"] == "lrn"] == [(5, 2e-5, 1.0)] * 2
+    assert [(layer["size"], layer["alpha"], layer["k"]) for layer in manifest["layers"] if layer["op"] == "lrn"] == [
+        (5, 2e-5, 1.0)
+    ] * 2
     x = torch.from_numpy(samples["inputs"].copy()).permute(0, 3, 1, 2)
     with torch.no_grad():
         want = source(x)
@@ -60,11 +69,12 @@ def test_a_full_size_caffe_layout_graph_converts_into_a_package_that_keeps_its_t
 
 def test_the_lrn_of_a_graph_made_from_the_paper_model_maps_back_to_the_papers_alpha(tmp_path):
     from training.model import AlexNet
+
     path = str(tmp_path / "paper.onnx")
     export_onnx(AlexNet(10, 67, width=0.0625), path, 67)
     model, _, _ = read_onnx(path)
-    lrn = [l for l in fold_and_quantize(model) if l["op"] == "lrn"]
-    assert [(l["alpha"], l["k"]) for l in lrn] == [(1e-4, 2.0)] * 2
+    lrn = [layer for layer in fold_and_quantize(model) if layer["op"] == "lrn"]
+    assert [(layer["alpha"], layer["k"]) for layer in lrn] == [(1e-4, 2.0)] * 2
 
 
 class _Residual(nn.Module):
@@ -82,8 +92,18 @@ def test_a_graph_outside_the_family_is_refused_naming_the_first_node_that_does_n
     torch.onnx.export(_Residual().eval(), torch.zeros(1, 3, 8, 8), path, opset_version=13)
     with pytest.raises(OnnxImportError, match=r"\(Sigmoid\) does not fit the AlexNet family"):
         read_onnx(path)
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--from-onnx", path,
-                           "--export-dir", str(tmp_path / "x-v1")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "scripts", "train.py"),
+            "--from-onnx",
+            path,
+            "--export-dir",
+            str(tmp_path / "x-v1"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "(Sigmoid) does not fit the AlexNet family" in proc.stderr
     assert not os.path.exists(tmp_path / "x-v1")
 

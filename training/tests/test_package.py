@@ -1,5 +1,5 @@
 """A package round-trips: read back, verified, and an independent NHWC forward reproduces its logits."""
-import json
+
 import os
 
 import numpy as np
@@ -9,8 +9,7 @@ import torchvision
 
 from conftest import ROOT, run_train
 from nhwc_reference import forward as nhwc_forward
-from training import safetensors_io
-from training.data import fmnist_preprocess, FMNIST_LABELS
+from training.data import FMNIST_LABELS, fmnist_preprocess
 from training.model import build_model
 from training.package import export_package, load_package
 from training.quantize import fold_and_quantize
@@ -21,8 +20,18 @@ def export_small(tmp_path, arch="alexnet", size=99, two_tower=True, **kw):
     model = build_model(arch, 10, size, two_tower=two_tower, width=0.25).eval()
     xs = torch.randn(3, 3, size, size)
     out = str(tmp_path / "pkg-v1")
-    manifest = export_package(model, out, "pkg-v1", size, fmnist_preprocess(size), FMNIST_LABELS, xs,
-                              {"dataset": "none"}, {"arch": arch}, **kw)
+    manifest = export_package(
+        model,
+        out,
+        "pkg-v1",
+        size,
+        fmnist_preprocess(size),
+        FMNIST_LABELS,
+        xs,
+        {"dataset": "none"},
+        {"arch": arch},
+        **kw,
+    )
     return model, xs, out, manifest
 
 
@@ -33,7 +42,7 @@ def test_an_independent_nhwc_forward_of_the_package_reproduces_the_sample_logits
     assert manifest["layers"][-1] == {"op": "softmax"}
     assert manifest["quantization"]["convolutions"] == "int8"  # the default: our int8 kernels
     assert manifest["quantization"]["conv_activations"] == "7-bit-per-tensor-min-max"
-    assert [l.get("groups") for l in manifest["layers"] if l["op"] == "conv2d"] == [1, 2, 1, 2, 2]
+    assert [layer.get("groups") for layer in manifest["layers"] if layer["op"] == "conv2d"] == [1, 2, 1, 2, 2]
     assert weights["conv2.weight"].shape == (5, 5, 12, 64) and weights["fc6.weight"].shape[1] == 64 * 2 * 2
     tol = manifest["samples"]["tolerance"]
     for i in range(len(xs)):
@@ -64,11 +73,17 @@ def test_dequantised_weights_reproduce_the_simulated_logits(tmp_path):
     model, xs, out, _ = export_small(tmp_path, onnx=False)
     _, weights, samples = load_package(out)
     layers = fold_and_quantize(model)
-    for l in layers:
-        if l["op"] in ("conv2d", "dense"):
-            deq = weights[l["name"] + ".weight"].astype(np.float32) * weights[l["name"] + ".scale"][
-                (None,) * (weights[l["name"] + ".weight"].ndim - 1) if l["op"] == "conv2d" else (slice(None), None)]
-            ours = l["deq"].permute(2, 3, 1, 0).numpy() if l["op"] == "conv2d" else None
+    for layer in layers:
+        if layer["op"] in ("conv2d", "dense"):
+            deq = (
+                weights[layer["name"] + ".weight"].astype(np.float32)
+                * weights[layer["name"] + ".scale"][
+                    (None,) * (weights[layer["name"] + ".weight"].ndim - 1)
+                    if layer["op"] == "conv2d"
+                    else (slice(None), None)
+                ]
+            )
+            ours = layer["deq"].permute(2, 3, 1, 0).numpy() if layer["op"] == "conv2d" else None
             if ours is not None:
                 np.testing.assert_array_equal(deq, ours)
     assert samples["logits"].shape == (3, 10) and samples["inputs"].shape == (3, 99, 99, 3)
@@ -88,17 +103,6 @@ def test_the_manifest_records_exact_byte_lengths_and_hashes_and_a_tampered_file_
         export_small(tmp_path, onnx=False)
 
 
-def test_safetensors_round_trips_every_dtype_and_keeps_tensor_order():
-    tensors = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.array([-128, 127], np.int8),
-               "c": np.array([1, 2], np.int64), "d": np.zeros(0, np.float32)}
-    back, meta = safetensors_io.parse(safetensors_io.serialize(tensors, {"format": "x"}))
-    assert list(back) == ["b", "a", "c", "d"] and meta == {"format": "x"}
-    for k in tensors:
-        assert back[k].dtype == tensors[k].dtype and np.array_equal(back[k], tensors[k])
-    blob = safetensors_io.serialize(tensors)
-    assert (8 + int.from_bytes(blob[:8], "little")) % 8 == 0  # data starts 8-byte aligned
-
-
 def test_a_torchvision_alexnet_state_dict_converts_into_an_imagenet_package(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "alexnet.pth"
@@ -109,7 +113,7 @@ def test_a_torchvision_alexnet_state_dict_converts_into_an_imagenet_package(tmp_
     assert len(manifest["labels"]) == 1000 and manifest["labels"][0] == "tench"
     assert manifest["input"] == {"height": 224, "width": 224, "channels": 3}
     assert manifest["preprocess"]["resize"]["shorter_side"] == 256 and manifest["preprocess"]["color"] == "rgb"
-    assert [l["filters"] for l in manifest["layers"] if l["op"] == "conv2d"] == [64, 192, 384, 256, 256]
+    assert [layer["filters"] for layer in manifest["layers"] if layer["op"] == "conv2d"] == [64, 192, 384, 256, 256]
     assert weights["fc6.weight"].shape == (4096, 9216) and weights["fc6.weight"].dtype == np.int8
     ours = nhwc_forward(manifest, weights, samples["inputs"][0])
     np.testing.assert_allclose(ours, samples["logits"][0], atol=1e-4 * np.abs(samples["logits"][0]).max() + 1e-5)
@@ -120,9 +124,9 @@ def test_the_committed_worker_fixtures_are_valid_small_packages():
         out = os.path.join(ROOT, "test", "fixtures", name)
         manifest, weights, samples = load_package(out)
         assert manifest["id"] == name and manifest["preprocess"]["color"] == color
-        ops = {l["op"] for l in manifest["layers"]}
+        ops = {layer["op"] for layer in manifest["layers"]}
         assert ops == {"conv2d", "lrn", "maxpool", "flatten", "dense", "softmax"}
-        assert any(l.get("groups") == 2 for l in manifest["layers"])
+        assert any(layer.get("groups") == 2 for layer in manifest["layers"])
         assert sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)) < 200_000
         for i in range(manifest["samples"]["count"]):
             ours = nhwc_forward(manifest, weights, samples["inputs"][i])
@@ -135,6 +139,7 @@ def test_a_package_loaded_into_a_batch_norm_network_computes_what_the_package_co
     """--init PACKAGE --batch-norm: the package's BatchNorm was folded away at export; the BatchNorm put back
     must undo its own statistics, so a second training cycle starts from the package's function."""
     from training.init_weights import init_from_package, unfold_batch_norm
+
     torch.manual_seed(0)
     size = 67
     trained = build_model("alexnet", 10, size, width=0.25, dropout=0.0, batch_norm=True)
@@ -142,10 +147,20 @@ def test_a_package_loaded_into_a_batch_norm_network_computes_what_the_package_co
     trained.train()
     with torch.no_grad():  # running statistics far from a fresh BatchNorm's 0 and 1, as after training
         for i in range(0, len(images), 32):
-            trained(images[i:i + 32] * 3 + 1)
+            trained(images[i : i + 32] * 3 + 1)
     out = str(tmp_path / "bn-v1")
-    export_package(trained.eval(), out, "bn-v1", size, fmnist_preprocess(size), FMNIST_LABELS, images[:2],
-                   {"dataset": "none"}, {"arch": "alexnet"}, onnx=False)
+    export_package(
+        trained.eval(),
+        out,
+        "bn-v1",
+        size,
+        fmnist_preprocess(size),
+        FMNIST_LABELS,
+        images[:2],
+        {"dataset": "none"},
+        {"arch": "alexnet"},
+        onnx=False,
+    )
     plain = build_model("alexnet", 10, size, width=0.25, dropout=0.0)
     init_from_package(plain, out)
     again = build_model("alexnet", 10, size, width=0.25, dropout=0.0, batch_norm=True)

@@ -1,16 +1,15 @@
 """Stochastic weight averaging: the mean itself, BatchNorm statistics measured again, and train.py exporting the
 average (at the end of a run, after a resume, and with --export-only) under the cyclic schedule."""
+
 import csv
-import importlib.util
 import json
 import os
 
 import numpy as np
-import pytest
 import torch
 import torch.nn as nn
 
-from conftest import ROOT, TINY, needs_fmnist, run_train
+from conftest import TINY, needs_fmnist, run_train
 from training.package import load_package
 from training.swa import WeightAverage, recompute_batch_norm
 
@@ -36,7 +35,7 @@ def test_the_weight_average_is_the_mean_of_the_weights_it_was_given():
     again.add(small_net(3))
     avg.add(small_net(3))
     assert again.count == avg.count == 4
-    for a, b in zip(again.model.parameters(), avg.model.parameters()):
+    for a, b in zip(again.model.parameters(), avg.model.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -59,21 +58,6 @@ def test_batch_norm_statistics_are_measured_again_with_every_batch_counting_the_
     assert recompute_batch_norm(nn.Linear(2, 2), batches, torch.device("cpu")) == 0
 
 
-def load_train_module():
-    spec = importlib.util.spec_from_file_location("train_script", os.path.join(ROOT, "scripts", "train.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_the_cyclic_schedule_falls_from_lr_to_lr_min_within_every_epoch():
-    get_lr = load_train_module().get_lr
-    cfg = {"lr": 0.01, "lr_min": 0.001, "warmup_epochs": 0.0, "schedule": "cyclic", "epochs": 3}
-    assert get_lr(cfg, 0.0) == get_lr(cfg, 1.0) == get_lr(cfg, 2.0) == 0.01
-    assert get_lr(cfg, 1.5) == pytest.approx(0.0055)
-    assert get_lr(cfg, 2.999) == pytest.approx(0.001, abs=1e-5)
-
-
 def read_rows(out):
     with open(os.path.join(out, "metrics.csv")) as f:
         return list(csv.DictReader(f))
@@ -85,12 +69,23 @@ def package_weights(path):
 
 def test_a_run_with_weight_averaging_exports_the_average_and_resumes_it(tmp_path):
     needs_fmnist()
-    plain = TINY + ["--batch-norm", "--train-subset", "256", "--epochs", "3", "--schedule", "cyclic",
-                    "--lr-min", "0.001", "--no-onnx"]
+    plain = TINY + [
+        "--batch-norm",
+        "--train-subset",
+        "256",
+        "--epochs",
+        "3",
+        "--schedule",
+        "cyclic",
+        "--lr-min",
+        "0.001",
+        "--no-onnx",
+    ]
     common = plain + ["--swa-epochs", "2"]
     run_train(common + ["--out", str(tmp_path / "straight"), "--export-dir", str(tmp_path / "avg-v1")])
     rows = read_rows(str(tmp_path / "straight"))
-    assert rows[0]["avg_test_top1"] == "" and all(0 <= float(r["avg_test_top1"]) <= 1 for r in rows[1:])
+    # the average is taken over the last 2 epochs only; 3 epochs on 256 images put it well above chance (0.1)
+    assert rows[0]["avg_test_top1"] == "" and all(float(r["avg_test_top1"]) > 0.3 for r in rows[1:])
     recipe = json.load(open(tmp_path / "avg-v1" / "manifest.json"))["training"]["recipe"]
     assert recipe["schedule"] == "cyclic" and recipe["lr_min"] == 0.001
     assert "last 2 epochs" in recipe["weight_averaging"]
@@ -107,11 +102,26 @@ def test_a_run_with_weight_averaging_exports_the_average_and_resumes_it(tmp_path
 
     # --export-only of the checkpoint writes the same average; without --swa-epochs, the last iterate instead
     ckpt = str(tmp_path / "straight" / "ckpt.pt")
-    run_train(common + ["--export-only", "--resume", ckpt, "--export-dir", str(tmp_path / "avg-v2"),
-                        "--out", str(tmp_path / "x")])
-    run_train(plain + [
-        "--export-only", "--resume", ckpt, "--export-dir", str(tmp_path / "last-v1"), "--out", str(tmp_path / "y")])
+    run_train(
+        common
+        + ["--export-only", "--resume", ckpt, "--export-dir", str(tmp_path / "avg-v2"), "--out", str(tmp_path / "x")]
+    )
+    run_train(
+        plain
+        + ["--export-only", "--resume", ckpt, "--export-dir", str(tmp_path / "last-v1"), "--out", str(tmp_path / "y")]
+    )
     end_of_run, exported, last = (package_weights(tmp_path / p) for p in ("avg-v1", "avg-v2", "last-v1"))
     assert all(np.array_equal(end_of_run[k], exported[k]) for k in end_of_run)
     assert any(not np.array_equal(end_of_run[k], last[k]) for k in end_of_run)
-    assert load_package(str(tmp_path / "avg-v1"))[0]["metrics"]["top1_int8"] >= 0
+    metrics = load_package(str(tmp_path / "avg-v1"))[0]["metrics"]
+    assert metrics["top1_int8"] > 0.3  # the exported average learned: chance is 0.1
+    # and its top-1 is the served model's confusion matrix, written beside the package, recounted
+    assert metrics["top1_int8"] == confusion_top1(str(tmp_path / "avg-v1.confusion.csv"))
+
+
+def confusion_top1(path):
+    """Top-1 from a <package>.confusion.csv (rows true, columns predicted), rounded as the manifest rounds it."""
+    with open(path) as f:
+        rows = list(csv.reader(f))[1:]
+    counts = [[int(v) for v in row[1:]] for row in rows]
+    return round(sum(counts[i][i] for i in range(len(counts))) / sum(map(sum, counts)), 4)

@@ -1,14 +1,17 @@
 """A tiny image folder in the ImageNet layout, made in the test: one colour and shape per class, as JPEGs."""
+
 import os
 import random
 
 CLASSES = (("red-circle", (220, 40, 40)), ("green-square", (40, 180, 60)), ("blue-triangle", (50, 70, 220)))
 
 
-def make_image_folder(root: str, train_per_class: int = 10, val_per_class: int = 4, size: int = 96,
-                      seed: int = 0) -> str:
+def make_image_folder(
+    root: str, train_per_class: int = 10, val_per_class: int = 4, size: int = 96, seed: int = 0
+) -> str:
     """root/{train,val}/<class>/NN.jpg: a shape of the class colour at a random place and size on grey noise."""
     from PIL import Image, ImageDraw
+
     rng = random.Random(seed)
     for split, count in (("train", train_per_class), ("val", val_per_class)):
         for name, colour in CLASSES:

@@ -1,0 +1,84 @@
+"""The end of a run: evaluate the network in fp32 and in the Worker's served arithmetic, write the package.
+
+Beside the package go the per-class report (training/class_report.py), and beside the checkpoint the run's
+records (metrics.csv, curves.png, confusion.png of the served model). Export runs in this process alone, on
+the CPU, whatever the run trained on.
+"""
+
+import os
+
+import torch
+
+from training import data as D
+from training.class_report import per_class, write_class_report
+from training.evaluate import evaluate
+from training.lineage import training_record
+from training.package import export_package
+from training.plots import write_run_records
+from training.quantize import fold_and_quantize, served_forward
+from training.runtime import cpu_runtime, make_loader, unwrap
+
+
+def dataset_name(cfg: dict) -> str:
+    if cfg["dataset"] == "fashion-mnist":
+        return "fashion-mnist/test"
+    return f"{os.path.basename(os.path.normpath(cfg['dataset']))}/val"
+
+
+def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, continues=None) -> dict:
+    """Evaluate fp32 and the served int8 arithmetic on the test set, then write the package; returns its metrics."""
+    model = unwrap(model).to("cpu").float().eval()
+    cpu_rt = cpu_runtime(rt)
+    loader = make_loader(test_ds, cfg, cpu_rt, False, 0)
+    q = fold_and_quantize(model)
+    print(f"export: evaluating fp32 and served int8 on {len(test_ds)} test images", flush=True)
+    m32 = evaluate(model, loader, cpu_rt, len(labels))
+
+    def served(x):
+        return served_forward(q, x, convolutions=cfg["convolutions"])
+
+    m8 = evaluate(model, loader, cpu_rt, len(labels), forward=served)
+    metrics = {
+        "dataset": f"{dataset_name(cfg)} ({m32['test_count']})",
+        "top1_fp32": round(m32["test_top1"], 4),
+        "top5_fp32": round(m32["test_top5"], 4),
+        "top1_int8": round(m8["test_top1"], 4),
+        "top5_int8": round(m8["test_top5"], 4),
+    }
+    xs = torch.stack([test_ds[i][0] for i in range(min(cfg["samples"], len(test_ds)))])
+    training = training_record(cfg, history, trained_on, continues)
+    mid = cfg["model_id"] or os.path.basename(os.path.normpath(cfg["export_dir"]))
+    if cfg["ten_crop"]:
+        m10 = evaluate(model, make_loader(ten_crop_set(cfg, labels), cfg, cpu_rt, False, 0), cpu_rt, len(labels))
+        metrics.update(top1_fp32_10crop=round(m10["test_top1"], 4), top5_fp32_10crop=round(m10["test_top5"], 4))
+    metrics["per_class_recall"] = [r["recall"] for r in per_class(m8["confusion"], labels)]
+    export_package(
+        model,
+        cfg["export_dir"],
+        mid,
+        cfg["input_size"],
+        preprocess,
+        labels,
+        xs,
+        metrics,
+        training,
+        onnx=cfg["onnx"],
+        convolutions=cfg["convolutions"],
+    )
+    write_run_records(cfg["out"], history, m8["confusion"], labels)
+    report = write_class_report(cfg["export_dir"], m8["confusion"], labels)
+    print(f"export: per-class precision and recall, confusion matrix: {', '.join(report)}", flush=True)
+    print(
+        f"export: wrote {cfg['export_dir']}  fp32 top-1 {metrics['top1_fp32']:.4f} top-5 {metrics['top5_fp32']:.4f}"
+        f"  int8 top-1 {metrics['top1_int8']:.4f} top-5 {metrics['top5_int8']:.4f}",
+        flush=True,
+    )
+    return metrics
+
+
+def ten_crop_set(cfg: dict, labels: list):
+    """Every validation image as the paper's ten crops (--test-subset does not apply)."""
+    mean, std = D.input_stats(cfg["source_input"], cfg["init"])
+    return D.ImageFolder(
+        cfg["dataset"], "val", cfg["input_size"], False, mean=mean, std=std, classes=labels, ten_crop=True
+    )
