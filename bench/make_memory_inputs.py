@@ -1,6 +1,7 @@
 """Write the images `npm run bench:memory` sends: every input form at its limit (never committed).
 
-  /usr/bin/python3 bench/make_memory_inputs.py OUT_DIR --baseline-pixels N --progressive-pixels N --png-pixels N --image-bytes N --webp-pixels N --webp-lossless-pixels N --webp-alpha-pixels N
+  /usr/bin/python3 bench/make_memory_inputs.py OUT_DIR --baseline-pixels N --progressive-pixels N --png-pixels N \
+      --image-bytes N --webp-pixels N --webp-lossless-pixels N --webp-alpha-pixels N
 
 The limits come from src/config.ts (bench/memory.mjs reads them there and passes them in). Pictures are a
 real photograph (samples/photos/chelsea.jpg, scikit-image, public domain) scaled up, with grain added so the
@@ -16,12 +17,12 @@ user sends. Files:
   webp-lossless-max.webp a lossless WebP at its pixel limit
   webp-alpha-max.webp   a lossy WebP with alpha at its pixel limit
 """
+
 import argparse
 import io
 import math
 import os
 import struct
-import sys
 import zlib
 
 import numpy as np
@@ -31,7 +32,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def photo(width: int, height: int, grain: float, seed: int) -> Image.Image:
-    base = Image.open(os.path.join(ROOT, "samples/photos/chelsea.jpg")).convert("RGB").resize((width, height), Image.BILINEAR)
+    base = (
+        Image.open(os.path.join(ROOT, "samples/photos/chelsea.jpg"))
+        .convert("RGB")
+        .resize((width, height), Image.BILINEAR)
+    )
     rng = np.random.default_rng(seed)
     pixels = np.asarray(base, dtype=np.int16) + rng.normal(0, grain, (height, width, 3)).astype(np.int16)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
@@ -52,7 +57,10 @@ def double_ihdr_png(width: int, height: int) -> bytes:
     """A PNG whose first IHDR says 1x1 and whose second says width x height, with IDAT for the second."""
     row = b"\x00" + bytes(3 * width)
     idat = zlib.compress(row * height, 9)
-    ihdr = lambda w, h: chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+
+    def ihdr(w: int, h: int) -> bytes:
+        return chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+
     return b"\x89PNG\r\n\x1a\n" + ihdr(1, 1) + ihdr(width, height) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
@@ -74,7 +82,9 @@ def main() -> None:
     p.add_argument("--baseline-pixels", type=int, required=True, help="MAX_JPEG_PIXELS")
     p.add_argument("--progressive-pixels", type=int, required=True, help="MAX_PROGRESSIVE_JPEG_PIXELS")
     p.add_argument("--png-pixels", type=int, required=True, help="MAX_PNG_PIXELS")
-    p.add_argument("--image-bytes", type=int, required=True, help="MAX_IMAGE_BYTES: the largest image file, in any form")
+    p.add_argument(
+        "--image-bytes", type=int, required=True, help="MAX_IMAGE_BYTES: the largest image file, in any form"
+    )
     p.add_argument("--webp-pixels", type=int, required=True, help="MAX_WEBP_PIXELS (lossy)")
     p.add_argument("--webp-lossless-pixels", type=int, required=True, help="MAX_WEBP_LOSSLESS_PIXELS")
     p.add_argument("--webp-alpha-pixels", type=int, required=True, help="MAX_WEBP_ALPHA_PIXELS (lossy with alpha)")
@@ -92,7 +102,10 @@ def main() -> None:
     save(photo(w, h, 12, 5), os.path.join(out, "png-max.png"), format="PNG", compress_level=1)
     with open(os.path.join(out, "png-double-ihdr.png"), "wb") as f:
         f.write(double_ihdr_png(8000, 8000))
-    print(f"  png-double-ihdr.png: 1x1 then 8000x8000, {os.path.getsize(os.path.join(out, 'png-double-ihdr.png')) / 1e6:.2f} MB")
+    print(
+        "  png-double-ihdr.png: 1x1 then 8000x8000, "
+        f"{os.path.getsize(os.path.join(out, 'png-double-ihdr.png')) / 1e6:.2f} MB"
+    )
     # WebP at each of its three limits; lossy ones at the highest of a few qualities that fits the file limit
     # (a 16 MP WebP takes seconds to encode, so not every quality is tried)
     w, h = side(a.webp_pixels, 3 / 2)
@@ -113,7 +126,10 @@ def save_webp(image: Image.Image, path: str, max_bytes: int) -> None:
             break
     with open(path, "wb") as f:
         f.write(buffer.getvalue())
-    print(f"  {os.path.basename(path)}: {image.width}x{image.height} {image.mode}, quality {quality}, {buffer.tell() / 1e6:.1f} MB")
+    print(
+        f"  {os.path.basename(path)}: {image.width}x{image.height} {image.mode}, "
+        f"quality {quality}, {buffer.tell() / 1e6:.1f} MB"
+    )
 
 
 if __name__ == "__main__":
