@@ -41,7 +41,7 @@ function parseToml(text, file = "ruff.toml") {
   let table = root;
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    let line = stripComment(lines[i]).trim();
+    const line = stripComment(lines[i]).trim();
     if (!line) continue;
     const header = line.match(/^\[([A-Za-z0-9_.-]+)\]$/);
     if (header) {
@@ -53,7 +53,7 @@ function parseToml(text, file = "ruff.toml") {
     if (!kv) throw new Error(`${file}:${i + 1}: cannot read ${JSON.stringify(lines[i])}`);
     let value = kv[2];
     while (value.startsWith("[") && bracketDepth(value) > 0 && i + 1 < lines.length) {
-      value += " " + stripComment(lines[++i]).trim(); // a multi-line array
+      value += ` ${stripComment(lines[++i]).trim()}`; // a multi-line array
     }
     try {
       table[kv[1]] = JSON.parse(value.replace(/,\s*]/g, "]")); // TOML's basic strings are JSON strings
@@ -100,7 +100,7 @@ function lineStarts(text) {
 function applyFixes(text, diagnostics) {
   const starts = lineStarts(text);
   const fixes = diagnostics
-    .filter((d) => d.fix && d.fix.edits.length)
+    .filter((d) => d.fix?.edits.length)
     .map((d) =>
       d.fix.edits.map((e) => ({
         from: offsetOf(text, starts, e.location),
@@ -165,7 +165,7 @@ function main(argv) {
   const excluded = (settings["extend-exclude"] ?? []).map((p) => path.normalize(p).replace(/\/$/, ""));
   delete settings["extend-exclude"];
   const workspace = new Workspace(settings, PositionEncoding.Utf16);
-  const isExcluded = (file) => excluded.some((p) => file === p || file.startsWith(p + "/"));
+  const isExcluded = (file) => excluded.some((p) => file === p || file.startsWith(`${p}/`));
   const targets = files.length
     ? files.map((f) => path.relative(ROOT, path.resolve(f)))
     : execFileSync("git", ["ls-files", "-z", "*.py"], { cwd: ROOT, encoding: "utf8" })
