@@ -307,6 +307,16 @@ describe("streaming PNG decoder: refusals", () => {
     }
   });
 
+  it("cancel stops the decode: later pushes reject with the reason", async () => {
+    const file = await writePng({ ...spec(2, 8, 40, 30, 5), idatBytes: 300 });
+    let rows = 0;
+    const stream = createPngStream({ background: BG, onRow: () => rows++ });
+    await stream.push(file.subarray(0, 200));
+    stream.cancel(new ImageError("undecodable_image", "client went away"));
+    await expect(stream.push(file.subarray(200))).rejects.toThrow("client went away");
+    await expect(stream.finish()).rejects.toThrow("client went away");
+  });
+
   it("a width past the stream's limit is refused before any row buffer is allocated (413)", async () => {
     const file = pngOf(chunk("IHDR", ihdr(1_000_000, 1)));
     const { error } = await streamRefusal(file);
