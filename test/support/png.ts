@@ -199,7 +199,7 @@ export async function writePng(spec: PngSpec): Promise<Uint8Array> {
   view.setUint32(4, height);
   header.set([depth, colorType, 0, 0, spec.interlaced ? 1 : 0], 8);
   const rowBytes = pngRowBytes(width, colorType, depth);
-  const bpp = Math.max(1, (pngRowBytes(1, colorType, depth) * 8) >> 3);
+  const bpp = pngRowBytes(1, colorType, depth); // the filter's byte distance to the pixel on the left, at least 1
   const zlib = spec.zlib ?? (await deflate(filterRows(spec.raw, height, rowBytes, bpp, spec.filter ?? (() => 0))));
   const idatBytes = spec.idatBytes ?? Math.max(1, zlib.length);
   const idats: Uint8Array[] = [];
