@@ -27,52 +27,106 @@ const DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [
 
 export function readPngChunks(bytes: Uint8Array): PngInfo {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let info: PngInfo | undefined;
-  let idatEnded = false; // a chunk other than IDAT came after the IDAT run
+  const order = new PngChunkOrder();
+  const idat: Uint8Array[] = [];
   for (let pos = 8; pos < bytes.length; ) {
     if (pos + 12 > bytes.length) throw undecodable("The PNG is truncated inside a chunk header.");
     const length = view.getUint32(pos);
     const type = String.fromCharCode(bytes[pos + 4]!, bytes[pos + 5]!, bytes[pos + 6]!, bytes[pos + 7]!);
-    if (length > 0x7fffffff || pos + 12 + length > bytes.length) {
-      throw undecodable(`The PNG is truncated: its ${printable(type)} chunk claims ${length} bytes, more than the file holds.`);
-    }
+    if (length > 0x7fffffff || pos + 12 + length > bytes.length) throw chunkOverrun(type, length);
     const data = bytes.subarray(pos + 8, pos + 8 + length);
     if (type !== "IDAT" && crc32(bytes.subarray(pos + 4, pos + 8 + length)) !== view.getUint32(pos + 8 + length)) {
-      throw undecodable(`The PNG's ${printable(type)} chunk is corrupt (bad checksum).`);
+      throw badChecksum(type);
     }
     pos += 12 + length;
-    if (!info) {
-      if (type !== "IHDR") throw undecodable("The PNG does not start with its header chunk.");
-      info = parseHeader(data);
-      continue;
-    }
-    const seenIdat = info.idat.length > 0;
-    if (type === "IHDR") throw undecodable("The PNG has more than one header chunk.");
-    if (type === "IEND") break;
-    if (type === "IDAT") {
-      if (idatEnded) throw undecodable("The PNG's image data chunks are not contiguous.");
-      info.idat.push(data);
-      continue;
-    }
-    if (seenIdat) idatEnded = true;
-    if (type === "PLTE") {
-      if (seenIdat) throw undecodable("The PNG's palette comes after its image data.");
-      if (info.palette) throw undecodable("The PNG has more than one palette.");
-      info.palette = data;
-    } else if (type === "tRNS") {
-      if (seenIdat) throw undecodable("The PNG's transparency chunk comes after its image data.");
-      if (info.colorType === 3) info.paletteAlpha = data;
-    }
+    const kind = order.accept(type, data);
+    if (kind === "end") break;
+    if (kind === "idat") idat.push(data);
   }
-  if (!info) throw undecodable("The PNG header is truncated.");
-  if (info.colorType === 3 && (!info.palette || info.palette.length % 3 !== 0 || info.palette.length === 0)) {
-    throw undecodable("The palette PNG has no valid palette.");
-  }
-  if (info.idat.length === 0) throw undecodable("The PNG holds no image data.");
-  return info;
+  return { ...order.finish(), idat };
 }
 
-function parseHeader(d: Uint8Array): PngInfo {
+/** The refusal of a chunk whose length runs past the end of the file (or past 2^31 - 1). */
+export function chunkOverrun(type: string, length: number) {
+  return undecodable(`The PNG is truncated: its ${printable(type)} chunk claims ${length} bytes, more than the file holds.`);
+}
+
+export function badChecksum(type: string) {
+  return undecodable(`The PNG's ${printable(type)} chunk is corrupt (bad checksum).`);
+}
+
+/**
+ * The chunk-order rules above, fed one chunk at a time after its length and CRC have been checked; shared by
+ * readPngChunks (the whole file in memory) and the streaming decoder (src/image/png-stream.ts), so both
+ * refuse the same files with the same words.
+ *
+ * `data` may be a prefix of the chunk's data when `length` says how long the chunk is: the streaming decoder
+ * keeps only what can matter (a palette has at most 256 entries that an index can name) so that no chunk's
+ * size decides its memory. IDAT's data is not needed to check its place.
+ */
+export class PngChunkOrder {
+  private info: Omit<PngInfo, "idat"> | undefined;
+  private paletteLength = 0;
+  private seenIdat = false;
+  private idatEnded = false; // a chunk other than IDAT came after the IDAT run
+  /** IDAT chunks and other chunks (everything but IHDR and IEND) seen so far. */
+  idatChunks = 0;
+  otherChunks = 0;
+
+  /** The header, once IHDR has been accepted. */
+  get header(): Omit<PngInfo, "idat"> | undefined {
+    return this.info;
+  }
+
+  /** Checks the chunk's place in the file; "end" for IEND, after which nothing is read. */
+  accept(type: string, data: Uint8Array, length = data.length): "header" | "idat" | "end" | "other" {
+    if (!this.info) {
+      if (type !== "IHDR") throw undecodable("The PNG does not start with its header chunk.");
+      if (length !== data.length) throw undecodable("The PNG header chunk is corrupt.");
+      this.info = parseHeader(data);
+      return "header";
+    }
+    const info = this.info;
+    if (type === "IHDR") throw undecodable("The PNG has more than one header chunk.");
+    if (type === "IEND") return "end";
+    if (type === "IDAT") {
+      if (this.idatEnded) throw undecodable("The PNG's image data chunks are not contiguous.");
+      this.seenIdat = true;
+      this.idatChunks++;
+      return "idat";
+    }
+    this.otherChunks++;
+    if (this.seenIdat) this.idatEnded = true;
+    if (type === "PLTE") {
+      if (this.seenIdat) throw undecodable("The PNG's palette comes after its image data.");
+      if (info.palette) throw undecodable("The PNG has more than one palette.");
+      info.palette = data;
+      this.paletteLength = length;
+    } else if (type === "tRNS") {
+      if (this.seenIdat) throw undecodable("The PNG's transparency chunk comes after its image data.");
+      if (info.colorType === 3) info.paletteAlpha = data;
+    }
+    return "other";
+  }
+
+  /** The palette check, which needs every chunk before the image data; the streaming decoder runs it at the first IDAT. */
+  checkPalette(): void {
+    const info = this.info;
+    if (info?.colorType === 3 && (!info.palette || this.paletteLength % 3 !== 0 || this.paletteLength === 0)) {
+      throw undecodable("The palette PNG has no valid palette.");
+    }
+  }
+
+  /** The header and palette, once every chunk has been accepted; refuses a file without header or image data. */
+  finish(): Omit<PngInfo, "idat"> {
+    if (!this.info) throw undecodable("The PNG header is truncated.");
+    this.checkPalette();
+    if (!this.seenIdat) throw undecodable("The PNG holds no image data.");
+    return this.info;
+  }
+}
+
+function parseHeader(d: Uint8Array): Omit<PngInfo, "idat"> {
   const view = new DataView(d.buffer, d.byteOffset, d.byteLength);
   if (d.length !== 13) throw undecodable("The PNG header chunk is corrupt.");
   const [depth, colorType, compression, filter, interlace] = [d[8]!, d[9]!, d[10]!, d[11]!, d[12]!];
@@ -83,11 +137,11 @@ function parseHeader(d: Uint8Array): PngInfo {
   const width = view.getUint32(0);
   const height = view.getUint32(4);
   if (width > 0x7fffffff || height > 0x7fffffff) throw undecodable("The PNG header is corrupt.");
-  return { width, height, depth, colorType, interlaced: interlace === 1, idat: [] };
+  return { width, height, depth, colorType, interlaced: interlace === 1 };
 }
 
 /** A chunk type as it can be shown in a message: four letters, or its bytes in hex. */
-function printable(type: string): string {
+export function printable(type: string): string {
   return /^[A-Za-z]{4}$/.test(type) ? type : [...type].map((c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
 }
 
@@ -101,9 +155,9 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
-/** CRC-32 as PNG defines it (PNG Annex D). */
-function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
+/** CRC-32 as PNG defines it (PNG Annex D); `previous`, the CRC of the bytes before `data`, continues one. */
+export function crc32(data: Uint8Array, previous = 0): number {
+  let c = (previous ^ 0xffffffff) >>> 0;
   for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }

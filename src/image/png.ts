@@ -122,8 +122,11 @@ async function inflate(parts: Uint8Array[], expected: number, consume: (chunk: U
   if (received < expected) throw undecodable("The PNG is truncated: its image data ends early.");
 }
 
-/** Reverses the row filter in place (PNG 9.2); `line[0]` is the filter type, `prev` the row above. */
-function unfilter(line: Uint8Array, prev: Uint8Array, bpp: number): void {
+/**
+ * Reverses the row filter in place (PNG 9.2); `line[0]` is the filter type, `prev` the row above.
+ * Shared with the streaming decoder (src/image/png-stream.ts), so both unfilter alike.
+ */
+export function unfilter(line: Uint8Array, prev: Uint8Array, bpp: number): void {
   const type = line[0];
   const n = line.length;
   switch (type) {
@@ -156,9 +159,10 @@ function unfilter(line: Uint8Array, prev: Uint8Array, bpp: number): void {
 
 /**
  * Returns a function that writes one unfiltered row of `w` pixels, whose first pixel is at column `x0` and the
- * next ones every `dx` columns (interlacing), into row `y` of `out`.
+ * next ones every `dx` columns (interlacing), into row `y` of `out`. Shared with the streaming decoder
+ * (src/image/png-stream.ts), which writes each row into a one-row `out`, so both convert colours alike.
  */
-function rowWriter(png: PngInfo, out: Uint8Array, channels: 1 | 3, bg: Rgb) {
+export function rowWriter(png: Omit<PngInfo, "idat">, out: Uint8Array, channels: 1 | 3, bg: Rgb) {
   const { width, depth, colorType, palette, paletteAlpha } = png;
   const spp = SAMPLES[colorType]!;
   const paletteSize = palette ? palette.length / 3 : 0;

@@ -124,3 +124,92 @@ export function pngOf(...chunks: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** zlib-format deflate by the runtime (CompressionStream "deflate"), as real encoders compress IDAT. */
+export async function deflate(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** Bytes a row of `width` pixels takes at this colour type and depth (PNG 7.2). */
+export function pngRowBytes(width: number, colorType: number, depth: number): number {
+  const samples = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 }[colorType] ?? 1;
+  return Math.ceil((width * samples * depth) / 8);
+}
+
+/**
+ * Filters unfiltered rows (`height` rows of `rowBytes` bytes) with the filter type `filter(y)` chooses for
+ * each row (PNG 9.2), `bpp` bytes a pixel (at least 1): what an encoder writes before deflate.
+ */
+export function filterRows(raw: Uint8Array, height: number, rowBytes: number, bpp: number, filter: (y: number) => number): Uint8Array {
+  const out = new Uint8Array(height * (1 + rowBytes));
+  const zero = new Uint8Array(rowBytes);
+  for (let y = 0; y < height; y++) {
+    const row = raw.subarray(y * rowBytes, (y + 1) * rowBytes);
+    const up = y > 0 ? raw.subarray((y - 1) * rowBytes, y * rowBytes) : zero;
+    const type = filter(y);
+    const o = y * (1 + rowBytes);
+    out[o] = type;
+    for (let i = 0; i < rowBytes; i++) {
+      const a = i >= bpp ? row[i - bpp]! : 0;
+      const b = up[i]!;
+      const c = i >= bpp ? up[i - bpp]! : 0;
+      let predictor = 0;
+      if (type === 1) predictor = a;
+      else if (type === 2) predictor = b;
+      else if (type === 3) predictor = (a + b) >> 1;
+      else if (type === 4) {
+        const pa = Math.abs(b - c);
+        const pb = Math.abs(a - c);
+        const pc = Math.abs(a + b - 2 * c);
+        predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      }
+      out[o + 1 + i] = (row[i]! - predictor) & 0xff;
+    }
+  }
+  return out;
+}
+
+export interface PngSpec {
+  width: number;
+  height: number;
+  colorType: 0 | 2 | 3 | 4 | 6;
+  depth: 1 | 2 | 4 | 8 | 16;
+  /** Unfiltered rows: height * pngRowBytes(width, colorType, depth) bytes. */
+  raw: Uint8Array;
+  /** Filter type per row (default 0, none). */
+  filter?: (y: number) => number;
+  palette?: Uint8Array;
+  trns?: Uint8Array;
+  /** Split the zlib stream into IDAT chunks of this many bytes (default: one IDAT). */
+  idatBytes?: number;
+  /** The zlib stream to store instead of deflate(filtered rows), e.g. a bomb or a short one. */
+  zlib?: Uint8Array;
+  /** Extra chunks just before IEND, or before the first IDAT. */
+  before?: Uint8Array[];
+  interlaced?: boolean;
+}
+
+/** A PNG file from `spec`, its rows filtered as chosen and deflated by the runtime. */
+export async function writePng(spec: PngSpec): Promise<Uint8Array> {
+  const { width, height, colorType, depth } = spec;
+  const header = new Uint8Array(13);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  header.set([depth, colorType, 0, 0, spec.interlaced ? 1 : 0], 8);
+  const rowBytes = pngRowBytes(width, colorType, depth);
+  const bpp = pngRowBytes(1, colorType, depth); // the filter's byte distance to the pixel on the left, at least 1
+  const zlib = spec.zlib ?? (await deflate(filterRows(spec.raw, height, rowBytes, bpp, spec.filter ?? (() => 0))));
+  const idatBytes = spec.idatBytes ?? Math.max(1, zlib.length);
+  const idats: Uint8Array[] = [];
+  for (let at = 0; at < zlib.length; at += idatBytes) idats.push(chunk("IDAT", zlib.subarray(at, at + idatBytes)));
+  return pngOf(
+    chunk("IHDR", header),
+    ...(spec.palette ? [chunk("PLTE", spec.palette)] : []),
+    ...(spec.trns ? [chunk("tRNS", spec.trns)] : []),
+    ...(spec.before ?? []),
+    ...idats,
+    chunk("IEND", new Uint8Array()),
+  );
+}
