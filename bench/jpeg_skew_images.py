@@ -13,6 +13,7 @@ For each of the first COUNT test images and each SIZE it writes
 and OUT_DIR/index.json: {"sizes": [...], "count": N, "input": S, "labels": [...], "classes": [...]}.
 The reference 28x28 originals go to OUT_DIR/orig/<index>.png.
 """
+
 import argparse
 import json
 import os
@@ -27,6 +28,7 @@ from training.data import FMNIST_DIR, FMNIST_LABELS, load_fmnist  # noqa: E402
 def training_view(img: Image.Image, size: int) -> Image.Image:
     """The manifest's preprocess as training applies it to a decoded PIL image, up to the uint8 step."""
     import torchvision.transforms as T
+
     return T.Compose([T.Resize(size), T.CenterCrop(size)])(img.convert("L"))
 
 
@@ -57,8 +59,16 @@ def main() -> None:
         if (i + 1) % 100 == 0:
             print(f"  {i + 1}/{args.count} images", flush=True)
     with open(os.path.join(args.out, "index.json"), "w") as f:
-        json.dump({"sizes": sizes, "count": args.count, "input": args.size,
-                   "labels": [int(x) for x in labels[:args.count]], "classes": list(FMNIST_LABELS)}, f)
+        json.dump(
+            {
+                "sizes": sizes,
+                "count": args.count,
+                "input": args.size,
+                "labels": [int(x) for x in labels[: args.count]],
+                "classes": list(FMNIST_LABELS),
+            },
+            f,
+        )
 
 
 if __name__ == "__main__":
