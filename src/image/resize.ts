@@ -18,7 +18,7 @@ export interface ResizeWindow {
   windowWidth: number;
 }
 
-interface AxisTaps {
+export interface AxisTaps {
   first: Int32Array; // first input index per output index
   count: Int32Array; // number of taps (0 outside the resized image)
   weights: Float32Array; // `stride` per output index
@@ -26,7 +26,7 @@ interface AxisTaps {
 }
 
 /** The filter taps for output indices [start, start + n) of an axis resized from `inSize` to `outSize`. */
-function axisTaps(inSize: number, outSize: number, start: number, n: number): AxisTaps {
+export function axisTaps(inSize: number, outSize: number, start: number, n: number): AxisTaps {
   const scale = inSize / outSize;
   const support = Math.max(scale, 1); // interp_size / 2 * scale, interp_size = 2 for bilinear
   const invScale = scale >= 1 ? 1 / scale : 1;

@@ -16,7 +16,10 @@ export interface RowResizer {
   readonly rows: number;
   /** The window, once every source row has been pushed: windowHeight * windowWidth * channels floats, HWC. */
   finish(): Float32Array;
-  /** Bytes this resizer holds (output window, one row's horizontal pass, the taps): the same for any source height. */
+  /**
+   * Bytes this resizer holds: the output window, one row's horizontal pass and the filter taps (about 8 bytes
+   * per source row for the vertical ones), never a raster.
+   */
   readonly heldBytes: number;
 }
 
@@ -40,7 +43,8 @@ export function createRowResizer(source: { width: number; height: number; channe
     push(row) {
       if (y >= sh) throw new RangeError(`row ${y} of an image of ${sh} rows`);
       if (row.length < sw * c) throw new RangeError(`row of ${row.length} samples, expected ${sw * c}`);
-      while (lo < wh && (rows.count[lo] === 0 ? lo < firstRowOf(rows, lo, wh) : rows.first[lo]! + rows.count[lo]! <= y)) lo++;
+      // Padding rows (no taps) read nothing; rows whose last tap is behind y are done.
+      while (lo < wh && (rows.count[lo] === 0 || rows.first[lo]! + rows.count[lo]! <= y)) lo++;
       let readers = false;
       for (let k = lo; k < wh; k++) {
         const n = rows.count[k]!;
@@ -63,12 +67,6 @@ export function createRowResizer(source: { width: number; height: number; channe
       return out;
     },
   };
-}
-
-/** Padding rows (no taps) never read a source row: skip past them once the rows before them are done. */
-function firstRowOf(rows: ReturnType<typeof axisTaps>, k: number, wh: number): number {
-  for (let j = k; j < wh; j++) if (rows.count[j]! > 0) return j;
-  return wh;
 }
 
 function horizontal(row: Uint8Array, tmp: Float32Array, cols: ReturnType<typeof axisTaps>, ww: number, c: number): void {
