@@ -36,11 +36,19 @@ export const DECODE_OVERSAMPLING = 2;
 export const MAX_PROGRESSIVE_JPEG_PIXELS = 1_500_000;
 
 /**
- * Largest PNG accepted, in pixels. PNGs cannot be downscaled while decoding: the RGB raster (3 bytes a
- * pixel) and the resize's horizontal pass (~0.9 rows of float RGB per source row of the crop) are held at
- * once. 1.5 MP (e.g. 1632x918, 1224x1224) costs at most ~8.6 MiB, within MAX_IMAGE_WORKING_BYTES.
+ * Largest non-interlaced PNG accepted, in pixels. These decode row by row into the row-by-row resize, so
+ * memory does not grow with the pixels (src/image/png-stream.ts: ~1.2 MiB at any size up to 16384 wide); what
+ * grows is work. 50 MP covers an 8K screenshot (33 MP) and a 48 MP camera's PNG; at the streaming decoder's
+ * measured ~13 ms a megapixel (docs/png-decoder.md) plus the resize's horizontal pass, ~1 s of this VM's CPU.
  */
-export const MAX_PNG_PIXELS = 1_500_000;
+export const MAX_PNG_PIXELS = 50_000_000;
+/**
+ * Largest interlaced (Adam7) PNG accepted, in pixels. Its rows arrive in seven passes over the whole image,
+ * so it decodes whole: the RGB raster (3 bytes a pixel) and the resize's horizontal pass (~0.9 rows of float
+ * RGB per source row of the crop) are held at once. 1.5 MP (e.g. 1632x918, 1224x1224) costs at most
+ * ~8.6 MiB, within MAX_IMAGE_WORKING_BYTES. Interlaced PNGs are rare (screenshots and exports are not).
+ */
+export const MAX_INTERLACED_PNG_PIXELS = 1_500_000;
 
 /**
  * Largest lossy WebP accepted (VP8, without alpha). libwebp decodes it row by row into its rescaler at the
@@ -149,6 +157,12 @@ export const REQUEST_MEMORY_BYTES = MEMORY_BUDGET_BYTES - FULL_MODEL_BYTES;
  * memory), so 2 x 4 MiB plus a 12 MP photo's scaled decode (~3.5 MiB) is what fits REQUEST_MEMORY_BYTES.
  */
 export const MAX_IMAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * Largest raw body, for an image that streams (a non-interlaced PNG today): it is decoded as it arrives and
+ * never held, so its size costs time, not memory. 25 MiB covers 48-50 MP camera files (10-20 MB) and an 8K
+ * screenshot; Google Cloud Vision takes 20 MB per image, Cloudflare accepts bodies up to 100 MB.
+ */
+export const MAX_STREAMED_IMAGE_BYTES = 25 * 1024 * 1024;
 /**
  * Room a body needs beyond its images: a multipart body's boundaries and part headers, or the chunk in
  * flight while a body streams in.

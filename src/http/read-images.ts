@@ -7,7 +7,14 @@
  */
 import type { Context } from "hono";
 import type { z } from "@hono/zod-openapi";
-import { DEFAULT_TOP_K, MAX_BATCH_IMAGES, MAX_IMAGE_BYTES, MAX_JSON_BODY_BYTES, MAX_MULTIPART_BODY_BYTES } from "../config";
+import {
+  DEFAULT_TOP_K,
+  MAX_BATCH_IMAGES,
+  MAX_IMAGE_BYTES,
+  MAX_JSON_BODY_BYTES,
+  MAX_MULTIPART_BODY_BYTES,
+  MAX_STREAMED_IMAGE_BYTES,
+} from "../config";
 import { type BodyOptions, bodyChunks, checkDeclaredLength, readBody } from "./body/read-body";
 import { JsonImageParser } from "./body/json-image";
 import { multipartBoundary, parseMultipart } from "./body/multipart";
@@ -46,7 +53,7 @@ export function inputForm(c: Context): InputForm {
 }
 
 const BODY_LIMITS: Record<InputForm, { bytes: number; what: string }> = {
-  raw: { bytes: MAX_IMAGE_BYTES, what: "image" },
+  raw: { bytes: MAX_STREAMED_IMAGE_BYTES, what: "image" },
   multipart: { bytes: MAX_MULTIPART_BODY_BYTES, what: "multipart body" },
   json: { bytes: MAX_JSON_BODY_BYTES, what: "JSON body" },
 };
@@ -64,15 +71,11 @@ export function queryTopK(c: Context): number | undefined {
  */
 export async function readClassifyRequest(
   c: Context,
-  form: InputForm,
+  form: Exclude<InputForm, "raw">,
   fromQuery: number | undefined,
   options: BodyOptions = {},
 ): Promise<ClassifyInput> {
   const request = c.req.raw;
-  if (form === "raw") {
-    const image = await readBody(request, MAX_IMAGE_BYTES, "image", options);
-    return { images: [nonEmpty(image)], topK: fromQuery ?? DEFAULT_TOP_K, batch: false };
-  }
   if (form === "multipart") {
     const boundary = multipartBoundary(c.req.header("content-type") ?? "");
     const body = await readBody(request, MAX_MULTIPART_BODY_BYTES, "multipart body", options);
@@ -104,6 +107,10 @@ function validTopK(schema: z.ZodType<number | undefined>, value: unknown): numbe
 }
 
 function nonEmpty(bytes: Uint8Array): Uint8Array {
-  if (bytes.length === 0) throw new ApiError(400, "empty_image", "The request carries no image bytes.");
+  if (bytes.length === 0) throw emptyImage();
   return bytes;
+}
+
+export function emptyImage(): ApiError {
+  return new ApiError(400, "empty_image", "The request carries no image bytes.");
 }

@@ -18,10 +18,15 @@ export function toLuma(image: Raster): Raster {
   if (image.channels === 1) return image;
   const { width, height, data } = image;
   const out = new Uint8Array(width * height);
-  for (let i = 0, j = 0; i < out.length; i++, j += 3) {
-    out[i] = (data[j]! * 19595 + data[j + 1]! * 38470 + data[j + 2]! * 7471 + 0x8000) >>> 16;
-  }
+  lumaInto(data, out);
   return { width, height, channels: 1, data: out };
+}
+
+/** RGB samples -> their luma, `out.length` pixels (one row, or a whole raster). */
+export function lumaInto(rgb: Uint8Array, out: Uint8Array): void {
+  for (let i = 0, j = 0; i < out.length; i++, j += 3) {
+    out[i] = (rgb[j]! * 19595 + rgb[j + 1]! * 38470 + rgb[j + 2]! * 7471 + 0x8000) >>> 16;
+  }
 }
 
 /**

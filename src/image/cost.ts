@@ -9,7 +9,8 @@
  *   DCT scale, row buffers per component across the scaled width, and, when libjpeg buffers the whole image's
  *   DCT coefficients (progressive, or one component a scan), 2 bytes for every coefficient of every block;
  * - in JS: the raster copied out, its RGB conversion (CMYK), its EXIF-oriented copy.
- * PNG (src/image/png.ts): the inflater's state and the pieces in flight, two rows, and the raster.
+ * PNG: non-interlaced ones stream (src/image/png-stream.ts: the inflater's buffers and two rows) into the
+ * row-by-row resize; interlaced ones decode whole (src/image/png.ts: the inflater, two rows, the raster).
  * WebP (src/image/webp.ts, libwebp in wasm): its initial memory, fixed state, a copy of the file, rows across
  * the full width (lossy), the whole image at 4 bytes a pixel and more (lossless, and any alpha plane), the
  * rescaler and the output at the decoded size; in JS the raster copied out (RGB).
@@ -21,7 +22,9 @@ import type { InputShape, Preprocess } from "../package/manifest";
 import { dctScale } from "./jpeg";
 import { INFLATE_PIECE_BYTES } from "./png";
 import { SAMPLES } from "./png-chunks";
+import { pngStreamBytes } from "./png-stream";
 import { resizedSize } from "./preprocess";
+import { rowPreprocessBytes } from "./row-preprocess";
 import type { ImageHeader, JpegHeader, PngHeader, WebpHeader } from "./sniff";
 import { WEBP_WASM_INITIAL_BYTES, webpDecodeSize } from "./webp";
 
@@ -72,7 +75,7 @@ const WEBP_RESCALER_BYTES_PER_COLUMN = 4 * 9;
 const INFLATER_BYTES = 3 * INFLATE_PIECE_BYTES + 128 * 1024;
 
 export interface ImageCost {
-  /** The JPEG or WebP decoder's wasm memory at its largest (0 for PNG). */
+  /** The JPEG or WebP decoder's wasm memory at its largest; a streamed PNG's decoder buffers (0 for an interlaced PNG). */
   decoderBytes: number;
   /** Decoded rasters held in JS (raster, conversions, orientation) and the PNG inflater. */
   rasterBytes: number;
@@ -98,6 +101,14 @@ export function imageCost(
   input: InputShape,
   decodeSide = preprocess.resize.shorter_side,
 ): ImageCost {
+  if (header.type === "png" && !header.interlaced) {
+    // Decoded row by row (png-stream.ts) into the row-by-row resize (row-preprocess.ts): no raster, no copy of
+    // the file, nothing that grows with the height but the resize's taps (8 bytes a row).
+    const { width, height, depth, colorType } = header;
+    const decoderBytes = pngStreamBytes(width, depth, colorType);
+    const preprocessBytes = rowPreprocessBytes({ width, height, channels: colorType === 0 ? 1 : 3 }, preprocess, input);
+    return { decoderBytes, rasterBytes: 0, preprocessBytes, total: decoderBytes + preprocessBytes };
+  }
   const { decoderBytes, rasterBytes, raster } =
     header.type === "jpeg" ? jpegCost(header, decodeSide) : header.type === "webp" ? webpCost(header, decodeSide) : pngCost(header);
   const preprocessBytes = preprocessCost(raster.width, raster.height, raster.channels, preprocess, input);

@@ -1,5 +1,6 @@
 /** The image pipeline: JPEG/PNG/WebP bytes -> the model's input tensor. Wiring only. */
-export { planImage, prepareImage, type ImagePlan, type PreparedImage } from "./prepare-image";
+export { planHeader, planImage, pngRowsToTensor, prepareImage, type ImagePlan, type PreparedImage } from "./prepare-image";
 export { imageCost, imageWorkingBytes, type ImageCost } from "./cost";
 export { ImageError, type ImageErrorCode } from "./errors";
+export { sniffImage } from "./sniff";
 export { decoderMemoryBytes, decoderMemoryPeakBytes, resetDecoderMemoryPeak } from "./decoder-memory";

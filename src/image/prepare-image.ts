@@ -2,9 +2,12 @@
  * The image pipeline in two calls, so the caller can reserve memory between them:
  * - planImage: sniff (415) -> the header's pixel limits and computed working memory (413), nothing decoded;
  * - prepareImage: decode (422) -> EXIF orientation (JPEG) -> preprocess, into the model's input tensor.
+ * Non-interlaced PNGs skip the raster: rows go from the streaming decoder into the row-by-row resize
+ * (pngRowsToTensor), which also reads them straight from a request body.
  */
 import {
   MAX_IMAGE_WORKING_BYTES,
+  MAX_INTERLACED_PNG_PIXELS,
   MAX_JPEG_PIXELS,
   MAX_PNG_PIXELS,
   MAX_PROGRESSIVE_JPEG_PIXELS,
@@ -18,8 +21,10 @@ import { ImageError } from "./errors";
 import { decodeJpeg } from "./jpeg";
 import { applyOrientation, readJpegOrientation, swapsAxes } from "./orientation";
 import { decodePng } from "./png";
+import { createPngStream } from "./png-stream";
 import { toInputTensor } from "./preprocess";
 import type { Raster } from "./raster";
+import { createRowPreprocessor, type RowPreprocessor } from "./row-preprocess";
 import { type ImageHeader, sniffImage } from "./sniff";
 import { decodeWebp, webpDecodeSize } from "./webp";
 
@@ -40,7 +45,11 @@ export interface PreparedImage {
 
 /** Reads the header and refuses (413) an image over its pixel limit or whose decoding would not fit the budget. */
 export function planImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape): ImagePlan {
-  const header = sniffImage(bytes);
+  return planHeader(sniffImage(bytes), preprocess, input);
+}
+
+/** planImage for a header already read (a streamed PNG's, from its first bytes). */
+export function planHeader(header: ImageHeader, preprocess: Preprocess, input: InputShape): ImagePlan {
   refuseOverLimit(header);
   const decodeSide = scaledDecodeSide(header, preprocess, input, MAX_IMAGE_WORKING_BYTES);
   const workingBytes = imageWorkingBytes(header, preprocess, input, decodeSide);
@@ -56,6 +65,7 @@ export function planImage(bytes: Uint8Array, preprocess: Preprocess, input: Inpu
 
 export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape, plan?: ImagePlan): Promise<PreparedImage> {
   const { header, decodeSide } = plan ?? planImage(bytes, preprocess, input);
+  if (header.type === "png" && !header.interlaced) return pngRowsToTensor(oneChunk(bytes), preprocess, input);
   const start = performance.now();
   let image: Raster;
   let { width, height } = header;
@@ -80,6 +90,42 @@ export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, in
   };
 }
 
+/**
+ * A non-interlaced PNG decoded row by row into the model's input: neither the file nor a raster is held, so
+ * `chunks` can be a request body as it arrives. The header is checked against the pixel limit as soon as it
+ * is read (a caller that has not planned the image, reading a body, learns it here).
+ */
+export async function pngRowsToTensor(
+  chunks: AsyncIterable<Uint8Array>,
+  preprocess: Preprocess,
+  input: InputShape,
+): Promise<PreparedImage> {
+  const start = performance.now();
+  let rows: RowPreprocessor | undefined;
+  const png = createPngStream({
+    background: preprocess.background,
+    onHeader: (header) => {
+      refuseOverLimit({ type: "png", progressive: false, fileBytes: 0, interlaced: false, ...header });
+      rows = createRowPreprocessor(header, preprocess, input);
+    },
+    onRow: (row) => rows!.push(row),
+  });
+  try {
+    for await (const chunk of chunks) await png.push(chunk);
+    const { width, height } = await png.finish();
+    const decoded = performance.now();
+    const tensor = rows!.finish();
+    return { tensor, decodeMs: decoded - start, preprocessMs: performance.now() - decoded, source: { type: "png", width, height } };
+  } catch (error) {
+    png.cancel(error);
+    throw error;
+  }
+}
+
+async function* oneChunk(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
 function refuseOverLimit(header: ImageHeader): void {
   const { width, height } = header;
   const limit = pixelLimit(header);
@@ -92,12 +138,13 @@ function refuseOverLimit(header: ImageHeader): void {
 }
 
 function pixelLimit(header: ImageHeader): number {
-  if (header.type === "png") return MAX_PNG_PIXELS;
+  if (header.type === "png") return header.interlaced ? MAX_INTERLACED_PNG_PIXELS : MAX_PNG_PIXELS;
   if (header.type === "webp") return header.lossless ? MAX_WEBP_LOSSLESS_PIXELS : header.alpha ? MAX_WEBP_ALPHA_PIXELS : MAX_WEBP_PIXELS;
   return header.progressive ? MAX_PROGRESSIVE_JPEG_PIXELS : MAX_JPEG_PIXELS;
 }
 
 function kind(header: ImageHeader): string {
+  if (header.type === "png") return header.interlaced ? "interlaced PNG" : "PNG";
   if (header.type === "webp") return header.lossless ? "lossless WebP" : header.alpha ? "WebP with alpha" : "WebP";
   return header.progressive ? "progressive JPEG" : header.type.toUpperCase();
 }

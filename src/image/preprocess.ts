@@ -5,7 +5,7 @@
 import type { InputShape, Preprocess } from "../package/manifest";
 import { toLuma } from "./color";
 import type { Raster } from "./raster";
-import { resizeWindow } from "./resize";
+import { type ResizeWindow, resizeWindow } from "./resize";
 
 /**
  * torchvision Resize(int) sizes (transforms/functional.py, _compute_resized_output_size): the shorter side
@@ -35,21 +35,21 @@ export function toInputTensor(image: Raster, preprocess: Preprocess, input: Inpu
   // "gray" is Pillow's convert("L"), taken before resizing as training does; a grey image stays one channel
   // through the resize even for "rgb" (Pillow's convert("RGB") of grey repeats it: the same values).
   const source = preprocess.color === "gray" ? toLuma(image) : image;
-  const size = resizedSize(source.width, source.height, preprocess.resize.shorter_side);
-  const { height: ch, width: cw } = input;
-  const pixels = resizeWindow(source, {
-    ...size,
-    top: cropOffset(size.height, ch),
-    left: cropOffset(size.width, cw),
-    windowHeight: ch,
-    windowWidth: cw,
-  });
+  const pixels = resizeWindow(source, resizeTarget(source.width, source.height, preprocess, input));
+  return normalize(pixels, source.channels, preprocess, input);
+}
 
-  const channels = input.channels;
-  const step = source.channels; // 1: the same value feeds every input channel
-  const scale = preprocess.scale;
-  const mean = preprocess.mean;
-  const std = preprocess.std;
+/** The resize (shorter side to preprocess.resize.shorter_side) and its centre crop, as one window. */
+export function resizeTarget(width: number, height: number, preprocess: Preprocess, input: InputShape): ResizeWindow {
+  const size = resizedSize(width, height, preprocess.resize.shorter_side);
+  const { height: ch, width: cw } = input;
+  return { ...size, top: cropOffset(size.height, ch), left: cropOffset(size.width, cw), windowHeight: ch, windowWidth: cw };
+}
+
+/** The resized window's pixel values (`step` channels) scaled and normalised into the model's NHWC input. */
+export function normalize(pixels: Float32Array, step: number, preprocess: Preprocess, input: InputShape): Float32Array {
+  const { height: ch, width: cw, channels } = input;
+  const { scale, mean, std } = preprocess;
   const tensor = new Float32Array(ch * cw * channels);
   for (let p = 0, s = 0, o = 0; p < ch * cw; p++, s += step) {
     for (let c = 0; c < channels; c++, o++) {

@@ -34,6 +34,8 @@ export interface PngHeader extends HeaderBase {
   progressive: false;
   depth: number;
   colorType: number;
+  /** Adam7-interlaced: decoded whole (decodePng), not row by row. */
+  interlaced: boolean;
 }
 
 export type { WebpHeader };
@@ -95,7 +97,16 @@ function pngHeader(bytes: Uint8Array): PngHeader {
   // The header the decoder will use: readPngChunks checks the chunk order (one IHDR, first) for both.
   const png = readPngChunks(bytes);
   const [width, height] = nonEmpty("PNG", png.width, png.height);
-  return { type: "png", width, height, fileBytes: bytes.length, progressive: false, depth: png.depth, colorType: png.colorType };
+  return {
+    type: "png",
+    width,
+    height,
+    fileBytes: bytes.length,
+    progressive: false,
+    depth: png.depth,
+    colorType: png.colorType,
+    interlaced: png.interlaced,
+  };
 }
 
 function nonEmpty(type: string, width: number, height: number): [number, number] {

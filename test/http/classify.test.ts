@@ -140,7 +140,7 @@ describe("bad requests get a JSON error with the right status", () => {
   });
 
   it("413 for a body over the size limit", async () => {
-    await expectError(await postImage(new Uint8Array(21 * 1024 * 1024)), 413, "body_too_large");
+    await expectError(await postImage(new Uint8Array(26 * 1024 * 1024)), 413, "body_too_large");
   });
 
   it("413 for an image whose header claims too many pixels, before decoding it", async () => {
@@ -212,17 +212,34 @@ describe("bad requests get a JSON error with the right status", () => {
     );
   });
 
-  it("413 for a body without Content-Length that runs past the image limit while streaming", async () => {
+  it("413 for a JPEG without Content-Length that runs past the gathered image limit while streaming", async () => {
     let sent = 0;
     const stream = new ReadableStream<Uint8Array>({
       pull(controller) {
         if (sent >= 6 * 1024 * 1024) return controller.close();
-        controller.enqueue(new Uint8Array(64 * 1024).fill(0xff));
+        const chunk = new Uint8Array(64 * 1024).fill(0xff);
+        if (sent === 0) chunk.set([0xff, 0xd8, 0xff, 0xe0]);
+        controller.enqueue(chunk);
         sent += 64 * 1024;
       },
     });
     const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "image/jpeg" }, body: stream });
-    await expectError(response, 413, "body_too_large");
+    await expectError(response, 413, "image_too_large");
+    expect(sent).toBeLessThan(6 * 1024 * 1024);
+  });
+
+  it("415 for a body that is no image, from its first bytes, without reading the rest", async () => {
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 20 * 1024 * 1024) return controller.close();
+        controller.enqueue(new Uint8Array(64 * 1024).fill(0x41));
+        sent += 64 * 1024;
+      },
+    });
+    const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", headers: { "content-type": "image/jpeg" }, body: stream });
+    await expectError(response, 415, "unsupported_media_type");
+    expect(sent).toBeLessThan(1024 * 1024);
   });
 
   it("top_k is checked by the schema /openapi.json publishes, in the query, the form and the JSON body", async () => {

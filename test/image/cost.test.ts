@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { MAX_IMAGE_BYTES, MAX_IMAGE_WORKING_BYTES, MAX_JPEG_PIXELS, MAX_PNG_PIXELS, MAX_PROGRESSIVE_JPEG_PIXELS } from "../../src/config";
+import {
+  MAX_IMAGE_BYTES,
+  MAX_IMAGE_WORKING_BYTES,
+  MAX_INTERLACED_PNG_PIXELS,
+  MAX_JPEG_PIXELS,
+  MAX_PNG_PIXELS,
+  MAX_PROGRESSIVE_JPEG_PIXELS,
+} from "../../src/config";
 import { decoderMemoryPeakBytes, ImageError, imageWorkingBytes, prepareImage, resetDecoderMemoryPeak } from "../../src/image";
 import { jpegDecoderBytes, scaledDecodeSide } from "../../src/image/cost";
 import { decodeJpeg } from "../../src/image/jpeg";
@@ -87,7 +94,7 @@ describe("every image at its limits in a common shape fits the working memory th
     ],
     buffersCoefficients: progressive,
   });
-  const png = (width: number, height: number): PngHeader => ({
+  const png = (width: number, height: number, interlaced = false): PngHeader => ({
     type: "png",
     width,
     height,
@@ -95,6 +102,7 @@ describe("every image at its limits in a common shape fits the working memory th
     progressive: false,
     depth: 16,
     colorType: 6,
+    interlaced,
   });
   const side = (pixels: number, aspect: number) =>
     [Math.floor(Math.sqrt(pixels * aspect)), Math.floor(Math.sqrt(pixels / aspect))] as const;
@@ -105,6 +113,9 @@ describe("every image at its limits in a common shape fits the working memory th
     ["a progressive 4:3 photo at the pixel limit (1 MiB)", jpeg(...side(MAX_PROGRESSIVE_JPEG_PIXELS, 4 / 3), true, 1024 * 1024)],
     ["a square 16-bit RGBA PNG at the pixel limit", png(...side(MAX_PNG_PIXELS, 1))],
     ["a 16:9 16-bit RGBA PNG at the pixel limit", png(...side(MAX_PNG_PIXELS, 16 / 9))],
+    ["the widest PNG the streaming decoder takes, 16384 x 3000", png(16384, 3000)],
+    ["a square 16-bit RGBA interlaced PNG at its pixel limit", png(...side(MAX_INTERLACED_PNG_PIXELS, 1), true)],
+    ["a 16:9 16-bit RGBA interlaced PNG at its pixel limit", png(...side(MAX_INTERLACED_PNG_PIXELS, 16 / 9), true)],
   ])("%s", (_, header) => {
     const bytes = imageWorkingBytes(header, alexnet, alexnetInput);
     console.log(

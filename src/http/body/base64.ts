@@ -5,7 +5,7 @@
  * present, must complete the last quantum.
  */
 import { ApiError } from "../errors";
-import type { ByteSink } from "./byte-sink";
+import type { ByteSink } from "../../pipeline/byte-sink";
 
 const WHITESPACE = -2;
 const INVALID = -1;

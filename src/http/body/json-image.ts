@@ -12,7 +12,7 @@
  */
 import { ApiError } from "../errors";
 import { Base64Decoder, invalidBase64 } from "./base64";
-import { ByteSink } from "./byte-sink";
+import { ByteSink } from "../../pipeline/byte-sink";
 
 export interface JsonImageBody {
   image: Uint8Array;

@@ -10,7 +10,7 @@
  */
 import { BODY_DEADLINE_MS, BODY_IDLE_TIMEOUT_MS } from "../../config";
 import { ApiError } from "../errors";
-import { ByteSink } from "./byte-sink";
+import { ByteSink } from "../../pipeline/byte-sink";
 
 export interface BodyOptions {
   /** Longest silence between chunks, in ms. */

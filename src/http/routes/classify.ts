@@ -1,15 +1,17 @@
 /** POST /v1/classify: image(s) in, top-k labels out. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
-import { ImageError, planImage, prepareImage } from "../../image";
-import { BODY_SLACK_BYTES } from "../../config";
-import { OverloadedError, type Reservation } from "../../memory/budget";
+import { BODY_SLACK_BYTES, DEFAULT_TOP_K, MAX_IMAGE_BYTES, MAX_STREAMED_IMAGE_BYTES } from "../../config";
+import { ImageError, type PreparedImage, planImage, prepareImage } from "../../image";
+import { imageStreamToTensor } from "../../pipeline/image-stream";
+import { type RequestMemory, reserveRequestMemory } from "../../pipeline/request-memory";
+import { workingPlan } from "../../pipeline/working-plan";
 import { keyedRoute, rateLimitedResponse, unauthorizedResponse } from "../access-docs";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { Bindings } from "../env";
-import { inputForm, queryTopK, readClassifyRequest } from "../read-images";
+import { bodyChunks } from "../body/read-body";
+import { emptyImage, inputForm, queryTopK, readClassifyRequest } from "../read-images";
 import { serverTiming } from "../server-timing";
-import { workingPlan } from "../working-plan";
 import {
   batchResponseSchema,
   classifyFormSchema,
@@ -71,27 +73,35 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
     // The model first, so a request never holds memory while it waits for a model load, which needs room in
     // the same ledger.
     const lease = await c.var.model.acquire();
-    let reservation: Reservation | undefined;
-    let work: Reservation | undefined;
+    let memory: RequestMemory | undefined;
     try {
       const { classifier } = lease;
       const { manifest } = classifier;
       const scores = scoresBytes(manifest.labels.length);
-      const label = `classify ${c.get("requestId") ?? ""}`.trim();
-      // The ledger holds what the request holds, when it holds it: the chunk in flight and the answer's scores
-      // first, each growth of the body's buffer as bytes arrive (never the length a client declares, so a
-      // trickling client holds only what it sent), the decode's working memory once the headers are read.
-      const base = BODY_SLACK_BYTES + scores;
-      const held = await c.var.budget.reserve(base, { label });
-      reservation = held;
-      const input = await readClassifyRequest(c, form, fromQuery, {
-        ...bodyTimeouts(c.env),
-        commit: (bytes) => {
-          if (!held.resize(base + bytes)) {
-            throw new OverloadedError(`no memory is free for ${bytes} bytes of this request's body now`, c.var.budget.retryAfterSeconds);
-          }
-        },
-      });
+      memory = await reserveRequestMemory(c.var.budget, `classify ${c.get("requestId") ?? ""}`.trim(), BODY_SLACK_BYTES + scores);
+      const options = { ...bodyTimeouts(c.env), commit: memory.commit };
+      const timing = { decode: 0, preprocess: 0, inference: 0 };
+      const note = (prepared: PreparedImage) => {
+        timing.decode += prepared.decodeMs;
+        timing.preprocess += prepared.preprocessMs;
+      };
+
+      if (form === "raw") {
+        // One image, decoded from the body as it arrives where its format allows (src/pipeline/image-stream.ts).
+        const topK = Math.min(fromQuery ?? DEFAULT_TOP_K, manifest.labels.length);
+        const body = bodyChunks(c.req.raw, MAX_STREAMED_IMAGE_BYTES, "image", options);
+        const prepared = await imageStreamToTensor(body, manifest.preprocess, manifest.input, memory, MAX_IMAGE_BYTES, emptyImage);
+        note(prepared);
+        const started = performance.now();
+        const predictions = classifier.classify([prepared.tensor], topK)[0]!;
+        timing.inference = performance.now() - started;
+        c.header("Server-Timing", serverTiming(timing));
+        const answer: ClassifyResponse = { model: manifest.id, predictions };
+        return c.json(answer);
+      }
+
+      const input = await readClassifyRequest(c, form, fromQuery, options);
+      memory.settle(heldBytes(input.images));
       // Every header read before any decode: what the batch needs is then known, and held for its duration.
       const plans = input.images.map((bytes, index) => {
         try {
@@ -104,15 +114,9 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
         plans.map((p) => p.workingBytes),
         classifier.featureBytesPerImage,
       );
-      held.shrink(heldBytes(input.images) + scores);
-      // Waits (bounded, FIFO) while holding the body: requests ahead in the queue are decoding, not reading,
-      // so they finish and free their share.
-      work = await c.var.budget.reserve(working.bytes, { label: `${label} decode` });
+      await memory.reserveWorking(working.bytes);
 
       const topK = Math.min(input.topK, manifest.labels.length);
-      let decodeMs = 0;
-      let preprocessMs = 0;
-      let inferenceMs = 0;
       // One image at a time through decode and the convolutions, each done before the next is decoded: a
       // batch never holds more than one raster and one input tensor. Where the request's share allows, it
       // also keeps each image's flattened features so the dense layers run once for all of them, sharing
@@ -121,25 +125,24 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
       const batch = classifier.batch();
       const predictions: ReturnType<typeof classifier.classify> = [];
       for (const [index, bytes] of input.images.entries()) {
-        let prepared: Awaited<ReturnType<typeof prepareImage>>;
+        let prepared: PreparedImage;
         try {
           prepared = await prepareImage(bytes, manifest.preprocess, manifest.input, plans[index]);
         } catch (error) {
           throw inBatch(error, index, input.images.length);
         }
-        decodeMs += prepared.decodeMs;
-        preprocessMs += prepared.preprocessMs;
+        note(prepared);
         const started = performance.now();
         if (working.batched) batch.add(prepared.tensor);
         else predictions.push(classifier.classify([prepared.tensor], topK)[0]!);
-        inferenceMs += performance.now() - started;
+        timing.inference += performance.now() - started;
       }
       if (working.batched) {
         const started = performance.now();
         predictions.push(...batch.classify(topK));
-        inferenceMs += performance.now() - started;
+        timing.inference += performance.now() - started;
       }
-      c.header("Server-Timing", serverTiming({ decode: decodeMs, preprocess: preprocessMs, inference: inferenceMs }));
+      c.header("Server-Timing", serverTiming(timing));
       if (input.batch) {
         const body: BatchResponse = { model: manifest.id, results: predictions.map((p) => ({ predictions: p })) };
         return c.json(body);
@@ -147,8 +150,7 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
       const body: ClassifyResponse = { model: manifest.id, predictions: predictions[0]! };
       return c.json(body);
     } finally {
-      work?.release();
-      reservation?.release();
+      memory?.release();
       lease.release();
     }
   });

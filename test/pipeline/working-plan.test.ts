@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_IMAGE_WORKING_BYTES } from "../../src/config";
-import { workingPlan } from "../../src/http/working-plan";
+import { workingPlan } from "../../src/pipeline/working-plan";
 
 describe("a classify request batches its dense layers only where its memory share allows", () => {
   it("holds one image's working memory for a single image, which has nothing to batch", () => {
