@@ -56,6 +56,22 @@ export function badChecksum(type: string) {
 }
 
 /**
+ * Most IDAT chunks accepted. Encoders write IDATs of a fixed size, libpng (and so Android, Chrome, most
+ * tools) 8 KiB by default: a 100 MB body, Workers' own limit on Free and Pro zones, holds 12,208 of them, so
+ * 16,384 refuses no file the platform would deliver from a common encoder. A file of 1-byte IDATs is refused
+ * after 213 KB of input. The streaming decoder gathers IDAT payloads into pieces before its inflater sees them, so
+ * tiny chunks cost a 12-byte header parse each, never an inflater call; the limit makes the refusal explicit.
+ * Both decoders count through PngChunkOrder.
+ */
+export const MAX_IDAT_CHUNKS = 16_384;
+/**
+ * Most chunks other than IHDR, IDAT and IEND (PLTE, tRNS and the ancillary ones). Real files carry a few
+ * (text, colour profile, physical size, Apple's iDOT); an animated PNG carries two a frame (fcTL, fdAT), so
+ * 1024 allows ~500 frames. Their data is checksummed as it passes and not kept (palette and tRNS: 768 and
+ * 256 bytes at most), so neither their number nor their size decides memory; this bounds the work.
+ */
+export const MAX_OTHER_CHUNKS = 1024;
+/**
  * The chunk-order rules above, fed one chunk at a time after its length and CRC have been checked; shared by
  * readPngChunks (the whole file in memory) and the streaming decoder (src/image/png-stream.ts), so both
  * refuse the same files with the same words.
@@ -92,10 +108,12 @@ export class PngChunkOrder {
     if (type === "IDAT") {
       if (this.idatEnded) throw undecodable("The PNG's image data chunks are not contiguous.");
       this.seenIdat = true;
-      this.idatChunks++;
+      if (++this.idatChunks > MAX_IDAT_CHUNKS) {
+        throw undecodable(`The PNG's image data is split into more than ${MAX_IDAT_CHUNKS} chunks.`);
+      }
       return "idat";
     }
-    this.otherChunks++;
+    if (++this.otherChunks > MAX_OTHER_CHUNKS) throw undecodable(`The PNG has more than ${MAX_OTHER_CHUNKS} ancillary chunks.`);
     if (this.seenIdat) this.idatEnded = true;
     if (type === "PLTE") {
       if (this.seenIdat) throw undecodable("The PNG's palette comes after its image data.");

@@ -21,6 +21,8 @@ import { ImageError, undecodable } from "./errors";
 import { rowWriter, unfilter } from "./png";
 import { badChecksum, chunkOverrun, crc32, PngChunkOrder, SAMPLES } from "./png-chunks";
 
+export { MAX_IDAT_CHUNKS, MAX_OTHER_CHUNKS } from "./png-chunks";
+
 type Rgb = readonly [number, number, number];
 
 /** Compressed bytes written to the inflater at a time: 1032 x this (deflate's largest expansion) + slack fits one read. */
@@ -33,21 +35,6 @@ export const INFLATE_READ_BYTES = 1024 * 1024;
  */
 export const INFLATER_STATE_BYTES = 64 * 1024;
 
-/**
- * Most IDAT chunks accepted. Encoders write IDATs of a fixed size, libpng (and so Android, Chrome, most
- * tools) 8 KiB by default: a 100 MB body, Workers' own limit on Free and Pro zones, holds 12,208 of them, so
- * 16,384 refuses no file the platform would deliver from a common encoder. A file of 1-byte IDATs is refused
- * after 213 KB of input. IDAT payloads are gathered into FEED_BYTES pieces before the inflater sees them,
- * so tiny chunks cost a 12-byte header parse each, never an inflater call; the limit makes the refusal explicit.
- */
-export const MAX_IDAT_CHUNKS = 16_384;
-/**
- * Most chunks other than IHDR, IDAT and IEND (PLTE, tRNS and the ancillary ones). Real files carry a few
- * (text, colour profile, physical size, Apple's iDOT); an animated PNG carries two a frame (fcTL, fdAT), so
- * 1024 allows ~500 frames. Their data is checksummed as it passes and not kept (palette and tRNS: 768 and
- * 256 bytes at most), so neither their number nor their size decides memory; this bounds the work.
- */
-export const MAX_OTHER_CHUNKS = 1024;
 /**
  * Widest PNG accepted: rows are held whole, so the width alone decides the decoder's memory. 16384 covers
  * 8K screenshots (7680) twice over; a 16-bit RGBA row is then 128 KiB.
@@ -279,9 +266,6 @@ class StreamingPngDecoder implements PngStream {
     if (type === "IDAT") {
       // IDAT's place needs no data and it carries no CRC check (zlib checks its data): check it now and stream.
       this.order.accept(type, new Uint8Array(0), length);
-      if (this.order.idatChunks > MAX_IDAT_CHUNKS) {
-        throw undecodable(`The PNG's image data is split into more than ${MAX_IDAT_CHUNKS} chunks.`);
-      }
       if (this.order.idatChunks === 1) this.startImage();
       return;
     }
@@ -299,11 +283,7 @@ class StreamingPngDecoder implements PngStream {
     const kind = this.order.accept(type, this.kept, this.chunkLength);
     this.kept = new Uint8Array(0);
     if (kind === "header") this.readHeader();
-    else if (kind === "end") {
-      this.state = "done";
-    } else if (this.order.otherChunks > MAX_OTHER_CHUNKS) {
-      throw undecodable(`The PNG has more than ${MAX_OTHER_CHUNKS} ancillary chunks.`);
-    }
+    else if (kind === "end") this.state = "done";
   }
 
   private readHeader(): void {

@@ -3,7 +3,7 @@
  * dimensions from the header, so an image over the pixel limit is refused before any decoder allocates for it.
  */
 import { ImageError, undecodable } from "./errors";
-import { isStartOfFrame, jpegSegments, SOS } from "./jpeg-markers";
+import { isStartOfFrame, jpegSegments, SOS, checkJpegScans } from "./jpeg-markers";
 import { readPngChunks } from "./png-chunks";
 import { webpHeader, type WebpHeader } from "./webp-header";
 
@@ -87,6 +87,7 @@ function jpegHeader(bytes: Uint8Array): JpegHeader {
       if (!frame) break;
       // B.2.3: the scan header starts with its component count Ns.
       const inScan = s.end > s.start ? bytes[s.start]! : 0;
+      checkJpegScans(bytes);
       return { ...frame, buffersCoefficients: frame.progressive || inScan < frame.components.length };
     }
   }

@@ -58,10 +58,18 @@ interface Chunk {
   end: number;
 }
 
+/**
+ * Most chunks accepted in a WebP. A still image has at most VP8X, ICCP, ALPH, its VP8 or VP8L, EXIF and XMP
+ * (RFC 9649, "Extended File Format") and sometimes an unknown chunk or two; animation is refused anyway. A
+ * flood of empty chunks (half a million fit in 4 MiB) is refused here, before a list of them grows.
+ */
+export const MAX_WEBP_CHUNKS = 64;
+
 /** The chunks after "WEBP", up to the RIFF size; a chunk that runs past it means a truncated or corrupt file. */
 function readChunks(bytes: Uint8Array, riffEnd: number): Chunk[] {
   const chunks: Chunk[] = [];
   for (let at = 12; at + 8 <= riffEnd; ) {
+    if (chunks.length === MAX_WEBP_CHUNKS) throw undecodable(`The WebP has more than ${MAX_WEBP_CHUNKS} chunks.`);
     const size = u32(bytes, at + 4);
     const end = at + 8 + size;
     if (end > riffEnd) throw undecodable("The WebP is truncated or a chunk's size is corrupt.");
