@@ -104,6 +104,13 @@ static struct {
   int created;
   /* input */
   JOCTET *window;
+  size_t window_cap;       /* WINDOW_BYTES; more only for an arithmetic-coded scan (see gated_decode_mcu) */
+  size_t window_base;      /* stream offset of window[0] */
+  /* arithmetic-coded scans: decode only once the scan's end is in the window */
+  boolean (*real_decode_mcu)(j_decompress_ptr, JBLOCKROW *);
+  int gate_scan;           /* input_scan_number the search below is for */
+  int gate_open;           /* the scan's end marker is in the window */
+  size_t gate_searched;    /* stream offset up to which no end marker was found */
   size_t skip_pending;     /* bytes skip_input_data still has to drop from future input */
   int input_ended;
   int waiting;             /* the last run suspended... */
@@ -266,7 +273,10 @@ static void fail(int code) {
 static void error_exit(j_common_ptr cinfo) {
   int code = cinfo->err->msg_code;
   format_message(cinfo, st.message);
-  fail(code == JERR_OUT_OF_MEMORY || code == JERR_NO_BACKING_STORE ? JLS_E_MEMORY : JLS_E_CORRUPT);
+  if (code == JERR_OUT_OF_MEMORY || code == JERR_NO_BACKING_STORE) fail(JLS_E_MEMORY);
+  /* jdarith.c could not get a byte after the input ended (gated_decode_mcu let it run) */
+  if (code == JERR_CANT_SUSPEND && st.input_ended) fail(JLS_E_TRUNCATED);
+  fail(JLS_E_CORRUPT);
 }
 
 static void emit_message(j_common_ptr cinfo, int msg_level) {
@@ -345,6 +355,54 @@ static int scan_is_skippable(j_decompress_ptr d) {
   return 1;
 }
 
+/* libjpeg's arithmetic decoder cannot suspend (jdarith.c: JERR_CANT_SUSPEND when a byte is missing), so an
+ * arithmetic-coded scan is decoded only once its end (a marker other than RSTn) is in the window, or the
+ * input has ended: until then this wrapper of the entropy decoder's decode_mcu reports a suspension, which
+ * the coefficient controller handles as for Huffman data. The window grows to hold the scan, within the
+ * budget. Such files are rare (the format was patent-encumbered until 2009; browsers never decoded them). */
+static boolean gated_decode_mcu(j_decompress_ptr d, JBLOCKROW *MCU_data) {
+  if (st.gate_scan != d->input_scan_number) {
+    st.gate_scan = d->input_scan_number;
+    st.gate_open = 0;
+    st.gate_searched = st.window_base + (size_t)(d->src->next_input_byte - st.window);
+  }
+  if (!st.gate_open && !st.input_ended) {
+    const JOCTET *p = st.window;
+    size_t end = (size_t)(d->src->next_input_byte - st.window) + d->src->bytes_in_buffer;
+    size_t i = st.gate_searched - st.window_base;
+    for (; i + 1 < end; i++) {
+      if (p[i] == 0xFF && p[i + 1] != 0x00 && p[i + 1] != 0xFF && (p[i + 1] < 0xD0 || p[i + 1] > 0xD7)) break;
+    }
+    if (i + 1 >= end) {
+      st.gate_searched = st.window_base + i; /* the last byte may be a marker's 0xFF: look at it again */
+      return FALSE;
+    }
+    st.gate_open = 1;
+  }
+  return (*st.real_decode_mcu)(d, MCU_data);
+}
+
+static void gate_arithmetic_scan(j_decompress_ptr d) {
+  if (!d->arith_code || d->entropy->decode_mcu == gated_decode_mcu) return;
+  st.real_decode_mcu = d->entropy->decode_mcu; /* set per scan by jdarith.c's start_pass */
+  d->entropy->decode_mcu = gated_decode_mcu;
+}
+
+static void grow_window(void) {
+  size_t used = st.src.bytes_in_buffer, cap = st.window_cap * 2;
+  JOCTET *bigger = counted_alloc(cap);
+  if (bigger == NULL) {
+    snprintf(st.message, sizeof(st.message), "an arithmetic-coded scan larger than the memory left (%zu bytes in hand)", used);
+    fail(JLS_E_MEMORY);
+  }
+  memcpy(bigger, st.src.next_input_byte, used);
+  st.window_base += (size_t)(st.src.next_input_byte - st.window);
+  counted_free(st.window, st.window_cap);
+  st.window = bigger;
+  st.window_cap = cap;
+  st.src.next_input_byte = bigger;
+}
+
 static void progress_monitor(j_common_ptr cinfo) {
   j_decompress_ptr d = (j_decompress_ptr)cinfo;
   if (d->input_scan_number > st.max_scans) {
@@ -356,6 +414,7 @@ static void progress_monitor(j_common_ptr cinfo) {
     d->inputctl->consume_input = skip_scan;
     st.skipped_scans++;
   }
+  gate_arithmetic_scan(d);
 }
 
 /* ---- the API ---- */
@@ -371,6 +430,7 @@ int jls_create(uint32_t budget, int max_scans) {
   if (setjmp(st.err.jump)) return JLS_ERROR;
   st.window = counted_alloc(WINDOW_BYTES);
   if (st.window == NULL) return JLS_ERROR;
+  st.window_cap = WINDOW_BYTES;
   struct jpeg_error_mgr *err = &st.err.pub;
   memset(err, 0, sizeof(*err));
   err->error_exit = error_exit;
@@ -401,6 +461,7 @@ int jls_create(uint32_t budget, int max_scans) {
 JOCTET *jls_input_buffer(void) {
   if (st.window == NULL) return NULL;
   if (st.src.next_input_byte != st.window) { /* drop what libjpeg consumed */
+    st.window_base += (size_t)(st.src.next_input_byte - st.window);
     memmove(st.window, st.src.next_input_byte, st.src.bytes_in_buffer);
     st.src.next_input_byte = st.window;
   }
@@ -409,12 +470,12 @@ JOCTET *jls_input_buffer(void) {
 
 uint32_t jls_input_space(void) {
   jls_input_buffer();
-  return st.window == NULL ? 0 : (uint32_t)(WINDOW_BYTES - st.src.bytes_in_buffer);
+  return st.window == NULL ? 0 : (uint32_t)(st.window_cap - st.src.bytes_in_buffer);
 }
 
 /* The host wrote `n` bytes at jls_input_buffer(). */
 int jls_input_commit(uint32_t n) {
-  if (st.window == NULL || n > WINDOW_BYTES - st.src.bytes_in_buffer || st.input_ended) return JLS_ERROR;
+  if (st.window == NULL || n > st.window_cap - st.src.bytes_in_buffer || st.input_ended) return JLS_ERROR;
   st.src.bytes_in_buffer += n;
   size_t skip = st.skip_pending < st.src.bytes_in_buffer ? st.skip_pending : st.src.bytes_in_buffer;
   st.skip_pending -= skip;
@@ -505,9 +566,13 @@ static int suspended(void) {
     snprintf(st.message, sizeof(st.message), "the data ends before the image does");
     fail(JLS_E_TRUNCATED);
   }
-  if (st.src.bytes_in_buffer >= WINDOW_BYTES) { /* a unit larger than any valid one: it never ends */
-    snprintf(st.message, sizeof(st.message), "a marker segment or MCU longer than %d bytes", WINDOW_BYTES);
-    fail(JLS_E_CORRUPT);
+  if (st.src.bytes_in_buffer >= st.window_cap) {
+    if (!st.cinfo.arith_code || st.real_decode_mcu == NULL) {
+      /* a unit larger than any valid one: it never ends */
+      snprintf(st.message, sizeof(st.message), "a marker segment or MCU longer than %d bytes", WINDOW_BYTES);
+      fail(JLS_E_CORRUPT);
+    }
+    grow_window(); /* an arithmetic-coded scan must be in the window whole */
   }
   st.waiting = 1;
   st.waiting_at = st.src.bytes_in_buffer;
@@ -521,7 +586,7 @@ int jls_run(void) {
   if (!st.created || st.phase == P_NEW) return JLS_ERROR;
   if (st.phase == P_DONE) return JLS_DONE;
   if (st.phase == P_SCALE) return JLS_HEADER;
-  if (st.waiting && !st.input_ended && st.src.bytes_in_buffer < WINDOW_BYTES &&
+  if (st.waiting && !st.input_ended && st.src.bytes_in_buffer < st.window_cap &&
       st.src.bytes_in_buffer < st.waiting_at + RESUME_BYTES)
     return JLS_NEED_INPUT; /* not worth restarting the unit it stopped in yet */
   st.waiting = 0;
@@ -536,6 +601,7 @@ int jls_run(void) {
   }
   case P_START:
     if (!jpeg_start_decompress(d)) return suspended();
+    gate_arithmetic_scan(d); /* a single-scan file is decoded while rows are read */
     st.phase = P_SCANLINES;
     /* fall through */
   case P_SCANLINES: {
