@@ -9,8 +9,10 @@
  * djpeg from apt's libjpeg-turbo-progs):
  *   node --import ./bench/jpeg-stream/loader.mjs bench/jpeg-stream/run.mjs [--runs 9] [--target 224] [files...]
  * Default files: bench/.jpeg-stream/{baseline,progressive}-12mp.jpg. Each figure is the median of --runs runs
- * (after one warm-up), with the fastest and slowest; the wasm decode is fed in 64 KiB chunks, as a body
- * arrives, and djpeg's time is its whole process (spawned; its start-up, ~1 ms, is measured apart and shown).
+ * (after one warm-up), with the fastest and slowest, as wall time and as CPU time (user + system): on a
+ * shared machine the CPU time is the steadier one. The wasm decode is fed in 64 KiB chunks, as a body
+ * arrives; djpeg's figures are its whole process (its CPU time from bash's `times`; the start-up alone,
+ * `djpeg -version`, is measured apart and shown).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -32,6 +34,7 @@ const stats = (times) => {
   return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
 };
 const fmt = ({ median, min, max }) => `${median.toFixed(1)} ms (${min.toFixed(1)}-${max.toFixed(1)})`;
+const fmt2 = (t) => `wall ${fmt(t)}, cpu ${fmt(t.cpu)}`;
 
 function streamDecode(bytes) {
   const stream = JpegStream.create(target, 256 * 1024 * 1024);
@@ -45,16 +48,29 @@ function streamDecode(bytes) {
   return { header, peakBytes, memoryBytes, scans, pixels: out };
 }
 
+/** Runs fn; its CPU time is this process's, or what fn returns as `cpuMs` (a child's). */
 function timed(fn) {
   fn(); // warm-up: compiles the wasm tiers, fills caches
   const times = [];
+  const cpu = [];
   let result;
   for (let i = 0; i < runs; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     result = fn();
     times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push(result?.cpuMs ?? (c.user + c.system) / 1000);
   }
-  return { ...stats(times), result };
+  return { ...stats(times), cpu: stats(cpu), result };
+}
+
+/** djpeg in bash, which then prints its children's user and system time (`times`). */
+function djpeg(args) {
+  const out = execFileSync("bash", ["-c", 'djpeg "$@" && times', "djpeg", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  const children = out.trim().split("\n").pop(); // "0m0.031s 0m0.004s"
+  const seconds = children.split(" ").map((t) => { const [m, s] = t.replace("s", "").split("m"); return Number(m) * 60 + Number(s); });
+  return { cpuMs: (seconds[0] + seconds[1]) * 1000 };
 }
 
 function djpegPixels(path, n) {
@@ -80,8 +96,9 @@ function maxDiff(a, b) {
 
 const version = spawnSync("djpeg", ["-version"], { encoding: "utf8" }).stderr.trim();
 console.log(`node ${process.version}; ${version}; ${runs} runs, target ${target}, ${chunk}-byte chunks; ${new Date().toISOString()}`);
-const startup = timed(() => spawnSync("djpeg", ["-version"]));
-console.log(`djpeg process start-up alone (djpeg -version): ${fmt(startup)}`);
+console.log(`load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+const startup = timed(() => djpeg(["-version"]));
+console.log(`djpeg process start-up alone (djpeg -version): ${fmt2(startup)}`);
 for (const path of files) {
   const bytes = new Uint8Array(readFileSync(path));
   const first = streamDecode(bytes);
@@ -89,12 +106,12 @@ for (const path of files) {
   const n = dctScale(header.width, header.height, target);
   console.log(`\n${path}: ${bytes.length} bytes, ${header.width}x${header.height} ${header.progressive ? "progressive" : "baseline"}, ${header.components} components; scale ${n}/8 -> ${header.outWidth}x${header.outHeight}`);
   const stream = timed(() => streamDecode(bytes));
-  console.log(`  stream wasm:    ${fmt(stream)}; peak ${(first.peakBytes / 1048576).toFixed(2)} MiB counted, wasm memory ${(first.memoryBytes / 1048576).toFixed(2)} MiB; scans ${first.scans.read} (${first.scans.skipped} skipped unread); dcOnly ${header.dcOnly}`);
-  const native = timed(() => execFileSync("djpeg", ["-scale", `${n}/8`, "-outfile", "/dev/null", path]));
-  console.log(`  djpeg native:   ${fmt(native)} (process included)`);
+  console.log(`  stream wasm:    ${fmt2(stream)}; peak ${(first.peakBytes / 1048576).toFixed(2)} MiB counted, wasm memory ${(first.memoryBytes / 1048576).toFixed(2)} MiB; scans ${first.scans.read} (${first.scans.skipped} skipped unread); dcOnly ${header.dcOnly}`);
+  const native = timed(() => djpeg(["-scale", `${n}/8`, "-outfile", "/dev/null", path]));
+  console.log(`  djpeg native:   ${fmt2(native)} (process included)`);
   try {
     const current = timed(() => decodeJpeg(bytes, target));
-    console.log(`  current (jpeg.ts, whole file): ${fmt(current)}; wasm memory ${(current.result.memoryBytes / 1048576).toFixed(2)} MiB`);
+    console.log(`  current (jpeg.ts, whole file): ${fmt2(current)}; wasm memory ${(current.result.memoryBytes / 1048576).toFixed(2)} MiB`);
     console.log(`  max |stream - current| = ${maxDiff(first.pixels, current.result.image.channels === 3 ? current.result.image.data : first.pixels)}`);
   } catch (error) {
     console.log(`  current (jpeg.ts): ${error.message}`);

@@ -1,9 +1,9 @@
 /**
  * Drives src/image/jpeg/libjpeg-stream.wasm: a streaming, suspending JPEG decoder (libjpeg-turbo 2.1.5 from
  * Debian 12's source package, the libjpeg API behind scripts/jpeg/jpeg-shim.c, built by
- * scripts/build-jpeg-wasm.sh with Emscripten 3.1.6; 175788 bytes, sha256
- * 0000000000000000000000000000000000000000000000000000000000000000). Bytes go in as they arrive (push), decoded rows come out as
- * soon as libjpeg has them, at the smallest DCT scale whose shorter side still covers the target (jpeg.ts's
+ * scripts/build-jpeg-wasm.sh with Emscripten 3.1.6; src/image/jpeg/libjpeg-stream.wasm, 177917 bytes, sha256
+ * e83d697235dacf73e7fc37bfc570cbf523f1c009261cfe9a8becbba6efd8a76e). Bytes go in as they arrive (push), decoded
+ * rows come out as soon as libjpeg has them, at the smallest DCT scale whose shorter side still covers the target (jpeg.ts's
  * dctScale), always as RGB. The file is never held whole: the module keeps a 128 KiB input window.
  *
  * Why (method and measurements: docs/jpeg-decoder.md):
