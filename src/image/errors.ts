@@ -5,12 +5,15 @@
  */
 
 /** The stable codes; never rename one, clients match on them. */
-export type ImageErrorCode = "unsupported_media_type" | "image_too_large" | "undecodable_image";
+export type ImageErrorCode = "unsupported_media_type" | "image_too_large" | "undecodable_image" | "too_many_scans";
 
 const STATUS = {
   unsupported_media_type: 415,
   image_too_large: 413,
   undecodable_image: 422,
+  // A progressive JPEG with more scans than any encoder writes (each one is a pass over the whole image):
+  // refused before it can cost much time (src/image/jpeg-stream.ts, docs/jpeg-decoder.md).
+  too_many_scans: 422,
 } as const satisfies Record<ImageErrorCode, number>;
 
 export class ImageError extends Error {
