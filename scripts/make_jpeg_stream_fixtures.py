@@ -13,6 +13,7 @@ Writes test/fixtures/images/jpeg-stream/*.jpg and test/fixtures/images/jpeg-stre
 inside workerd, which cannot read files); --bench also bench/.jpeg-stream/{baseline,progressive}-12mp.jpg
 (~3 MB each, not committed). Deterministic: running it twice writes the same bytes.
 """
+
 import base64
 import io
 import os
@@ -60,11 +61,14 @@ def jpegtran(data: bytes, *args: str) -> bytes:
 
 def photo_12mp() -> Image.Image:
     """4032x3024 from the four sample photos, with sensor-like noise: a phone photo's size and entropy."""
-    tiles = [photo(n).resize((2016, 1512), Image.Resampling.BICUBIC) for n in ["chelsea.jpg", "coffee.jpg", "astronaut.jpg", "grace_hopper.jpg"]]
+    tiles = [
+        photo(n).resize((2016, 1512), Image.Resampling.BICUBIC)
+        for n in ["chelsea.jpg", "coffee.jpg", "astronaut.jpg", "grace_hopper.jpg"]
+    ]
     a = np.zeros((3024, 4032, 3), np.float32)
     for i, t in enumerate(tiles):
         y, x = divmod(i, 2)
-        a[y * 1512:(y + 1) * 1512, x * 2016:(x + 1) * 2016] = np.asarray(t, np.float32)
+        a[y * 1512 : (y + 1) * 1512, x * 2016 : (x + 1) * 2016] = np.asarray(t, np.float32)
     rng = np.random.default_rng(12)
     a += rng.normal(0, 5, a.shape).astype(np.float32)
     return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
@@ -81,7 +85,9 @@ def main() -> int:
     files["stream-photo-arithmetic.jpg"] = jpegtran(base, "-arithmetic", "-progressive")
     files["stream-photo-simple-scans.jpg"] = jpegtran(base, "-scans", "@scans")
     # The same scans on a 64x48 image: small scans for the test to repeat into a scan bomb.
-    files["stream-tiny-simple-scans.jpg"] = jpegtran(encode(coffee.resize((64, 48), Image.Resampling.LANCZOS), quality=80), "-scans", "@scans")
+    files["stream-tiny-simple-scans.jpg"] = jpegtran(
+        encode(coffee.resize((64, 48), Image.Resampling.LANCZOS), quality=80), "-scans", "@scans"
+    )
     small = coffee.resize((300, 200), Image.Resampling.LANCZOS)
     files["stream-grey-progressive.jpg"] = encode(small.convert("L"), quality=80, progressive=True)
     files["stream-444-progressive.jpg"] = encode(small, quality=80, progressive=True, subsampling=0)

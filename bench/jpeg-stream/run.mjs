@@ -22,7 +22,11 @@ import { JpegStream } from "../../src/image/jpeg-stream.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { runs: { type: "string", default: "9" }, target: { type: "string", default: "224" }, chunk: { type: "string", default: "65536" } },
+  options: {
+    runs: { type: "string", default: "9" },
+    target: { type: "string", default: "224" },
+    chunk: { type: "string", default: "65536" },
+  },
 });
 const runs = Number(values.runs);
 const target = Number(values.target);
@@ -67,9 +71,15 @@ function timed(fn) {
 
 /** djpeg in bash, which then prints its children's user and system time (`times`). */
 function djpeg(args) {
-  const out = execFileSync("bash", ["-c", 'djpeg "$@" && times', "djpeg", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  const out = execFileSync("bash", ["-c", 'djpeg "$@" && times', "djpeg", ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+  });
   const children = out.trim().split("\n").pop(); // "0m0.031s 0m0.004s"
-  const seconds = children.split(" ").map((t) => { const [m, s] = t.replace("s", "").split("m"); return Number(m) * 60 + Number(s); });
+  const seconds = children.split(" ").map((t) => {
+    const [m, s] = t.replace("s", "").split("m");
+    return Number(m) * 60 + Number(s);
+  });
   return { cpuMs: (seconds[0] + seconds[1]) * 1000 };
 }
 
@@ -96,7 +106,12 @@ function maxDiff(a, b) {
 
 const version = spawnSync("djpeg", ["-version"], { encoding: "utf8" }).stderr.trim();
 console.log(`node ${process.version}; ${version}; ${runs} runs, target ${target}, ${chunk}-byte chunks; ${new Date().toISOString()}`);
-console.log(`load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+console.log(
+  `load average ${(await import("node:os"))
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`,
+);
 const startup = timed(() => djpeg(["-version"]));
 console.log(`djpeg process start-up alone (djpeg -version): ${fmt2(startup)}`);
 for (const path of files) {
@@ -104,15 +119,21 @@ for (const path of files) {
   const first = streamDecode(bytes);
   const { header } = first;
   const n = dctScale(header.width, header.height, target);
-  console.log(`\n${path}: ${bytes.length} bytes, ${header.width}x${header.height} ${header.progressive ? "progressive" : "baseline"}, ${header.components} components; scale ${n}/8 -> ${header.outWidth}x${header.outHeight}`);
+  console.log(
+    `\n${path}: ${bytes.length} bytes, ${header.width}x${header.height} ${header.progressive ? "progressive" : "baseline"}, ${header.components} components; scale ${n}/8 -> ${header.outWidth}x${header.outHeight}`,
+  );
   const stream = timed(() => streamDecode(bytes));
-  console.log(`  stream wasm:    ${fmt2(stream)}; peak ${(first.peakBytes / 1048576).toFixed(2)} MiB counted, wasm memory ${(first.memoryBytes / 1048576).toFixed(2)} MiB; scans ${first.scans.read} (${first.scans.skipped} skipped unread); dcOnly ${header.dcOnly}`);
+  console.log(
+    `  stream wasm:    ${fmt2(stream)}; peak ${(first.peakBytes / 1048576).toFixed(2)} MiB counted, wasm memory ${(first.memoryBytes / 1048576).toFixed(2)} MiB; scans ${first.scans.read} (${first.scans.skipped} skipped unread); dcOnly ${header.dcOnly}`,
+  );
   const native = timed(() => djpeg(["-scale", `${n}/8`, "-outfile", "/dev/null", path]));
   console.log(`  djpeg native:   ${fmt2(native)} (process included)`);
   try {
     const current = timed(() => decodeJpeg(bytes, target));
     console.log(`  current (jpeg.ts, whole file): ${fmt2(current)}; wasm memory ${(current.result.memoryBytes / 1048576).toFixed(2)} MiB`);
-    console.log(`  max |stream - current| = ${maxDiff(first.pixels, current.result.image.channels === 3 ? current.result.image.data : first.pixels)}`);
+    console.log(
+      `  max |stream - current| = ${maxDiff(first.pixels, current.result.image.channels === 3 ? current.result.image.data : first.pixels)}`,
+    );
   } catch (error) {
     console.log(`  current (jpeg.ts): ${error.message}`);
   }

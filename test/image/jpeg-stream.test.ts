@@ -137,7 +137,17 @@ describe("the pixels do not depend on how the bytes arrive", () => {
       expect(stream.header).toBeNull();
       const rows = stream.push(bytes.subarray(8, 5000));
       expect(rows.rowCount).toBe(0); // progressive: nothing until every scan is in
-      expect(stream.header).toEqual({ width: 600, height: 400, components: 3, colorSpace: "ycbcr", progressive: true, scale: 1, outWidth: 75, outHeight: 50, dcOnly: true });
+      expect(stream.header).toEqual({
+        width: 600,
+        height: 400,
+        components: 3,
+        colorSpace: "ycbcr",
+        progressive: true,
+        scale: 1,
+        outWidth: 75,
+        outHeight: 50,
+        dcOnly: true,
+      });
     } finally {
       stream.dispose();
     }
@@ -152,7 +162,12 @@ describe("progressive, restart-marker and arithmetic JPEGs decode to their basel
     const target = Math.ceil((400 * n) / 8); // shorter side 400: the smallest scale covering it is n
     const expected = decode(baseline, target);
     expect(expected.header.scale).toBe(n);
-    for (const name of ["stream-photo-progressive.jpg", "stream-photo-progressive-restart.jpg", "stream-photo-arithmetic.jpg", "stream-photo-simple-scans.jpg"]) {
+    for (const name of [
+      "stream-photo-progressive.jpg",
+      "stream-photo-progressive-restart.jpg",
+      "stream-photo-arithmetic.jpg",
+      "stream-photo-simple-scans.jpg",
+    ]) {
       const got = decode(file(name), target);
       expect(got.header.dcOnly, name).toBe(n === 1);
       expect(maxAbsDiff(got.pixels, expected.pixels), name).toBe(0);
@@ -337,6 +352,6 @@ describe("the memory cap", () => {
     const bytes = file("stream-photo-progressive.jpg");
     const got = decode(bytes, 400, () => 4096, 2 * MiB);
     expect(got.peakBytes).toBeLessThanOrEqual(2 * MiB);
-    expect(got.memoryBytes).toBeLessThanOrEqual(256 * 1024 + 2 * MiB + 2 * MiB / 16 + MiB);
+    expect(got.memoryBytes).toBeLessThanOrEqual(256 * 1024 + 2 * MiB + (2 * MiB) / 16 + MiB);
   });
 });
