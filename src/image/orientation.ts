@@ -33,23 +33,38 @@ export function applyOrientation(image: Raster, o: Orientation): Raster {
   const { width: w, height: h, channels: c, data } = image;
   const [ow, oh] = swapsAxes(o) ? [h, w] : [w, h];
   const out = new Uint8Array(data.length);
-  // For each displayed pixel (x, y), the stored pixel it shows: the inverse of the EXIF transform.
-  const source: (x: number, y: number) => number = {
-    2: (x: number, y: number) => y * w + (w - 1 - x), // mirror left-right
-    3: (x: number, y: number) => (h - 1 - y) * w + (w - 1 - x), // rotate 180
-    4: (x: number, y: number) => (h - 1 - y) * w + x, // mirror top-bottom
-    5: (x: number, y: number) => x * w + y, // transpose
-    6: (x: number, y: number) => (h - 1 - x) * w + y, // rotate 90 clockwise
-    7: (x: number, y: number) => (h - 1 - x) * w + (w - 1 - y), // transverse
-    8: (x: number, y: number) => x * w + (w - 1 - y), // rotate 90 counter-clockwise
-  }[o];
   for (let y = 0, i = 0; y < oh; y++) {
     for (let x = 0; x < ow; x++, i += c) {
-      const s = source(x, y) * c;
+      const s = storedIndex(x, y, w, h, o) * c;
       for (let k = 0; k < c; k++) out[i + k] = data[s + k]!;
     }
   }
   return { width: ow, height: oh, channels: c, data: out };
+}
+
+/**
+ * For the displayed pixel (x, y) of a picture stored w x h, the index of the stored pixel it shows: the inverse
+ * of the EXIF transform.
+ */
+export function storedIndex(x: number, y: number, w: number, h: number, o: Orientation): number {
+  switch (o) {
+    case 1:
+      return y * w + x;
+    case 2:
+      return y * w + (w - 1 - x); // mirror left-right
+    case 3:
+      return (h - 1 - y) * w + (w - 1 - x); // rotate 180
+    case 4:
+      return (h - 1 - y) * w + x; // mirror top-bottom
+    case 5:
+      return x * w + y; // transpose
+    case 6:
+      return (h - 1 - x) * w + y; // rotate 90 clockwise
+    case 7:
+      return (h - 1 - x) * w + (w - 1 - y); // transverse
+    case 8:
+      return x * w + (w - 1 - y); // rotate 90 counter-clockwise
+  }
 }
 
 function isExifSignature(b: Uint8Array, at: number): boolean {
