@@ -10,6 +10,7 @@ const input: InputShape = { height: 32, width: 32, channels: 3 };
 const rgb: Preprocess = {
   color: "rgb",
   resize: { shorter_side: 36, filter: "bilinear" },
+  crop: { mode: "center", height: 32, width: 32 },
   scale: 255,
   mean: [0.5, 0.4, 0.3],
   std: [0.2, 0.25, 0.3],
