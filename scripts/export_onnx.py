@@ -63,7 +63,7 @@ def main() -> int:
     p.add_argument(
         "--form",
         choices=FORMS,
-        default="integer",
+        default="cast",
         help="operator form: integer (the Worker's arithmetic, default), qdq or dynamic (see docs/onnx-export.md)",
     )
     p.add_argument(

@@ -39,7 +39,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-FORMS = ("integer", "qdq", "dynamic")
+FORMS = ("cast", "integer", "qdq", "dynamic")
 OPSET = 13
 INT32_MAX = 2**31 - 1
 MIN_MAX = "7-bit-per-tensor-min-max"
@@ -107,19 +107,13 @@ def _to_u8(g: _Graph, q: str, offset: float = 128.0) -> str:
 
 def _conv(g: _Graph, x: str, layer: dict, weights: dict, int8: bool, rule: str, form: str) -> str:
     name = layer["name"]
-    q = np.asarray(weights[name + ".weight"], np.int8).transpose(3, 2, 0, 1)  # HWIO -> OIHW
+    w = g.init(np.asarray(weights[name + ".weight"], np.int8).transpose(3, 2, 0, 1), name + ".weight")  # OIHW
     scale = np.asarray(weights[name + ".scale"], np.float32)
     bias = np.asarray(weights[name + ".bias"], np.float32)
-    w = g.init(q, name + ".weight")
-    s = g.init(scale, name + ".scale")
     k, p = layer["kernel"], layer["padding"]
-    attrs = {
-        "kernel_shape": [k, k],
-        "strides": [layer["stride"]] * 2,
-        "pads": [p] * 4,
-        "group": layer.get("groups", 1),
-    }
+    attrs = {"kernel_shape": [k, k], "strides": [layer["stride"]] * 2, "pads": [p] * 4, "group": layer.get("groups", 1)}
     if not int8 or form == "qdq":
+        s = g.init(scale, name + ".scale")
         wf = g.op("DequantizeLinear", [w, s, g.const(np.zeros(len(scale)), np.int8, "zp")], axis=0)
         if int8:  # codes in and out of QuantizeLinear with per-example (axis 0) scales, then fp32
             _, step = _input_code(g, x, rule, [1, 2, 3])
@@ -129,22 +123,25 @@ def _conv(g: _Graph, x: str, layer: dict, weights: dict, int8: bool, rule: str, 
                 lo = g.op("Min", [g.op("ReduceMin", [x], axes=[1, 2, 3], keepdims=0), g.f32(0.0)])
                 zp = g.op("Clip", [g.op("Round", [g.op("Div", [g.op("Neg", [lo]), step])]), g.f32(0), g.f32(127)])
             else:
-                zp = g.op("Mul", [step, g.f32(0.0)])
-                zp = g.op("Add", [zp, g.f32(64.0)])
+                zp = g.op("Add", [g.op("Mul", [step, g.f32(0.0)]), g.f32(64.0)])
             zp = g.op("Cast", [zp], to=TensorProto.UINT8)
             x = g.op("DequantizeLinear", [g.op("QuantizeLinear", [x, step, zp], axis=0), step, zp], axis=0)
         return g.op("Conv", [x, wf, g.init(bias, name + ".bias")], **attrs)
+    s = g.init(scale.reshape(1, -1, 1, 1), name + ".scale")  # per output channel, NCHW broadcast
     if form == "dynamic":
         xq, xs, xzp = (g.name(h) for h in ("xq", "xscale", "xzp"))
         g.nodes.append(helper.make_node("DynamicQuantizeLinear", [x], [xq, xs, xzp], name=g.name("dql")))
-        acc = g.op("ConvInteger", [xq, w, xzp], **attrs)
-        mult = g.op("Mul", [xs, g.init(scale.reshape(1, -1, 1, 1), name + ".scale_nchw")])
+        acc = g.op("Cast", [g.op("ConvInteger", [xq, w, xzp], **attrs)], to=TensorProto.FLOAT)
+        mult = g.op("Mul", [xs, s])
     else:
         q_x, step = _input_code(g, x, rule, [1, 2, 3])
-        acc = g.op("ConvInteger", [_to_u8(g, q_x), w, g.const(128, np.uint8, "zp")], **attrs)
-        mult = g.op("Mul", [step, g.init(scale.reshape(1, -1, 1, 1), name + ".scale_nchw")])
-    y = g.op("Mul", [g.op("Cast", [acc], to=TensorProto.FLOAT), mult])
-    return g.op("Add", [y, g.init(bias.reshape(1, -1, 1, 1), name + ".bias")])
+        if form == "cast":  # the codes as fp32 integers against Cast(int8 weights), folded once at load
+            acc = g.op("Conv", [q_x, g.op("Cast", [w], to=TensorProto.FLOAT)], **attrs)
+        else:  # integer: code + 128 as uint8 with zero point 128, exact int32 sums
+            acc = g.op("ConvInteger", [_to_u8(g, q_x), w, g.const(128, np.uint8, "zp")], **attrs)
+            acc = g.op("Cast", [acc], to=TensorProto.FLOAT)
+        mult = g.op("Mul", [step, s])  # step * scale_o, one fp32 product as the Worker's kernel
+    return g.op("Add", [g.op("Mul", [acc, mult]), g.init(bias.reshape(1, -1, 1, 1), name + ".bias")])
 
 
 def _dense(g: _Graph, x: str, layer: dict, weights: dict, form: str) -> str:
@@ -173,16 +170,19 @@ def _dense(g: _Graph, x: str, layer: dict, weights: dict, form: str) -> str:
     m = g.op("ReduceMax", [g.op("Abs", [x])], axes=[1], keepdims=1)
     inv = _safe_div(g, g.f32(big_q), m)
     xq = g.op("Clip", [g.op("Round", [g.op("Mul", [x, inv])]), g.f32(-big_q), g.f32(big_q)])
+    mult = g.op("Mul", [g.op("Div", [m, g.f32(big_q)]), s])  # (m / Q) * scale_o, fp32
+    if form == "cast":
+        acc = g.op("MatMul", [xq, g.op("Cast", [w], to=TensorProto.FLOAT)])
+        return g.op("Add", [g.op("Mul", [acc, mult]), bias])
     hi = g.op("Floor", [g.op("Div", [xq, g.f32(256.0)])])  # -128..127
     lo = g.op("Sub", [xq, g.op("Mul", [hi, g.f32(256.0)])])  # 0..255
     acc_hi = g.op("MatMulInteger", [_to_u8(g, hi), w, g.const(128, np.uint8, "zp")])
     acc_lo = g.op("MatMulInteger", [_to_u8(g, lo, 0.0), w])
     acc = g.op("Add", [g.op("Mul", [acc_hi, g.const(256, np.int32)]), acc_lo])
-    mult = g.op("Mul", [g.op("Div", [m, g.f32(big_q)]), s])  # (m / Q) * scale_o, fp32
     return g.op("Add", [g.op("Mul", [g.op("Cast", [acc], to=TensorProto.FLOAT), mult]), bias])
 
 
-def package_to_onnx(manifest: dict, weights: dict, form: str = "integer", layout: str = "nhwc") -> onnx.ModelProto:
+def package_to_onnx(manifest: dict, weights: dict, form: str = "cast", layout: str = "nhwc") -> onnx.ModelProto:
     """The ONNX model of a package (manifest dict, weights name -> numpy array as safetensors_io reads them)."""
     if form not in FORMS:
         raise ValueError(f"form must be one of {', '.join(FORMS)}, not {form!r}")
