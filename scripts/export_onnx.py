@@ -2,9 +2,9 @@
 
   /usr/bin/python3 scripts/export_onnx.py model/alexnet-fmnist-64-v6 --out alexnet-fmnist-64-v6.int8.onnx
 
-The graph's weights are the package's int8 tensors with their per-channel scales; by default it computes what
-the Worker computes (7-bit input codes, ConvInteger, int16 dense codes through MatMulInteger: see
-training/onnx_int8.py and docs/onnx-export.md). Input `input`: preprocessed float32 NHWC [batch, height, width,
+The graph's weights are the package's int8 tensors with their per-channel scales, and it computes what the
+Worker computes (its 7-bit convolution input codes and int16 dense codes, summed against the int8 weights:
+see training/onnx_int8.py and docs/onnx-export.md for the operator forms and why `cast` is the default). Input `input`: preprocessed float32 NHWC [batch, height, width,
 channels] as the package's samples hold them (--layout nchw for [batch, channels, height, width]); outputs
 `logits` and `probs`. The package's files are checked against their lengths and SHA-256 first, and the
 exported graph is run on the package's own samples with onnxruntime-node when it is installed (npm run
@@ -64,7 +64,8 @@ def main() -> int:
         "--form",
         choices=FORMS,
         default="cast",
-        help="operator form: integer (the Worker's arithmetic, default), qdq or dynamic (see docs/onnx-export.md)",
+        help="operator form: cast (fastest) or integer (ConvInteger, int8 in memory) give the Worker's answers; "
+        "qdq and dynamic are onnxruntime's usual forms, up to 1.6%% away (docs/onnx-export.md)",
     )
     p.add_argument(
         "--layout",
