@@ -43,7 +43,10 @@ PACKAGES = [
 
 def needs_onnxruntime():
     installed = os.path.isdir(os.path.join(ROOT, "bench/peers/node_modules/onnxruntime-node"))
-    require(installed and shutil.which("node") is not None, "onnxruntime-node is not installed (npm run bench:peers:install)")
+    require(
+        installed and shutil.which("node") is not None,
+        "onnxruntime-node is not installed (npm run bench:peers:install)",
+    )
 
 
 def export(tmp_path, package: str, **kwargs) -> tuple:
