@@ -5,9 +5,10 @@
 The graph's weights are the package's int8 tensors with their per-channel scales, and it computes what the
 Worker computes (its 7-bit convolution input codes and int16 dense codes, summed against the int8 weights:
 see training/onnx_int8.py and docs/onnx-export.md for the operator forms and why `cast` is the default).
-Input `input`: preprocessed float32 NHWC [batch, height, width, channels] as the package's samples hold them (--layout nchw for [batch, channels, height, width]); outputs
-`logits` and `probs`. The package's files are checked against their lengths and SHA-256 first, and the
-exported graph is run on the package's own samples with onnxruntime-node when it is installed (npm run
+Input `input`: preprocessed float32 NHWC [batch, height, width, channels] as the package's samples hold them
+(--layout nchw for [batch, channels, height, width]); outputs `logits` and `probs`. The package's files are
+checked against their lengths and SHA-256 first, and the exported graph is run on the package's own samples
+with onnxruntime-node when it is installed (npm run
 bench:peers:install), reporting the relative L2 distance from the Worker's sample logits.
 """
 
