@@ -86,7 +86,7 @@ if (!existsSync(join(packageDir, "manifest.json")) || !existsSync(onnxPath)) {
   log("generating the random 224x224 AlexNet package and its ONNX (~60 + 250 MB, once) ...");
   execFileSync("sh", ["scripts/python.sh", "scripts/make_bench_package.py", packageDir], {
     cwd: root,
-    stdio: ["ignore", "inherit", "inherit"],
+    stdio: ["ignore", 2, "inherit"], // its output to stderr: stdout carries only the --json result,
   });
 }
 const stale = (path) => !existsSync(path) || statSync(path).mtimeMs < statSync(join(packageDir, "manifest.json")).mtimeMs;
@@ -97,7 +97,7 @@ if (stale(int8OnnxPath)) {
     ["scripts/python.sh", "scripts/export_onnx.py", packageDir, "--out", int8OnnxPath, "--form", INT8_FORM, "--no-check"],
     {
       cwd: root,
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", 2, "inherit"], // its output to stderr: stdout carries only the --json result,
     },
   );
 }
