@@ -8,12 +8,14 @@
 export const MAX_BATCH_IMAGES = 8;
 
 /**
- * Largest baseline JPEG accepted, in pixels, read from its header before decoding. It decodes at a
- * reduced DCT scale: a 12 MP photo's decoder memory is its file plus ~0.8 MiB (measured,
- * test/image/cost.test.ts). Elongated ones that scaling cannot shrink (65000x240) are under this limit but
- * refused by their computed cost (MAX_IMAGE_WORKING_BYTES).
+ * Largest baseline JPEG accepted, in pixels, read from its header before decoding. A raw body streams through
+ * libjpeg-turbo at a reduced DCT scale (src/image/jpeg-rows.ts): no file copy and no raster, ~0.2 MiB of
+ * decoder memory at 12 MP (docs/jpeg-decoder.md), so memory does not decide this limit; work does. 50 MP
+ * covers 48-50 MP camera modes; at 1/8 scale such a file decodes in well under a second on this VM. A JPEG
+ * that arrives in a multipart or JSON body is decoded whole, within MAX_IMAGE_WORKING_BYTES (its computed cost
+ * refuses what does not fit, as it refuses elongated ones that scaling cannot shrink, 65000x240).
  */
-export const MAX_JPEG_PIXELS = 16_000_000;
+export const MAX_JPEG_PIXELS = 50_000_000;
 
 /**
  * JPEGs are decoded at the smallest DCT scale (n/8) whose shorter side is at least this many times the
@@ -27,13 +29,16 @@ export const MAX_JPEG_PIXELS = 16_000_000;
 export const DECODE_OVERSAMPLING = 2;
 
 /**
- * Largest progressive JPEG accepted. libjpeg keeps all its DCT coefficients while decoding, at any
- * scale: 2 bytes a sample, 3 bytes a pixel at 4:2:0 (36.8 MiB of decoder memory at 12 MP, measured).
- * 1.5 MP at 4:2:0 with a 1 MiB file costs ~8.6 MiB with its raster, resize and tensor, within
- * MAX_IMAGE_WORKING_BYTES; a 4:4:4 one of the same size does not fit and is refused by its computed cost
- * (src/image/cost.ts).
+ * Largest progressive JPEG accepted, in pixels. Its coefficients are kept across scans, and that store, not
+ * the file, decides memory. Streamed at 1/8 scale (src/image/jpeg-rows.ts) full-resolution components keep only
+ * their DC term (2 bytes a block) but subsampled chroma keeps whole blocks: ~13 MiB at 12 MP 4:2:0
+ * (docs/jpeg-decoder.md). So the computed cost (src/image/cost.ts, jpegStreamCost) decides within this limit:
+ * web images (1-3 MP, mozjpeg's default is progressive) and 4:4:4 or grey ones up to 24 MP fit; a 12 MP 4:2:0
+ * phone photo needs more than one request's share beside AlexNet-224 and is refused with 413 naming the figure.
+ * Gathered whole (multipart, JSON), libjpeg keeps every coefficient (36.8 MiB at 12 MP): the cost refuses
+ * all but small ones there.
  */
-export const MAX_PROGRESSIVE_JPEG_PIXELS = 1_500_000;
+export const MAX_PROGRESSIVE_JPEG_PIXELS = 24_000_000;
 
 /**
  * Largest non-interlaced PNG accepted, in pixels. These decode row by row into the row-by-row resize, so
@@ -168,6 +173,11 @@ export const MAX_STREAMED_IMAGE_BYTES = 25 * 1024 * 1024;
  * flight while a body streams in.
  */
 export const BODY_SLACK_BYTES = 64 * 1024;
+/**
+ * What decoding one streamed image may hold (src/pipeline/image-stream.ts): no body is held beside it, only
+ * the chunk in flight and up to 1 MiB of JPEG header segments (src/image/jpeg-rows.ts).
+ */
+export const MAX_STREAMED_WORKING_BYTES = REQUEST_MEMORY_BYTES - BODY_SLACK_BYTES - 1024 * 1024;
 /** Largest multipart body: its images, together at most MAX_IMAGE_BYTES, and their part headers. */
 export const MAX_MULTIPART_BODY_BYTES = MAX_IMAGE_BYTES + BODY_SLACK_BYTES;
 /**

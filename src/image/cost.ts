@@ -20,6 +20,7 @@
 import { DECODE_OVERSAMPLING } from "../config";
 import type { InputShape, Preprocess } from "../package/manifest";
 import { dctScale } from "./jpeg";
+import { JPEG_STREAM_WASM_INITIAL_BYTES } from "./jpeg-stream";
 import { INFLATE_PIECE_BYTES } from "./png";
 import { SAMPLES } from "./png-chunks";
 import { pngStreamBytes } from "./png-stream";
@@ -165,6 +166,49 @@ function jpegCost(header: JpegHeader, decodeSide: number): Decoded {
   const copied = pixels * (header.components.length === 4 ? 4 + 3 : channels); // CMYK: the copy and its RGB
   const oriented = pixels * channels; // applyOrientation's copy, counted whether or not EXIF asks for one
   return { decoderBytes: jpegDecoderBytes(header, decodeSide), rasterBytes: copied + oriented, raster: { width, height, channels } };
+}
+
+/**
+ * What the streaming JPEG decoder (src/image/jpeg-stream.ts) may count for this header at the DCT scale it
+ * will choose: libjpeg's fixed state, its 128 KiB input window, row buffers across the scaled width and, for a
+ * file that buffers coefficients, the coefficient store, 2 bytes a block where the 1/8 IDCT reads only the DC
+ * term (full-resolution components) and 128 where it reads more (subsampled chroma, finer scales). No file copy
+ * and no raster: rows leave as they are decoded. This is also the decoder's memory cap.
+ */
+export function jpegStreamCountedBytes(header: JpegHeader, decodeSide: number): number {
+  const { width, height, components } = header;
+  const n = dctScale(width, height, decodeSide);
+  const w = Math.ceil((width * n) / 8);
+  const hMax = Math.max(...components.map((c) => c.h));
+  const vMax = Math.max(...components.map((c) => c.v));
+  const coefficients = header.buffersCoefficients
+    ? components.reduce((sum, c) => {
+        const blocksWide = roundUp(Math.ceil(Math.ceil((width * c.h) / hMax) / 8), c.h);
+        const blocksHigh = roundUp(Math.ceil(Math.ceil((height * c.v) / vMax) / 8), c.v);
+        const dcOnly = n === 1 && c.h === hMax && c.v === vMax;
+        return sum + blocksWide * blocksHigh * (dcOnly ? 2 : 128);
+      }, 0)
+    : 0;
+  const rows = w * components.length * ROW_BYTES_PER_COLUMN * vMax;
+  return roundUp(LIBJPEG_FIXED_BYTES + JPEG_STREAM_WINDOW_BYTES + coefficients + rows, PAGE);
+}
+
+/** The streaming decoder's input window (scripts/jpeg/jpeg-shim.c) and a chunk on its way in. */
+const JPEG_STREAM_WINDOW_BYTES = 128 * 1024 + 64 * 1024;
+
+/**
+ * A JPEG decoded as a stream into the row-by-row preprocess: the decoder's wasm memory at its largest (its cap,
+ * malloc's overhead and initial pages: jpeg-stream.ts sizes its memory so), the rows one push hands out (at
+ * most the scaled image, when the whole file comes at once) and the preprocess.
+ */
+export function jpegStreamCost(header: JpegHeader, preprocess: Preprocess, input: InputShape, decodeSide: number): ImageCost {
+  const counted = jpegStreamCountedBytes(header, decodeSide);
+  const decoderBytes = JPEG_STREAM_WASM_INITIAL_BYTES + counted + Math.ceil(counted / 16) + 1024 * 1024;
+  const n = dctScale(header.width, header.height, decodeSide);
+  const [w, h] = [Math.ceil((header.width * n) / 8), Math.ceil((header.height * n) / 8)];
+  const rasterBytes = w * h * 3;
+  const preprocessBytes = 2 * rowPreprocessBytes({ width: w, height: h, channels: 3 }, preprocess, input);
+  return { decoderBytes, rasterBytes, preprocessBytes, total: decoderBytes + rasterBytes + preprocessBytes };
 }
 
 /** libwebp's wasm memory for this header at the size webp.ts will ask for; also that decode's memory cap. */

@@ -1,5 +1,14 @@
 /** The image pipeline: JPEG/PNG/WebP bytes -> the model's input tensor. Wiring only. */
-export { planHeader, planImage, pngRowsToTensor, prepareImage, type ImagePlan, type PreparedImage } from "./prepare-image";
+export { jpegRowsToTensor } from "./jpeg-rows";
+export {
+  type ImagePlan,
+  type PreparedImage,
+  planHeader,
+  planImage,
+  planJpegStream,
+  pngRowsToTensor,
+  prepareImage,
+} from "./prepare-image";
 export { imageCost, imageWorkingBytes, type ImageCost } from "./cost";
 export { ImageError, type ImageErrorCode } from "./errors";
 export { sniffImage } from "./sniff";

@@ -6,6 +6,7 @@
  * (pngRowsToTensor), which also reads them straight from a request body.
  */
 import {
+  DECODE_OVERSAMPLING,
   MAX_IMAGE_WORKING_BYTES,
   MAX_INTERLACED_PNG_PIXELS,
   MAX_JPEG_PIXELS,
@@ -16,7 +17,8 @@ import {
   MAX_WEBP_PIXELS,
 } from "../config";
 import type { InputShape, Preprocess } from "../package/manifest";
-import { imageWorkingBytes, scaledDecodeSide, webpDecoderBytes } from "./cost";
+import { imageWorkingBytes, jpegStreamCost, scaledDecodeSide, webpDecoderBytes } from "./cost";
+import type { JpegStreamPlan } from "./jpeg-rows";
 import { ImageError } from "./errors";
 import { decodeJpeg } from "./jpeg";
 import { applyOrientation, readJpegOrientation, swapsAxes } from "./orientation";
@@ -25,7 +27,7 @@ import { createPngStream } from "./png-stream";
 import { toInputTensor } from "./preprocess";
 import type { Raster } from "./raster";
 import { createRowPreprocessor, type RowPreprocessor } from "./row-preprocess";
-import { type ImageHeader, sniffImage } from "./sniff";
+import { type ImageHeader, type JpegHeader, sniffImage } from "./sniff";
 import { decodeWebp, webpDecodeSize } from "./webp";
 
 export interface ImagePlan {
@@ -88,6 +90,25 @@ export async function prepareImage(bytes: Uint8Array, preprocess: Preprocess, in
     preprocessMs: performance.now() - decoded,
     source: { type: header.type, width, height },
   };
+}
+
+/**
+ * The plan of a JPEG that streams (jpeg-rows.ts): its pixel limit, then the decode side (twice the resize when
+ * that fits `maxBytes`, else the resize) and the memory the streaming decode holds, refused (413) over `maxBytes`.
+ */
+export function planJpegStream(header: JpegHeader, preprocess: Preprocess, input: InputShape, maxBytes: number): JpegStreamPlan {
+  refuseOverLimit(header);
+  const oversampled = DECODE_OVERSAMPLING * preprocess.resize.shorter_side;
+  const fits = jpegStreamCost(header, preprocess, input, oversampled).total <= maxBytes;
+  const decodeSide = fits ? oversampled : preprocess.resize.shorter_side;
+  const workingBytes = jpegStreamCost(header, preprocess, input, decodeSide).total;
+  if (workingBytes > maxBytes) {
+    throw new ImageError(
+      "image_too_large",
+      `Decoding this ${header.width}x${header.height} ${kind(header)} would need ${mib(workingBytes)} MiB; an image may use at most ${mib(maxBytes)} MiB.`,
+    );
+  }
+  return { header, decodeSide, workingBytes };
 }
 
 /**

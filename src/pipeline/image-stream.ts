@@ -1,16 +1,27 @@
 /**
  * One image from a byte stream (a request body as it arrives) to the model's input tensor.
  *
- * The first bytes decide how: a non-interlaced PNG streams, its rows going from the decoder into the
- * row-by-row resize while the body still arrives, so neither the file nor a raster is ever held and the
- * answer is ready one forward pass after the last byte. Any other image (JPEG, WebP, an interlaced PNG) is
- * gathered whole, within `bufferedBytes`, and decoded by prepareImage, as it was before streaming.
+ * The first bytes decide how: a JPEG (baseline or progressive) or a non-interlaced PNG streams, its rows going
+ * from the decoder into the row-by-row resize while the body still arrives, so neither the file nor a raster is
+ * ever held and the answer is ready about one forward pass after the last byte. Any other image (WebP, an
+ * interlaced PNG) is gathered whole, within `bufferedBytes`, and decoded by prepareImage.
  *
  * Memory is the caller's to account: `commit` hears of each growth of a gathered image's buffer,
  * `reserveWorking` of the decode's working memory, computed from the header before any decoding.
  */
 import type { InputShape, Preprocess } from "../package/manifest";
-import { ImageError, type PreparedImage, planHeader, planImage, pngRowsToTensor, prepareImage, sniffImage } from "../image";
+import { MAX_STREAMED_WORKING_BYTES } from "../config";
+import {
+  ImageError,
+  jpegRowsToTensor,
+  type PreparedImage,
+  planHeader,
+  planImage,
+  planJpegStream,
+  pngRowsToTensor,
+  prepareImage,
+  sniffImage,
+} from "../image";
 import { ByteSink } from "./byte-sink";
 
 export interface StreamHooks {
@@ -45,9 +56,17 @@ export async function imageStreamToTensor(
     headBytes += next.value.length;
   }
   if (headBytes === 0) throw empty();
-  const png = pngHead(head);
+  const first = concat(head);
+  const png = pngHead(first);
   // Not JPEG, PNG or WebP by its first bytes: refused now (415, naming what it is if known), not after the rest arrives.
-  if (!png) refuseUnknown(head[0]!);
+  if (!png) refuseUnknown(first);
+  if (first[0] === 0xff && first[1] === 0xd8 && first[2] === 0xff) {
+    return jpegRowsToTensor(replay(head, iterator), preprocess, input, {
+      plan: (header) => planJpegStream(header, preprocess, input, MAX_STREAMED_WORKING_BYTES),
+      reserve: hooks.reserveWorking,
+      commit: hooks.commit,
+    });
+  }
   if (png) {
     const plan = planHeader(png, preprocess, input);
     await hooks.reserveWorking(plan.workingBytes);
@@ -62,13 +81,7 @@ export async function imageStreamToTensor(
 }
 
 /** The header of a non-interlaced PNG from its first bytes, or undefined (not a PNG, interlaced, or malformed: decoded whole). */
-function pngHead(head: Uint8Array[]) {
-  const bytes = new Uint8Array(head.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of head) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
+function pngHead(bytes: Uint8Array) {
   if (bytes.length < PNG_HEAD_BYTES || !PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint32(8) !== 13 || String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR" || bytes[28] !== 0) return undefined;
@@ -85,6 +98,16 @@ function pngHead(head: Uint8Array[]) {
     colorType: bytes[25]!,
     interlaced: false,
   };
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
 }
 
 /** Throws sniffImage's 415 when the first bytes are no JPEG, PNG or WebP signature. */
@@ -104,6 +127,6 @@ async function* replay(head: Uint8Array[], rest: AsyncIterator<Uint8Array>): Asy
 function gatheredTooLarge(limit: number): ImageError {
   return new ImageError(
     "image_too_large",
-    `The image is over ${(limit / 1048576).toFixed(0)} MiB. JPEG and WebP files and interlaced PNGs are held whole while they decode, so they have this lower limit; a non-interlaced PNG streams and may be larger.`,
+    `The image is over ${(limit / 1048576).toFixed(0)} MiB. WebP files and interlaced PNGs are held whole while they decode, so they have this lower limit; JPEGs and non-interlaced PNGs stream and may be larger.`,
   );
 }

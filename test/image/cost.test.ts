@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  MAX_STREAMED_WORKING_BYTES,
   MAX_IMAGE_BYTES,
   MAX_IMAGE_WORKING_BYTES,
   MAX_INTERLACED_PNG_PIXELS,
@@ -7,7 +8,14 @@ import {
   MAX_PNG_PIXELS,
   MAX_PROGRESSIVE_JPEG_PIXELS,
 } from "../../src/config";
-import { decoderMemoryPeakBytes, ImageError, imageWorkingBytes, prepareImage, resetDecoderMemoryPeak } from "../../src/image";
+import {
+  decoderMemoryPeakBytes,
+  ImageError,
+  imageWorkingBytes,
+  planJpegStream,
+  prepareImage,
+  resetDecoderMemoryPeak,
+} from "../../src/image";
 import { jpegDecoderBytes, scaledDecodeSide } from "../../src/image/cost";
 import { decodeJpeg } from "../../src/image/jpeg";
 import type { JpegHeader, PngHeader } from "../../src/image/sniff";
@@ -80,15 +88,15 @@ describe("an image whose decoding would not fit is refused with 413 from its com
   });
 });
 
-describe("every image at its limits in a common shape fits the working memory the config allows", () => {
-  const jpeg = (width: number, height: number, progressive: boolean, fileBytes: number): JpegHeader => ({
+describe("every image at its limits in a common shape fits the working memory the config allows (gathered images: 16 MP baseline and 1.5 MP progressive JPEG as before)", () => {
+  const jpeg = (width: number, height: number, progressive: boolean, fileBytes: number, chroma = 2): JpegHeader => ({
     type: "jpeg",
     width,
     height,
     fileBytes,
     progressive,
     components: [
-      { h: 2, v: 2 },
+      { h: chroma, v: chroma },
       { h: 1, v: 1 },
       { h: 1, v: 1 },
     ],
@@ -107,10 +115,40 @@ describe("every image at its limits in a common shape fits the working memory th
   const side = (pixels: number, aspect: number) =>
     [Math.floor(Math.sqrt(pixels * aspect)), Math.floor(Math.sqrt(pixels / aspect))] as const;
 
+  // Streamed (a raw body): no file copy, no raster; the decoder's coefficient store is what grows.
   it.each([
-    ["a baseline 4:3 photo at the pixel limit and the file limit", jpeg(...side(MAX_JPEG_PIXELS, 4 / 3), false, MAX_IMAGE_BYTES)],
-    ["a baseline 16:9 photo at the pixel limit and the file limit", jpeg(...side(MAX_JPEG_PIXELS, 16 / 9), false, MAX_IMAGE_BYTES)],
-    ["a progressive 4:3 photo at the pixel limit (1 MiB)", jpeg(...side(MAX_PROGRESSIVE_JPEG_PIXELS, 4 / 3), true, 1024 * 1024)],
+    ["a baseline 4:3 photo at the pixel limit", jpeg(...side(MAX_JPEG_PIXELS, 4 / 3), false, 0)],
+    ["a baseline 16:9 photo at the pixel limit", jpeg(...side(MAX_JPEG_PIXELS, 16 / 9), false, 0)],
+    ["a progressive 4:4:4 photo at the pixel limit", jpeg(...side(MAX_PROGRESSIVE_JPEG_PIXELS, 4 / 3), true, 0, 1)],
+  ])("streamed: %s", (_, header) => {
+    const plan = planJpegStream(header, alexnet, alexnetInput, MAX_STREAMED_WORKING_BYTES);
+    console.log(`jpeg ${header.width}x${header.height} streamed: ${(plan.workingBytes / 1048576).toFixed(2)} MiB`);
+    expect(plan.workingBytes).toBeLessThanOrEqual(MAX_STREAMED_WORKING_BYTES);
+  });
+
+  // The default model resizes to 64: its decode side (128) lets a 4:2:0 progressive decode at 1/8, where the
+  // luma keeps only DC terms.
+  const fmnist = { ...alexnet, color: "gray" as const, resize: { shorter_side: 64, filter: "bilinear" as const } };
+  const fmnistInput = { height: 64, width: 64, channels: 3 };
+  it.each([
+    ["a progressive 4:2:0 web image, 1920x1440", jpeg(1920, 1440, true, 0)],
+    ["a progressive 4:2:0 photo of 8 MP", jpeg(3264, 2448, true, 0)],
+  ])("streamed for the default model's 64 px input: %s", (_, header) => {
+    const plan = planJpegStream(header, fmnist, fmnistInput, MAX_STREAMED_WORKING_BYTES);
+    console.log(`jpeg ${header.width}x${header.height} streamed at 64 px: ${(plan.workingBytes / 1048576).toFixed(2)} MiB`);
+    expect(plan.workingBytes).toBeLessThanOrEqual(MAX_STREAMED_WORKING_BYTES);
+  });
+
+  it("streamed: a 12 MP progressive 4:2:0 photo needs more than a request's share, and says so (subsampled chroma keeps whole blocks)", () => {
+    expect(() => planJpegStream(jpeg(4000, 3000, true, 0), alexnet, alexnetInput, MAX_STREAMED_WORKING_BYTES)).toThrow(
+      /^Decoding this 4000x3000 progressive JPEG would need \d+\.\d MiB/,
+    );
+  });
+
+  it.each([
+    ["a baseline 4:3 photo of 16 MP at the file limit", jpeg(...side(16_000_000, 4 / 3), false, MAX_IMAGE_BYTES)],
+    ["a baseline 16:9 photo of 16 MP at the file limit", jpeg(...side(16_000_000, 16 / 9), false, MAX_IMAGE_BYTES)],
+    ["a progressive 4:3 photo of 1.5 MP (1 MiB)", jpeg(...side(1_500_000, 4 / 3), true, 1024 * 1024)],
     ["a square 16-bit RGBA PNG at the pixel limit", png(...side(MAX_PNG_PIXELS, 1))],
     ["a 16:9 16-bit RGBA PNG at the pixel limit", png(...side(MAX_PNG_PIXELS, 16 / 9))],
     ["the widest PNG the streaming decoder takes, 16384 x 3000", png(16384, 3000)],
