@@ -253,7 +253,12 @@ def fit_ood(logits, inputs, grid: int = GRID, eps: float = EPS, tpr: float = TPR
     mean, std = cells.mean(axis=0), cells.std(axis=0)
     energy = {"temperature": 1.0}
     energy.update(_spread(energy_score(np.asarray(logits, dtype=np.float64), 1.0)))
-    inp = {"grid": grid, "eps": eps, "mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
+    inp = {
+        "grid": grid,
+        "eps": eps,
+        "mean": [round(float(v), 6) for v in mean],
+        "std": [round(float(v), 6) for v in std],
+    }
     inp.update(_spread(input_score(inputs, inp["mean"], inp["std"], grid, eps)))
     ood = {"method": METHOD, "threshold": 0.0, "tpr": tpr, "energy": energy, "input": inp}
     ood["threshold"] = fit_threshold(ood_score(ood, logits, inputs), tpr)
@@ -301,3 +306,54 @@ def write_json(path: str, obj) -> None:
     with open(path, "w") as f:
         json.dump(obj, f, indent=2)
         f.write("\n")
+
+
+# ----------------------------------------------------------------------------- a calibrated copy of a package
+def calibrated_package(src_dir: str, dst_dir: str, model_id: str, block: dict, extra_samples=None) -> dict:
+    """Write `src_dir`'s package under a new id with the manifest's `calibration` block: weights.safetensors
+    byte for byte (same SHA-256), samples.safetensors with `ood_scores` (and `extra_samples`, preprocessed NCHW
+    inputs such as a photograph, appended, their logits in the served arithmetic). Returns the manifest."""
+    import hashlib
+    import shutil
+
+    from training import safetensors_io
+    from training.package import ID_PATTERN, load_package
+
+    if not ID_PATTERN.match(model_id):
+        raise ValueError(f"model id {model_id!r} does not match {ID_PATTERN.pattern}")
+    if os.path.exists(os.path.join(dst_dir, "manifest.json")):
+        raise FileExistsError(f"{dst_dir} already holds a package; packages are immutable, choose a new id")
+    manifest, _, samples = load_package(src_dir)
+    _, layers = load_served(src_dir)
+    arithmetic = served_arithmetic(manifest)
+    xs = torch.from_numpy(np.array(samples["inputs"])).permute(0, 3, 1, 2)
+    if extra_samples is not None and len(extra_samples):
+        xs = torch.cat([xs, torch.as_tensor(extra_samples).float()])
+    logits, _ = served_outputs(layers, xs, **arithmetic)
+    fp32 = served_forward(layers, xs, quantized=False)  # the package's own network in float
+    kept = len(samples["inputs"])
+    if not torch.equal(logits[:kept], torch.from_numpy(np.array(samples["logits"]))):
+        raise ValueError(f"{src_dir}: the served arithmetic no longer reproduces the package's sample logits")
+    os.makedirs(dst_dir, exist_ok=True)
+    shutil.copyfile(os.path.join(src_dir, manifest["weights"]["file"]), os.path.join(dst_dir, "weights.safetensors"))
+    tensors = {
+        "inputs": xs.permute(0, 2, 3, 1).contiguous(),
+        "logits": logits,
+        "logits_fp32": torch.cat([torch.from_numpy(np.array(samples["logits_fp32"])), fp32[kept:]]),
+        "ood_scores": torch.from_numpy(ood_score(block["ood"], logits.double().numpy(), xs.numpy())).float(),
+    }
+    blob = safetensors_io.write(
+        os.path.join(dst_dir, "samples.safetensors"), tensors, {"format": manifest["format"], "id": model_id}
+    )
+    out = dict(manifest, id=model_id)
+    out["weights"] = dict(manifest["weights"], file="weights.safetensors")
+    out["samples"] = dict(
+        manifest["samples"],
+        file="samples.safetensors",
+        bytes=len(blob),
+        sha256=hashlib.sha256(blob).hexdigest(),
+        count=len(xs),
+    )
+    out["calibration"] = block
+    write_json(os.path.join(dst_dir, "manifest.json"), out)
+    return out
