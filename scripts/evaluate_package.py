@@ -16,7 +16,6 @@ same images (training/calibration.py), the table the method was chosen from.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -50,8 +49,12 @@ def candidates(layers, fit: dict, ev: dict, sets: dict, labels: np.ndarray, clas
         "msp (calibrated T)": lambda d: C.msp_score(d["logits"], t),
         "energy (T=1)": lambda d: C.energy_score(d["logits"]),
         "energy (calibrated T)": lambda d: C.energy_score(d["logits"], t),
-        "react p90 + energy": lambda d: C.energy_score(C.react_logits(layers, torch.as_tensor(d["features"]), clips[90])),
-        "react p99 + energy": lambda d: C.energy_score(C.react_logits(layers, torch.as_tensor(d["features"]), clips[99])),
+        "react p90 + energy": lambda d: C.energy_score(
+            C.react_logits(layers, torch.as_tensor(d["features"]), clips[90])
+        ),
+        "react p99 + energy": lambda d: C.energy_score(
+            C.react_logits(layers, torch.as_tensor(d["features"]), clips[99])
+        ),
         "cosine to class means (fc7)": lambda d: C.cosine_score(d["features"], means),
         "input 8x8 z-score": lambda d: C.ood_score(input_only, d["logits"], d["inputs"]),
         "energy+input (chosen)": lambda d: C.ood_score(ood, d["logits"], d["inputs"]),
@@ -130,6 +133,12 @@ def main(argv=None) -> int:
     ap.add_argument("--ood-scale", type=float, default=1.0, help="share of each OOD set to build (tests: 0.1)")
     ap.add_argument("--no-candidates", action="store_true", help="skip the table of candidate OOD scores")
     ap.add_argument("--note", default="", help="with --calibrate: appended to the manifest's calibration.fitted_on")
+    ap.add_argument(
+        "--cache",
+        default="",
+        help="a .pt file of the test images' served logits and fc7 activations: read if it exists, else written "
+        "(the forward pass over 10,000 images is most of the run; the file is only valid for this package)",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -146,21 +155,44 @@ def main(argv=None) -> int:
     x = torch.stack([test[i][0] for i in range(lo, hi)])
     y = test.labels[lo:hi].numpy()
     print(f"served int8 outputs of test images {lo}-{hi - 1}", flush=True)
-    logits, feats = C.served_outputs(layers, x, **arithmetic)
+    if args.cache and os.path.exists(args.cache):
+        cached = torch.load(args.cache)
+        logits, feats = cached["logits"][lo:hi], cached["features"][lo:hi]
+        if not torch.equal(cached["labels"][lo:hi], test.labels[lo:hi]):
+            ap.error(f"{args.cache} holds other test images")
+        check, _ = C.served_outputs(layers, x[:8], **arithmetic)
+        if not torch.equal(check, logits[:8]):
+            ap.error(f"{args.cache} holds another package's logits")
+    else:
+        logits, feats = C.served_outputs(layers, x, **arithmetic)
+        if args.cache:
+            torch.save({"logits": logits, "features": feats, "labels": test.labels[lo:hi]}, args.cache)
 
     def part(a, b):
-        return {"logits": logits[a - lo : b - lo].double().numpy(), "features": feats[a - lo : b - lo].numpy(),
-                "inputs": x[a - lo : b - lo].numpy(), "labels": y[a - lo : b - lo]}
+        return {
+            "logits": logits[a - lo : b - lo].double().numpy(),
+            "features": feats[a - lo : b - lo].numpy(),
+            "inputs": x[a - lo : b - lo].numpy(),
+            "labels": y[a - lo : b - lo],
+        }
 
     fit, ev = part(*args.fit), part(*args.eval)
     sets = {}
     for name, build in O.SETS.items():
-        kw = {"photographs": {"crops": max(1, round(10 * args.ood_scale))}, "synthetic": {"per_kind": max(1, round(40 * args.ood_scale))},
-              "characters": {"count": max(1, round(300 * args.ood_scale))}}[name]
+        kw = {
+            "photographs": {"crops": max(1, round(10 * args.ood_scale))},
+            "synthetic": {"per_kind": max(1, round(40 * args.ood_scale))},
+            "characters": {"count": max(1, round(300 * args.ood_scale))},
+        }[name]
         images = build(**kw)
         xs = O.to_inputs(images, manifest)
         lg, f = C.served_outputs(layers, xs, **arithmetic)
-        sets[name] = {"logits": lg.double().numpy(), "features": f.numpy(), "inputs": xs.numpy(), "names": [n for n, _ in images]}
+        sets[name] = {
+            "logits": lg.double().numpy(),
+            "features": f.numpy(),
+            "inputs": xs.numpy(),
+            "names": [n for n, _ in images],
+        }
         print(f"{name}: {len(images)} images", flush=True)
     fitted_on = f"fashion-mnist/test images {args.fit[0]}-{args.fit[1] - 1}" + (f" ({args.note})" if args.note else "")
     if args.calibrate:

@@ -41,8 +41,11 @@ PHOTOS = (
     "text",
 )
 CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-FONT_GLOBS = ("/usr/share/fonts/truetype/dejavu/*.ttf", "/usr/share/fonts/truetype/liberation*/*.ttf",
-              "/usr/share/fonts/truetype/lato/*.ttf")
+FONT_GLOBS = (
+    "/usr/share/fonts/truetype/dejavu/*.ttf",
+    "/usr/share/fonts/truetype/liberation*/*.ttf",
+    "/usr/share/fonts/truetype/lato/*.ttf",
+)
 
 
 def crop_offset(size: int, crop: int) -> int:
@@ -193,7 +196,9 @@ def characters(seed: int = 0, count: int = 300) -> list:
         draw = ImageDraw.Draw(img)
         left, top, right, bottom = draw.textbbox((0, 0), ch, font=font)
         dx, dy = rng.integers(-2, 3, 2)
-        draw.text(((28 - (right - left)) / 2 - left + dx, (28 - (bottom - top)) / 2 - top + dy), ch, fill=255, font=font)
+        draw.text(
+            ((28 - (right - left)) / 2 - left + dx, (28 - (bottom - top)) / 2 - top + dy), ch, fill=255, font=font
+        )
         out.append((f"{ch}/{path.rsplit('/', 1)[-1]}", np.asarray(img)))
     return out
 

@@ -123,7 +123,11 @@ def test_drawn_characters_and_synthetic_pictures_become_model_inputs():
     manifest = {
         "input": {"height": 64, "width": 64},
         "preprocess": {
-            "color": "gray", "resize": {"shorter_side": 64}, "scale": 255, "mean": [0.5] * 3, "std": [0.5] * 3
+            "color": "gray",
+            "resize": {"shorter_side": 64},
+            "scale": 255,
+            "mean": [0.5] * 3,
+            "std": [0.5] * 3,
         },
     }
     x = O.to_inputs(synth + chars, manifest)
