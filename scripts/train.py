@@ -87,6 +87,9 @@ dataset = "fashion-mnist"   # "fashion-mnist", or an image-folder root holding t
 fmnist_dir = D.FMNIST_DIR   # where the Fashion-MNIST IDX .gz files are (Debian's dataset-fashion-mnist)
 train_subset = 0            # use only the first N training images (0 = all); for tests and probes
 test_subset = 0             # use only the first N test images (0 = all)
+val_fraction = 0.05         # share of the training images held out of training (stratified by class, a fixed
+                            # seed: the same images every run) to fit the package's calibration on at export:
+                            # temperature and the "unknown" threshold (docs/model-package.md; 0 = none)
 epoch_test_subset = 0       # after each epoch evaluate only the first N test images (0 = all); export uses all
 workers = -1                # DataLoader worker processes; -1: 0 for Fashion-MNIST (in memory), else the CPUs
                             # this process may use, shared among local DDP processes, at most 8
@@ -230,6 +233,7 @@ def main(argv=None):
     rt = setup_runtime(cfg["device"], cfg["threads"], cfg["seed"])
     cfg.update(checkpoint_structure(cfg))  # --init CKPT: its network, before the datasets are sized by it
     train_ds, test_ds, labels, preprocess = D.make_datasets(cfg)
+    train_ds, val_ds = D.split_validation(cfg, train_ds)  # val_ds: None with --val-fraction 0
     start = start_model(cfg, len(labels), train_ds)
     cfg.update(start.structure)  # --init .pth/.onnx: the source's arch, two_tower, width
     model, continues = start.model, start.continues
@@ -264,7 +268,7 @@ def main(argv=None):
             swa.load_state_dict(swa_state)
             model = average_with_statistics(swa, cfg, cpu_runtime(rt), train_ds, offset + start_epoch)
         trained_on = history[-1].get("device", trained_on) if history else trained_on
-        return export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, continues)
+        return export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, continues, val_ds)
 
     model.to(rt.device)
     if rt.cuda and cfg["channels_last"]:
@@ -337,7 +341,7 @@ def main(argv=None):
     if rt.master and cfg["export_dir"] and last_epoch == cfg["epochs"]:
         if swa:
             model = average_with_statistics(swa, cfg, rt, train_ds, offset + last_epoch)
-        export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, continues)
+        export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, continues, val_ds)
     if rt.ddp:
         dist.barrier()
         dist.destroy_process_group()

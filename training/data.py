@@ -306,3 +306,52 @@ def make_datasets(cfg: dict) -> tuple:
     if cfg["test_subset"]:
         test = Subset(test, range(min(cfg["test_subset"], len(test))))
     return train, test, classes, folder_preprocess(size, mean, std)
+
+
+# The calibration split (train.py --val-fraction): a stratified share of the training images, held out of
+# training and shown to the exporter alone, which fits the package's temperature and "unknown" threshold on it
+# (training/calibration.py). Its own fixed seed: the same images whatever --seed, so a resumed or repeated run
+# holds out the same ones.
+VAL_SEED = 20261203
+
+
+def dataset_labels(ds) -> np.ndarray:
+    """Every example's class index, without decoding an image (FashionMNIST, ImageFolder, Subset of them)."""
+    if isinstance(ds, torch.utils.data.Subset):
+        return dataset_labels(ds.dataset)[np.asarray(ds.indices)]
+    if hasattr(ds, "labels"):
+        return np.asarray(ds.labels)
+    return np.asarray([label for _, label in ds.samples])
+
+
+def stratified_split(labels, fraction: float, seed: int = VAL_SEED) -> tuple:
+    """(kept, held out) sorted index arrays: round(fraction * n_c) of each class's n_c examples held out, at
+    random (seeded), at least one of a class with two or more examples when fraction > 0."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = int(round(fraction * len(idx)))
+        k = max(k, 1 if fraction > 0 and len(idx) > 1 else 0)
+        held.append(rng.permutation(idx)[:k])
+    held = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
+    kept = np.setdiff1d(np.arange(len(labels)), held)
+    return kept, held
+
+
+def split_validation(cfg: dict, train) -> tuple:
+    """(training set without the held-out images, the held-out images with evaluation transforms or None)."""
+    fraction = cfg.get("val_fraction", 0.0)
+    if not fraction:
+        return train, None
+    kept, held = stratified_split(dataset_labels(train), fraction)
+    size = cfg["input_size"]
+    if cfg["dataset"] == "fashion-mnist":
+        plain = FashionMNIST(cfg["fmnist_dir"], "train", size, False, 0, cfg["train_subset"])
+    else:
+        mean, std = input_stats(cfg["source_input"], cfg["init"])
+        plain = ImageFolder(cfg["dataset"], "train", size, False, mean=mean, std=std)
+    from torch.utils.data import Subset
+
+    return Subset(train, kept.tolist()), Subset(plain, held.tolist())

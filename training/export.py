@@ -7,6 +7,7 @@ the CPU, whatever the run trained on.
 
 import os
 
+import numpy as np
 import torch
 
 from training import data as D
@@ -25,8 +26,60 @@ def dataset_name(cfg: dict) -> str:
     return f"{os.path.basename(os.path.normpath(cfg['dataset']))}/val"
 
 
-def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, continues=None) -> dict:
-    """Evaluate fp32 and the served int8 arithmetic on the test set, then write the package; returns its metrics."""
+def served_set(layers, cfg, ds) -> tuple:
+    """(logits as float64 numpy, labels, inputs NCHW numpy) of a dataset in the served arithmetic."""
+    from training.calibration import served_outputs
+
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    y = np.asarray([int(ds[i][1]) for i in range(len(ds))])
+    logits, _ = served_outputs(layers, x, convolutions=cfg["convolutions"])
+    return logits.double().numpy(), y, x.numpy()
+
+
+def ood_inputs(manifest_like: dict) -> dict:
+    """The OOD sets (training/ood_sets.py) as model inputs; a set whose source is missing here is left out."""
+    from training import ood_sets as O
+
+    out = {}
+    for name, build in O.SETS.items():
+        try:
+            out[name] = O.to_inputs(build(), manifest_like)
+        except (ImportError, FileNotFoundError) as e:
+            print(f"export: no {name} OOD set ({type(e).__name__}: {e})", flush=True)
+    return out
+
+
+def calibrate(layers, cfg, val_ds, test_ds, input_size: int, preprocess: dict, trained_on: str) -> dict:
+    """The manifest's calibration block: fitted on the held-out training images (--val-fraction), its metrics
+    on the test set and the OOD sets, all in the served arithmetic (training/calibration.py)."""
+    from training import calibration as C
+
+    logits, y, x = served_set(layers, cfg, val_ds)
+    block = C.fit_calibration(
+        logits, y, x, f"{len(val_ds)} training images held out of training (--val-fraction {cfg['val_fraction']})"
+    )
+    t_logits, t_y, t_x = served_set(layers, cfg, test_ds)
+    sets = {}
+    manifest_like = {"input": {"height": input_size, "width": input_size}, "preprocess": preprocess}
+    for name, xs in ood_inputs(manifest_like).items():
+        lg, _ = C.served_outputs(layers, xs, convolutions=cfg["convolutions"])
+        sets[name] = (lg.double().numpy(), xs.numpy())
+    metrics = C.calibration_metrics(block, t_logits, t_y, t_x, sets)
+    block["metrics"] = dict({"dataset": f"{dataset_name(cfg)} ({len(t_y)})"}, **metrics)
+    print(
+        f"export: calibration T {block['temperature']:.4f}, ECE {metrics['ece']:.4f} -> {metrics['ece_calibrated']:.4f}"
+        f", unknown on {metrics['flagged_unknown'] * 100:.1f}% of test images; "
+        + ", ".join(f"{k} AUROC {v['auroc']:.3f}" for k, v in metrics.get("ood", {}).items()),
+        flush=True,
+    )
+    return block
+
+
+def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, continues=None, val_ds=None) -> dict:
+    """Evaluate fp32 and the served int8 arithmetic on the test set, then write the package; returns its metrics.
+
+    val_ds: training images held out of training (train.py --val-fraction): the calibration is fitted on them
+    and written into the manifest; None writes a package without one."""
     model = unwrap(model).to("cpu").float().eval()
     cpu_rt = cpu_runtime(rt)
     loader = make_loader(test_ds, cfg, cpu_rt, False, 0)
@@ -52,6 +105,9 @@ def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, con
         m10 = evaluate(model, make_loader(ten_crop_set(cfg, labels), cfg, cpu_rt, False, 0), cpu_rt, len(labels))
         metrics.update(top1_fp32_10crop=round(m10["test_top1"], 4), top5_fp32_10crop=round(m10["test_top5"], 4))
     metrics["per_class_recall"] = [r["recall"] for r in per_class(m8["confusion"], labels)]
+    calibration = None
+    if val_ds is not None and len(val_ds):
+        calibration = calibrate(q, cfg, val_ds, test_ds, cfg["input_size"], preprocess, trained_on)
     export_package(
         model,
         cfg["export_dir"],
@@ -64,6 +120,7 @@ def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, con
         training,
         onnx=cfg["onnx"],
         convolutions=cfg["convolutions"],
+        calibration=calibration,
     )
     write_run_records(cfg["out"], history, m8["confusion"], labels)
     report = write_class_report(cfg["export_dir"], m8["confusion"], labels)

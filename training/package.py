@@ -112,11 +112,13 @@ def export_package(
     overwrite: bool = False,
     onnx: bool = True,
     convolutions: str = "int8",
+    calibration: dict = None,
 ) -> dict:
     """Write the package; `sample_inputs` are preprocessed NCHW tensors. Returns the manifest.
 
     convolutions: where the Worker runs them, "int8" (our kernels) or "fp32" (tfjs-wasm), for a model whose
-    int8 error is too large; the sample logits are computed in that arithmetic.
+    int8 error is too large; the sample logits are computed in that arithmetic. calibration: the manifest's
+    `calibration` block (training/calibration.py); the samples then carry their `ood_scores`.
     """
     if not ID_PATTERN.match(model_id):
         raise ValueError(f"model id {model_id!r} does not match {ID_PATTERN.pattern}")
@@ -132,14 +134,19 @@ def export_package(
         os.path.join(out_dir, "weights.safetensors"), served_tensors(layers), {"format": FORMAT, "id": model_id}
     )
     xs = sample_inputs.float()
+    logits = served_forward(layers, xs, convolutions=convolutions, conv_activations=CONV_ACTIVATIONS)
+    tensors = {
+        "inputs": xs.permute(0, 2, 3, 1).contiguous(),  # NHWC, already preprocessed
+        "logits": logits,
+        "logits_fp32": model(xs).float(),
+    }
+    if calibration:
+        from training.calibration import ood_score
+
+        tensors["ood_scores"] = torch.from_numpy(ood_score(calibration["ood"], logits.double().numpy(), xs.numpy()))
+        tensors["ood_scores"] = tensors["ood_scores"].float()
     samples = safetensors_io.write(
-        os.path.join(out_dir, "samples.safetensors"),
-        {
-            "inputs": xs.permute(0, 2, 3, 1).contiguous(),  # NHWC, already preprocessed
-            "logits": served_forward(layers, xs, convolutions=convolutions, conv_activations=CONV_ACTIVATIONS),
-            "logits_fp32": model(xs).float(),
-        },
-        {"format": FORMAT, "id": model_id},
+        os.path.join(out_dir, "samples.safetensors"), tensors, {"format": FORMAT, "id": model_id}
     )
     manifest = {
         "format": FORMAT,
@@ -158,6 +165,8 @@ def export_package(
         "metrics": metrics,
         "training": dict({"date": datetime.date.today().isoformat()}, **training),
     }
+    if calibration:
+        manifest["calibration"] = calibration
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")

@@ -50,6 +50,39 @@ export const preprocessSchema = z.object({
   std: z.array(z.number().positive()).min(1),
 });
 
+// The calibration block (docs/model-package.md, "calibration"): optional; a package without it answers
+// `unknown: false`, `ood_score: null`. `ood.method` "energy+input" is the one the exporter writes
+// (training/calibration.py): max((energy - e.median) / e.scale, (input z-score - i.median) / i.scale).
+const spread = { median: z.number(), scale: z.number().positive() };
+export const calibrationSchema = z
+  .object({
+    temperature: z.number().positive(),
+    ood: z
+      .object({
+        method: z.literal("energy+input"),
+        threshold: z.number(),
+        tpr: z.number().min(0).max(1).optional(),
+        energy: z.object({ temperature: z.number().positive(), ...spread }),
+        input: z.object({
+          grid: positiveInt,
+          eps: z.number().nonnegative(),
+          mean: z.array(z.number()),
+          std: z.array(z.number().nonnegative()),
+          ...spread,
+        }),
+      })
+      .superRefine((o, ctx) => {
+        const cells = o.input.grid * o.input.grid;
+        if (o.input.mean.length !== cells || o.input.std.length !== cells) {
+          ctx.addIssue({ code: "custom", message: `calibration.ood.input mean and std need grid * grid = ${cells} values` });
+        }
+      }),
+    fitted_on: z.string().optional(),
+    metrics: z.record(z.string(), z.unknown()).optional(),
+  })
+  .passthrough();
+export type Calibration = z.infer<typeof calibrationSchema>;
+
 const fileRef = z.object({
   file: z.string().regex(/^[A-Za-z0-9._-]+$/),
   bytes: z.number().int().nonnegative(),
@@ -92,6 +125,7 @@ export const manifestSchema = z
       .catchall(z.unknown())
       .default({}),
     training: z.record(z.string(), z.unknown()).default({}),
+    calibration: calibrationSchema.optional(),
   })
   .superRefine((m, ctx) => {
     const { channels } = m.input;
@@ -104,6 +138,9 @@ export const manifestSchema = z
     const recall = m.metrics.per_class_recall;
     if (recall && recall.length !== m.labels.length) {
       ctx.addIssue({ code: "custom", message: `metrics.per_class_recall needs one value per label (${m.labels.length})` });
+    }
+    if (m.calibration && m.calibration.ood.input.grid > Math.min(m.input.height, m.input.width)) {
+      ctx.addIssue({ code: "custom", message: "calibration.ood.input.grid cannot exceed the input's height or width" });
     }
     const lastDense = m.layers.filter((l) => l.op === "dense").at(-1);
     if (!lastDense || lastDense.units !== m.labels.length) {

@@ -1,0 +1,92 @@
+/**
+ * The manifest's calibration (docs/model-package.md, "calibration"), computed from a network's logits and
+ * its preprocessed input: calibrated probabilities softmax(logits / T), the out-of-distribution score
+ * (higher = less like the training data) and whether it passes the threshold. The same arithmetic as
+ * training/calibration.py (which works in float64; the Worker's float64 JS numbers agree to ~1e-6).
+ */
+import type { Calibration } from "../package/manifest";
+
+/** softmax(logits / temperature), in label order. */
+export function calibratedProbabilities(logits: ArrayLike<number>, temperature: number): Float64Array {
+  const out = new Float64Array(logits.length);
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]! / temperature);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) {
+    out[i] = Math.exp(logits[i]! / temperature - max);
+    sum += out[i]!;
+  }
+  for (let i = 0; i < out.length; i++) out[i]! /= sum;
+  return out;
+}
+
+/** -t * logsumexp(logits / t) (Liu et al. 2020). */
+export function energy(logits: ArrayLike<number>, t: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]! / t);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! / t - max);
+  return -t * (max + Math.log(sum));
+}
+
+/**
+ * Mean squared z-score of the input's grid x grid cell means (averaged over channels) against the manifest's
+ * in-distribution means and stds (+ eps). `input` is NHWC (height * width * channels floats).
+ */
+export function inputScore(
+  input: ArrayLike<number>,
+  shape: { height: number; width: number; channels: number },
+  params: Calibration["ood"]["input"],
+): number {
+  const { height: h, width: w, channels: c } = shape;
+  const { grid, mean, std, eps } = params;
+  let total = 0;
+  for (let i = 0; i < grid; i++) {
+    const r0 = Math.floor((i * h) / grid);
+    const r1 = Math.floor(((i + 1) * h) / grid);
+    for (let j = 0; j < grid; j++) {
+      const c0 = Math.floor((j * w) / grid);
+      const c1 = Math.floor(((j + 1) * w) / grid);
+      let sum = 0;
+      for (let y = r0; y < r1; y++) {
+        for (let x = c0; x < c1; x++) {
+          const base = (y * w + x) * c;
+          let pixel = 0;
+          for (let k = 0; k < c; k++) pixel += input[base + k]!;
+          sum += pixel / c;
+        }
+      }
+      const cell = sum / ((r1 - r0) * (c1 - c0));
+      const k = i * grid + j;
+      const z = (cell - mean[k]!) / (std[k]! + eps);
+      total += z * z;
+    }
+  }
+  return total / (grid * grid);
+}
+
+/** The manifest's ood_score: max of the energy and input parts, each in units of its in-distribution spread. */
+export function oodScore(
+  calibration: Calibration,
+  logits: ArrayLike<number>,
+  input: ArrayLike<number>,
+  shape: { height: number; width: number; channels: number },
+): number {
+  const { energy: e, input: i } = calibration.ood;
+  const fromEnergy = (energy(logits, e.temperature) - e.median) / e.scale;
+  const fromInput = (inputScore(input, shape, i) - i.median) / i.scale;
+  return Math.max(fromEnergy, fromInput);
+}
+
+/** What an answer says of one image: `unknown` when its ood_score passes the threshold (or the request's). */
+export function judge(
+  calibration: Calibration | undefined,
+  logits: ArrayLike<number>,
+  input: ArrayLike<number>,
+  shape: { height: number; width: number; channels: number },
+  threshold?: number,
+): { ood_score: number | null; unknown: boolean } {
+  if (!calibration) return { ood_score: null, unknown: false };
+  const score = oodScore(calibration, logits, input, shape);
+  return { ood_score: score, unknown: score > (threshold ?? calibration.ood.threshold) };
+}
