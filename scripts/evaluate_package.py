@@ -6,7 +6,7 @@ r"""Evaluate a Fashion-MNIST model package as served (int8): accuracy, per-class
 
   # calibrate a package that saw all 60,000 training images on test images 0-4999, report on 5000-9999, and
   # write the calibrated copy under a new id (weights byte for byte; packages are immutable by id)
-  nice -n 10 /usr/bin/python3 scripts/evaluate_package.py model/alexnet-fmnist-64-v6 --calibrate \
+  nice -n 10 /usr/bin/python3 scripts/evaluate_package.py model/alexnet-fmnist-64-v7 --calibrate \
       --export-dir model/alexnet-fmnist-64-v7
 
 Everything is computed in the served int8 arithmetic (training/quantize.py). The out-of-distribution sets
