@@ -8,7 +8,7 @@
 # The committed .wasm is what tests and deploys use; run this only to rebuild it (as root on Debian 12: it
 # installs emscripten and dpkg-dev and enables deb-src for apt). The output is reproducible: the same source
 # and compiler give the same bytes (checked: two builds in different directories, one from a fresh download).
-# Last build: 177917 bytes, sha256 e83d697235dacf73e7fc37bfc570cbf523f1c009261cfe9a8becbba6efd8a76e
+# Last build: 178685 bytes, sha256 6794668770132ab24c2c258820749ef2d19a5ca15a70ccd815db1b7c7c8ad3d2
 # (also in src/image/jpeg-stream.ts and docs/jpeg-decoder.md).
 #
 # Usage: sh scripts/build-jpeg-wasm.sh [work-dir]   (default: a fresh temporary directory)

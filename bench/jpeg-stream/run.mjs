@@ -124,7 +124,7 @@ for (const path of files) {
   );
   const stream = timed(() => streamDecode(bytes));
   console.log(
-    `  stream wasm:    ${fmt2(stream)}; peak ${(first.peakBytes / 1048576).toFixed(2)} MiB counted, wasm memory ${(first.memoryBytes / 1048576).toFixed(2)} MiB; scans ${first.scans.read} (${first.scans.skipped} skipped unread); dcOnly ${header.dcOnly}`,
+    `  stream wasm:    ${fmt2(stream)}; peak ${(first.peakBytes / 1048576).toFixed(2)} MiB counted, wasm memory ${(first.memoryBytes / 1048576).toFixed(2)} MiB; scans ${first.scans.read} (${first.scans.skipped} skipped unread); compactStore ${header.compactStore}`,
   );
   const native = timed(() => djpeg(["-scale", `${n}/8`, "-outfile", "/dev/null", path]));
   console.log(`  djpeg native:   ${fmt2(native)} (process included)`);

@@ -39,21 +39,22 @@
  * maximum, so even a bug here could not take more.)
  *
  * Progressive (and other multi-scan) JPEGs need every coefficient of the image before the first row can be
- * output: libjpeg's whole-image coefficient buffer, 128 bytes per 8x8 block (~36.6 MB for 12 MP 4:2:0). At
- * the 1/8 DCT scale a component's 1x1 IDCT (jidctred.c, jpeg_idct_1x1) reads only the DC coefficient, so for
- * those components this shim keeps 2 bytes per block instead of 128: libjpeg's memory manager is told that
- * no memory is available, so it keeps only a strip of each virtual coefficient array in memory and pages the
- * rest to a "backing store" (jmemmgr.c); the backing store here is a plain array that keeps only each block's
- * DC coefficient (and zeroes the other 63 when a strip is paged back in). The AC scans of such a component
- * (progressive, Ss > 0) are then not decoded at all: each scan is an independent entropy-coded segment, so
- * the progress monitor swaps the scan's consume_input for one that skips bytes to the next marker (a memchr
- * for 0xFF that is neither a stuffed 0xFF00 nor a restart marker). Scans are still counted, and the
+ * output: libjpeg's whole-image coefficient buffer, 128 bytes per 8x8 block (~36.6 MB for 12 MP 4:2:0). Below
+ * 8/8 a component's scaled IDCT reads only some of each block's coefficients (idct_reads: 1 for 1x1, 25 for
+ * libjpeg 6b's reduced 2x2, 9 for 3x3, 49 for the reduced 4x4, k*k for 5..7), and this shim keeps only
+ * those: libjpeg's memory manager is told that no memory is available, so it keeps only a strip of each
+ * virtual coefficient array in memory and pages the rest to a "backing store" (jmemmgr.c); the backing store
+ * here is a plain array that keeps, per block, the coefficients the component's IDCT reads (and zeroes the
+ * others when a strip is paged back in) plus, in a progressive file with k > 1, a nonzero bit for each of the
+ * others, without which AC refinement scans could not be parsed (see struct store). At k = 1 the AC scans of
+ * the component (progressive, Ss > 0) are not decoded at all: each scan is an independent entropy-coded
+ * segment, so the progress monitor swaps the scan's consume_input for one that skips bytes to the next marker
+ * (a memchr for 0xFF that is neither a stuffed 0xFF00 nor a restart marker). Scans are still counted, and the
  * progression bookkeeping (coef_bits, updated when a scan starts) is libjpeg's own, so the pixels are those
  * of a full decode at the same scale. libjpeg-turbo gives a subsampled component a larger IDCT when it can
- * (4:2:0 chroma gets 2x2 at 1/8, jdmaster.c), which reads AC coefficients: those components keep full blocks,
- * in the same backing store. A 12 MP 4:2:0 progressive JPEG at 1/8 thus needs 13.7 MB in all (measured:
- * 0.38 MB of luma DC, 12.2 MB of chroma blocks, the strips and the window) instead of 38 MB through the
- * whole-image buffer; a greyscale one 0.4 MB of DC, a 4:4:4 one 1.1 MB. Figures and the time: docs/jpeg-decoder.md.
+ * (4:2:0 chroma gets 2n x 2n up to 8 at n/8, jdmaster.c). A 12 MP 4:2:0 progressive JPEG thus needs 6.45 MiB
+ * at 1/8 (13.1 MiB when the chroma kept whole blocks), 20.2 MiB at 2/8 and 12.6 MiB at 3/8 (35 MiB whole);
+ * figures and the time: docs/jpeg-decoder.md.
  *
  * Arithmetic coding: libjpeg's arithmetic decoder cannot suspend, so such a scan is decoded only once it is
  * in the window whole (see gated_decode_mcu); the window grows for it, within the budget.
@@ -122,7 +123,7 @@ static struct {
   /* limits and accounting */
   size_t budget, live, peak;
   int max_scans;
-  int dc_only;             /* compact coefficient store for the 1x1-IDCT components (see the top) */
+  int compact;             /* coefficient store keeping what the IDCTs read (see the top) */
   int skipped_scans;
   /* output */
   JSAMPARRAY rows;
@@ -156,28 +157,62 @@ GLOBAL(void) jpeg_free_small(j_common_ptr cinfo, void *object, size_t sizeofobje
 GLOBAL(void *) jpeg_get_large(j_common_ptr cinfo, size_t sizeofobject) { return counted_alloc(sizeofobject); }
 GLOBAL(void) jpeg_free_large(j_common_ptr cinfo, void *object, size_t sizeofobject) { counted_free(object, sizeofobject); }
 
-/* In DC-only mode "nothing is available", so jmemmgr.c keeps one strip of each coefficient array in memory
+/* In compact mode "nothing is available", so jmemmgr.c keeps one strip of each coefficient array in memory
  * and opens a backing store for the rest; otherwise everything lives in memory, within the budget. */
 GLOBAL(size_t) jpeg_mem_available(j_common_ptr cinfo, size_t min_bytes_needed, size_t max_bytes_needed,
                                   size_t already_allocated) {
-  return st.dc_only ? 0 : max_bytes_needed;
+  return st.compact ? 0 : max_bytes_needed;
 }
 
 GLOBAL(long) jpeg_mem_init(j_common_ptr cinfo) { return 0; }
 GLOBAL(void) jpeg_mem_term(j_common_ptr cinfo) {}
 
-/* ---- the backing store: DC coefficients only, or whole blocks ---- */
+/* ---- the backing store: the coefficients the component's IDCT reads ---- */
 
+/* Which of a block's 64 coefficients (natural order, row * 8 + col) libjpeg-turbo 2.1.5's IDCT of size k x k
+ * reads (jddctmgr.c picks it by DCT_scaled_size). Read off the source: jpeg_idct_1x1 (jidctred.c) reads
+ * coef_block[0]; jpeg_idct_2x2 (jidctred.c) skips columns 2, 4, 6 in its first pass and reads rows 0, 1, 3,
+ * 5, 7 of the others, then workspace columns 0, 1, 3, 5, 7: rows and columns {0,1,3,5,7}, 25 coefficients;
+ * jpeg_idct_4x4 (jidctred.c) skips column 4 and row 4: {0,1,2,3,5,6,7} squared, 49; jpeg_idct_3x3, _5x5,
+ * _6x6, _7x7 (jidctint.c) read rows and columns 0..k-1, k*k; 8x8 (jidctint.c islow) reads all 64. (The
+ * reduced IDCTs of jidctred.c come from libjpeg 6b and drop outputs of the 8-point IDCT, not inputs.) */
+static uint64_t idct_reads(int k) {
+  static const uint8_t lines[9] = {0, 0x01, 0xAB, 0x07, 0xEF, 0x1F, 0x3F, 0x7F, 0xFF}; /* bit i: row/col i */
+  if (k < 1 || k > 8) return ~(uint64_t)0;
+  uint64_t m = 0;
+  for (int r = 0; r < 8; r++)
+    if (lines[k] >> r & 1)
+      for (int c = 0; c < 8; c++)
+        if (lines[k] >> c & 1) m |= (uint64_t)1 << (r * 8 + c);
+  return m;
+}
+
+static int popcount64(uint64_t m) {
+  int n = 0;
+  for (; m; m &= m - 1) n++;
+  return n;
+}
+
+/* A block in the store: the kept coefficients (JCOEFs, in natural order), then, when a progressive file
+ * may still refine the dropped ones, one bit per dropped coefficient: whether it is nonzero. libjpeg's AC
+ * refinement decoders (jdphuff.c, jdarith.c decode_mcu_AC_refine) read a correction bit for each nonzero
+ * coefficient of the band and count zero ones in runs, so the bitstream parses only if every coefficient
+ * of the band is zero exactly when it was; the value of a dropped one is never read by the IDCT, so 1
+ * stands in for any nonzero value (a refinement never makes a coefficient zero again). */
 struct store {
-  int dc_only;   /* 1: one JCOEF per block; 0: the blocks as they are */
-  size_t bytes;  /* what we allocated */
-  JCOEF *data;
+  int keep_n;             /* coefficients kept per block */
+  int flag_n;             /* dropped coefficients with a nonzero flag (0: none kept) */
+  uint8_t keep[64];       /* their positions */
+  uint8_t flag[64];
+  size_t block_bytes;     /* keep_n * 2 + ceil(flag_n / 8) */
+  size_t bytes;           /* what we allocated */
+  unsigned char *data;
 };
 
 #define BLOCK_BYTES ((long)sizeof(JBLOCK))
 
 static void store_check(j_common_ptr cinfo, struct store *s, long offset, long count) {
-  long total = s->dc_only ? (long)(s->bytes / sizeof(JCOEF)) * BLOCK_BYTES : (long)s->bytes;
+  long total = (long)(s->bytes / s->block_bytes) * BLOCK_BYTES;
   /* jmemmgr.c moves whole rows of blocks; anything else would be a bug in this reasoning */
   if (offset < 0 || count < 0 || offset % BLOCK_BYTES || count % BLOCK_BYTES || offset + count > total)
     ERREXIT(cinfo, JERR_BAD_ALLOC_CHUNK);
@@ -186,28 +221,41 @@ static void store_check(j_common_ptr cinfo, struct store *s, long offset, long c
 static void store_read(j_common_ptr cinfo, backing_store_ptr info, void *buffer, long offset, long count) {
   struct store *s = (struct store *)info->temp_file;
   store_check(cinfo, s, offset, count);
-  if (!s->dc_only) {
-    memcpy(buffer, (char *)s->data + offset, (size_t)count);
+  if (s->keep_n == DCTSIZE2) {
+    memcpy(buffer, s->data + offset, (size_t)count);
     return;
   }
   JBLOCKROW blocks = (JBLOCKROW)buffer;
-  const JCOEF *dc = s->data + offset / BLOCK_BYTES;
+  const unsigned char *p = s->data + (size_t)(offset / BLOCK_BYTES) * s->block_bytes;
   long n = count / BLOCK_BYTES;
   memset(buffer, 0, (size_t)count);
-  for (long i = 0; i < n; i++) blocks[i][0] = dc[i];
+  for (long i = 0; i < n; i++, p += s->block_bytes) {
+    JCOEF *b = blocks[i];
+    for (int j = 0; j < s->keep_n; j++) memcpy(&b[s->keep[j]], p + 2 * j, sizeof(JCOEF));
+    const unsigned char *f = p + 2 * s->keep_n;
+    for (int j = 0; j < s->flag_n; j++)
+      if (f[j >> 3] >> (j & 7) & 1) b[s->flag[j]] = 1;
+  }
 }
 
 static void store_write(j_common_ptr cinfo, backing_store_ptr info, void *buffer, long offset, long count) {
   struct store *s = (struct store *)info->temp_file;
   store_check(cinfo, s, offset, count);
-  if (!s->dc_only) {
-    memcpy((char *)s->data + offset, buffer, (size_t)count);
+  if (s->keep_n == DCTSIZE2) {
+    memcpy(s->data + offset, buffer, (size_t)count);
     return;
   }
   JBLOCKROW blocks = (JBLOCKROW)buffer;
-  JCOEF *dc = s->data + offset / BLOCK_BYTES;
+  unsigned char *p = s->data + (size_t)(offset / BLOCK_BYTES) * s->block_bytes;
   long n = count / BLOCK_BYTES;
-  for (long i = 0; i < n; i++) dc[i] = blocks[i][0];
+  for (long i = 0; i < n; i++, p += s->block_bytes) {
+    const JCOEF *b = blocks[i];
+    for (int j = 0; j < s->keep_n; j++) memcpy(p + 2 * j, &b[s->keep[j]], sizeof(JCOEF));
+    unsigned char *f = p + 2 * s->keep_n;
+    memset(f, 0, s->block_bytes - 2 * (size_t)s->keep_n);
+    for (int j = 0; j < s->flag_n; j++)
+      if (b[s->flag[j]] != 0) f[j >> 3] |= (unsigned char)(1 << (j & 7));
+  }
 }
 
 static void store_close(j_common_ptr cinfo, backing_store_ptr info) {
@@ -218,25 +266,49 @@ static void store_close(j_common_ptr cinfo, backing_store_ptr info) {
   info->temp_file = NULL;
 }
 
+/* The coefficients a component's store must keep: those its IDCT reads, and, in a progressive file where
+ * AC scans of it are decoded (k > 1; at k = 1 every AC scan is skipped, see skip_scan), a nonzero flag for
+ * each of the others. */
+static uint64_t component_keeps(j_decompress_ptr d, jpeg_component_info *c, uint64_t *flags) {
+  uint64_t keep = idct_reads(c->DCT_scaled_size);
+  *flags = d->progressive_mode && c->DCT_scaled_size > 1 ? ~keep : 0;
+  return keep;
+}
+
 /* Which component an array belongs to is not passed in; its size tells: the array for component ci is
- * width_in_blocks x height_in_blocks rounded up to the sampling factors (jdcoefct.c). Components with the
- * same size have the same sampling, hence the same IDCT size. */
-static int array_is_dc_only(j_decompress_ptr d, long total_bytes) {
+ * width_in_blocks x height_in_blocks rounded up to the sampling factors (jdcoefct.c). Two components of the
+ * same size but different IDCT sizes (possible only with unusual sampling, e.g. 2x1 and 1x2) share what
+ * both read. */
+static uint64_t array_keeps(j_decompress_ptr d, long total_bytes, uint64_t *flags) {
+  uint64_t keep = 0, f = 0;
+  int found = 0;
   for (int ci = 0; ci < d->num_components; ci++) {
     jpeg_component_info *c = &d->comp_info[ci];
     long w = (long)jround_up((long)c->width_in_blocks, (long)c->h_samp_factor);
     long h = (long)jround_up((long)c->height_in_blocks, (long)c->v_samp_factor);
-    if (w * h * BLOCK_BYTES == total_bytes && c->DCT_scaled_size == 1) return 1;
+    if (w * h * BLOCK_BYTES != total_bytes) continue;
+    uint64_t cf, ck = component_keeps(d, c, &cf);
+    keep |= ck;
+    f |= cf;
+    found = 1;
   }
-  return 0;
+  if (!found) keep = ~(uint64_t)0;
+  *flags = f & ~keep;
+  return keep;
 }
 
 GLOBAL(void) jpeg_open_backing_store(j_common_ptr cinfo, backing_store_ptr info, long total_bytes_needed) {
-  if (!st.dc_only) ERREXIT(cinfo, JERR_NO_BACKING_STORE);
+  if (!st.compact) ERREXIT(cinfo, JERR_NO_BACKING_STORE);
   struct store *s = counted_alloc(sizeof(*s));
   if (s == NULL) ERREXIT1(cinfo, JERR_OUT_OF_MEMORY, 100);
-  s->dc_only = array_is_dc_only((j_decompress_ptr)cinfo, total_bytes_needed);
-  s->bytes = s->dc_only ? (size_t)(total_bytes_needed / BLOCK_BYTES) * sizeof(JCOEF) : (size_t)total_bytes_needed;
+  uint64_t flags, keep = array_keeps((j_decompress_ptr)cinfo, total_bytes_needed, &flags);
+  s->keep_n = s->flag_n = 0;
+  for (int i = 0; i < DCTSIZE2; i++) {
+    if (keep >> i & 1) s->keep[s->keep_n++] = (uint8_t)i;
+    else if (flags >> i & 1) s->flag[s->flag_n++] = (uint8_t)i;
+  }
+  s->block_bytes = 2 * (size_t)s->keep_n + ((size_t)s->flag_n + 7) / 8;
+  s->bytes = (size_t)(total_bytes_needed / BLOCK_BYTES) * s->block_bytes;
   s->data = counted_alloc(s->bytes);
   if (s->data == NULL) {
     counted_free(s, sizeof(*s));
@@ -353,7 +425,7 @@ static int skip_scan(j_decompress_ptr d) {
 }
 
 static int scan_is_skippable(j_decompress_ptr d) {
-  if (!st.dc_only || !d->progressive_mode || d->Ss == 0) return 0;
+  if (!st.compact || !d->progressive_mode || d->Ss == 0) return 0;
   for (int i = 0; i < d->comps_in_scan; i++)
     if (d->cur_comp_info[i]->DCT_scaled_size != 1) return 0;
   return 1;
@@ -520,14 +592,14 @@ static void fill_info(void) {
   st.info[7] = (int32_t)d->output_width;
   st.info[8] = (int32_t)d->output_height;
   st.info[9] = d->out_color_components;
-  st.info[10] = st.dc_only;
+  st.info[10] = st.compact;
   st.info[11] = d->input_scan_number;
   st.info[12] = st.skipped_scans;
   st.info[13] = d->arith_code;
 }
 
 /* [width, height, components, jpeg colour space (J_COLOR_SPACE), progressive, multi-scan, scale_num,
- * output width, output height, output components (3 RGB, 4 CMYK), dc_only, scans seen, scans skipped,
+ * output width, output height, output components (3 RGB, 4 CMYK), compact store (some IDCT smaller than 8x8), scans seen, scans skipped,
  * arithmetic coding]; filled after JLS_HEADER and kept up to date by jls_run. */
 const int32_t *jls_info(void) {
   fill_info();
@@ -550,10 +622,10 @@ int jls_set_scale(int scale_num) {
   d->scale_denom = 8;
   set_output_space(d);
   jpeg_calc_output_dimensions(d);
-  st.dc_only = 0;
+  st.compact = 0;
   if (d->inputctl->has_multiple_scans)
     for (int ci = 0; ci < d->num_components; ci++)
-      if (d->comp_info[ci].DCT_scaled_size == 1) st.dc_only = 1;
+      if (d->comp_info[ci].DCT_scaled_size < DCTSIZE) st.compact = 1;
   st.rows_cap = d->rec_outbuf_height > ROWS_PER_BATCH ? d->rec_outbuf_height : ROWS_PER_BATCH;
   size_t row_bytes = (size_t)d->output_width * (size_t)d->out_color_components;
   if (row_bytes > st.budget / (size_t)st.rows_cap) ERREXIT1(d, JERR_OUT_OF_MEMORY, 102);

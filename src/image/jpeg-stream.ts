@@ -1,8 +1,8 @@
 /**
  * Drives src/image/jpeg/libjpeg-stream.wasm: a streaming, suspending JPEG decoder (libjpeg-turbo 2.1.5 from
  * Debian 12's source package, the libjpeg API behind scripts/jpeg/jpeg-shim.c, built by
- * scripts/build-jpeg-wasm.sh with Emscripten 3.1.6; src/image/jpeg/libjpeg-stream.wasm, 177917 bytes, sha256
- * e83d697235dacf73e7fc37bfc570cbf523f1c009261cfe9a8becbba6efd8a76e). Bytes go in as they arrive (push), decoded
+ * scripts/build-jpeg-wasm.sh with Emscripten 3.1.6; src/image/jpeg/libjpeg-stream.wasm, 178685 bytes, sha256
+ * 6794668770132ab24c2c258820749ef2d19a5ca15a70ccd815db1b7c7c8ad3d2). Bytes go in as they arrive (push), decoded
  * rows come out as soon as libjpeg has them, at the smallest DCT scale whose shorter side still covers the target (jpeg.ts's
  * dctScale), always as RGB. The file is never held whole: the module keeps a 128 KiB input window.
  *
@@ -10,8 +10,9 @@
  * - Limits are the module's own: at most `maxScans` scans (a progressive file of thousands of tiny scans is
  *   refused after `maxScans` passes, not ~90 s later), and at most `memoryCapBytes` for everything libjpeg
  *   and the shim allocate; the wasm memory itself gets a maximum just above that as a backstop.
- * - A progressive JPEG decoded at 1/8 keeps only the DC coefficient of each block of a component whose IDCT
- *   is 1x1, and skips that component's AC scans unread: ~12.6 MB instead of ~36.6 MB at 12 MP 4:2:0.
+ * - A progressive JPEG decoded below 8/8 keeps, per block, only the coefficients its component's scaled IDCT
+ *   reads (DC only for a 1x1 IDCT, whose AC scans are skipped unread), plus a nonzero bit for each other one
+ *   where refinement scans need it: 6.45 MiB instead of ~35 MiB at 12 MP 4:2:0 and 1/8, 12.6 MiB at 3/8.
  * - One instance and memory per image, dropped by dispose(): a wasm memory never shrinks, and a decoder that
  *   failed half-way must never serve the next image.
  * - Everything that is wrong with the image is an ImageError: over the memory cap 413 image_too_large (as an
@@ -76,8 +77,9 @@ export interface JpegStreamHeader {
   scale: number;
   outWidth: number;
   outHeight: number;
-  /** Whether the coefficient store keeps only DC coefficients (a multi-scan file at 1/8; see the shim). */
-  dcOnly: boolean;
+  /** Whether the coefficient store keeps only what each component's IDCT reads (a multi-scan file with some
+   * component's IDCT smaller than 8x8, i.e. scale < 8/8 or subsampled chroma below 4/8; see the shim). */
+  compactStore: boolean;
 }
 
 /** Rows decoded since the last call: rows firstRow .. firstRow + rowCount - 1, RGB, `width` pixels each. */
@@ -249,7 +251,7 @@ export class JpegStream {
       scale,
       outWidth: after[7]!,
       outHeight: after[8]!,
-      dcOnly: after[10] === 1,
+      compactStore: after[10] === 1,
     };
   }
 

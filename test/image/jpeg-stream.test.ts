@@ -146,7 +146,7 @@ describe("the pixels do not depend on how the bytes arrive", () => {
         scale: 1,
         outWidth: 75,
         outHeight: 50,
-        dcOnly: true,
+        compactStore: true,
       });
     } finally {
       stream.dispose();
@@ -156,7 +156,8 @@ describe("the pixels do not depend on how the bytes arrive", () => {
 
 describe("progressive, restart-marker and arithmetic JPEGs decode to their baseline's exact pixels", () => {
   // jpegtran rewrites the entropy coding and keeps the coefficients, so the pixels must be identical, at
-  // every scale: 1/8 through the DC-only store with AC scans skipped, the others through the whole buffer.
+  // every scale: 1/7 through the compact store (at 1/8 the luma's AC scans skipped), 8/8 through the whole
+  // buffer.
   const baseline = file("stream-photo.jpg");
   it.each([1, 2, 3, 4, 5, 6, 7, 8])("scale %d/8", (n) => {
     const target = Math.ceil((400 * n) / 8); // shorter side 400: the smallest scale covering it is n
@@ -169,7 +170,7 @@ describe("progressive, restart-marker and arithmetic JPEGs decode to their basel
       "stream-photo-simple-scans.jpg",
     ]) {
       const got = decode(file(name), target);
-      expect(got.header.dcOnly, name).toBe(n === 1);
+      expect(got.header.compactStore, name).toBe(n < 8);
       expect(maxAbsDiff(got.pixels, expected.pixels), name).toBe(0);
     }
   });
@@ -225,24 +226,45 @@ describe("12-megapixel JPEGs at 1/8", () => {
     expect(decoderMemoryBytes()).toBe(0); // disposed
   });
 
-  it("a progressive one keeps DC only for the luma (chroma whole, for its 2x2 IDCT): ~13 MiB, not ~37", () => {
+  it("a progressive one keeps DC only for the luma, and for the chroma's 2x2 IDCT what it reads: ~6.5 MiB, not ~37", () => {
     const progressive = file("stream-12mp-progressive.jpg"); // jpegtran -progressive of the baseline one
     const got = decode(progressive, 224, () => 65536);
-    expect(got.header).toMatchObject({ progressive: true, scale: 1, dcOnly: true });
-    // Luma 504x378 blocks x 2 bytes + chroma 2 x 252x189 blocks x 128 bytes + strips: measured 13,718,576.
-    expect(got.peakBytes).toBeLessThan(14 * MiB);
+    expect(got.header).toMatchObject({ progressive: true, scale: 1, compactStore: true });
+    // Luma 504x378 blocks x 2 bytes + chroma 2 x 252x189 blocks x 55 bytes + strips: measured 6,764,896
+    // (13,718,176 when the chroma kept whole blocks).
+    expect(got.peakBytes).toBeLessThan(7 * MiB);
     expect(maxAbsDiff(got.pixels, decode(fixture("jpeg-12mp.jpg"), 224).pixels)).toBe(0);
   });
 
-  it("at 2/8 the whole coefficient buffer is needed (~37 MiB): refused under a 32 MiB cap, decoded under 64", () => {
+  // What the shim's store keeps per block for a k x k IDCT in a progressive file (jpeg-shim.c, idct_reads):
+  // 2 bytes per coefficient the IDCT reads (1, 25, 9, 49, 25, 36, 49, 64 of them) and, for k > 1, a
+  // nonzero bit per other coefficient, which AC refinement scans need to parse.
+  const storeBytesPerBlock = [0, 2, 55, 25, 100, 55, 76, 100, 128];
+  it.each([1, 2, 3, 4])("4:2:0 progressive at %d/8: the baseline's pixels; the store counts what the IDCTs read", (n) => {
+    const target = Math.ceil((3024 * n) / 8);
+    const got = decode(file("stream-12mp-progressive.jpg"), target, () => 65536);
+    expect(got.header).toMatchObject({ scale: n, compactStore: true });
+    expect(maxAbsDiff(got.pixels, decode(fixture("jpeg-12mp.jpg"), target, () => 65536).pixels)).toBe(0);
+    // jdmaster.c: 4:2:0 chroma gets a 2n x 2n IDCT up to 8; the luma n x n. Blocks: luma 504x378, chroma
+    // 252x189 each. Strips (jmemmgr.c keeps 5 x v_samp_factor block rows of each array in memory, whole
+    // blocks, for block smoothing): (504 x 10 + 2 x 252 x 5) x 128 bytes.
+    const store = 504 * 378 * storeBytesPerBlock[n]! + 2 * 252 * 189 * storeBytesPerBlock[Math.min(2 * n, 8)]!;
+    const strips = (504 * 10 + 2 * 252 * 5) * 128;
+    // The rest (input window, row buffers, libjpeg's fixed state): measured 177,112 .. 294,998 bytes.
+    expect(got.peakBytes - store - strips).toBeGreaterThan(0);
+    expect(got.peakBytes - store - strips).toBeLessThan(384 * 1024);
+    // Whole blocks (the previous store) would need 504 x 378 x 128 + 2 x 252 x 189 x 128 = 36,578,304.
+  });
+
+  it("at 2/8 the luma's 2x2 and the chroma's 4x4 IDCT read 25 and 49 coefficients (~20 MiB): refused under a 16 MiB cap, decoded under 32", () => {
     const progressive = file("stream-12mp-progressive.jpg");
-    const error = refusal(progressive, 400, 32 * MiB, () => 65536);
+    const error = refusal(progressive, 400, 16 * MiB, () => 65536);
     expect([error.status, error.code]).toEqual([413, "image_too_large"]);
     expect(error.message).toMatch(/more memory than an image may use/);
-    const got = decode(progressive, 400, () => 65536, 64 * MiB);
-    expect(got.header.dcOnly).toBe(false);
-    expect(got.peakBytes).toBeGreaterThan(35 * MiB); // measured 36,788,188
-    expect(got.peakBytes).toBeLessThanOrEqual(64 * MiB);
+    const got = decode(progressive, 400, () => 65536, 32 * MiB);
+    expect(got.header.compactStore).toBe(true);
+    expect(got.peakBytes).toBeGreaterThan(20 * MiB); // measured 21,181,768 (36,788,188 with whole blocks)
+    expect(got.peakBytes).toBeLessThanOrEqual(32 * MiB);
     expect(decoderMemoryBytes()).toBe(0);
   });
 });

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+/**
+ * The streaming decoder's peak counted memory (jls_peak_bytes) on one file at given n/8 DCT scales, with the
+ * committed module and, with --old, another build of it (e.g. `git show REV:src/image/jpeg/libjpeg-stream.wasm`),
+ * and whether both give the same pixels. Figures for docs/jpeg-decoder.md.
+ *   node --import ./bench/jpeg-stream/loader.mjs bench/jpeg-stream/measure-store.mjs [--old old.wasm] file.jpg 1 2 3 4
+ */
+import { readFileSync } from "node:fs";
+import { JpegStream } from "../../src/image/jpeg-stream.ts";
+
+const args = process.argv.slice(2);
+const old = args[0] === "--old" ? (args.shift(), new WebAssembly.Module(readFileSync(args.shift()))) : undefined;
+const [file, ...scales] = args;
+const bytes = readFileSync(file);
+
+function run(target, module) {
+  const s = JpegStream.create(target, 1800 * 1048576, module ? { module } : {});
+  try {
+    const parts = [];
+    for (let at = 0; at < bytes.length; at += 65536) {
+      const r = s.push(bytes.subarray(at, at + 65536));
+      if (r.rowCount) parts.push(r.data.slice());
+    }
+    const r = s.finish();
+    if (r.rowCount) parts.push(r.data.slice());
+    return { header: s.header, peak: s.peakBytes, pixels: Buffer.concat(parts) };
+  } finally {
+    s.dispose();
+  }
+}
+
+const MiB = 1048576;
+for (const n of scales.map(Number)) {
+  const probe = run(1, undefined).header;
+  const target = Math.ceil((Math.min(probe.width, probe.height) * n) / 8);
+  const now = run(target, undefined);
+  let line = `${file} ${probe.width}x${probe.height} at ${now.header.scale}/8: peak ${now.peak} (${(now.peak / MiB).toFixed(2)} MiB)`;
+  if (old) {
+    const before = run(target, old);
+    line += `; before ${before.peak} (${(before.peak / MiB).toFixed(2)} MiB); pixels ${Buffer.compare(now.pixels, before.pixels) === 0 ? "identical" : "DIFFER"}`;
+  }
+  console.log(line);
+}
