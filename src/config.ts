@@ -30,13 +30,11 @@ export const DECODE_OVERSAMPLING = 2;
 
 /**
  * Largest progressive JPEG accepted, in pixels. Its coefficients are kept across scans, and that store, not
- * the file, decides memory. Streamed at 1/8 scale (src/image/jpeg-rows.ts) full-resolution components keep only
- * their DC term (2 bytes a block) but subsampled chroma keeps whole blocks: ~13 MiB at 12 MP 4:2:0
- * (docs/jpeg-decoder.md). So the computed cost (src/image/cost.ts, jpegStreamCost) decides within this limit:
- * web images (1-3 MP, mozjpeg's default is progressive) and 4:4:4 or grey ones up to 24 MP fit; a 12 MP 4:2:0
- * phone photo needs more than one request's share beside AlexNet-224 and is refused with 413 naming the figure.
- * Gathered whole (multipart, JSON), libjpeg keeps every coefficient (36.8 MiB at 12 MP): the cost refuses
- * all but small ones there.
+ * the file, decides memory. Streamed (src/image/jpeg-rows.ts), the store keeps per block only what each
+ * component's scaled IDCT reads (docs/jpeg-decoder.md): a 12 MP 4:2:0 phone photo costs ~11.4 MiB in all
+ * beside AlexNet-224's input (test/image/cost.test.ts), within MAX_STREAMED_WORKING_BYTES; the computed cost
+ * decides within this limit, which bounds work (each scan is a pass over the image). Gathered whole
+ * (multipart, JSON), libjpeg keeps every coefficient (36.8 MiB at 12 MP): the cost refuses all but small ones.
  */
 export const MAX_PROGRESSIVE_JPEG_PIXELS = 24_000_000;
 

@@ -171,9 +171,10 @@ function jpegCost(header: JpegHeader, decodeSide: number): Decoded {
 /**
  * What the streaming JPEG decoder (src/image/jpeg-stream.ts) may count for this header at the DCT scale it
  * will choose: libjpeg's fixed state, its 128 KiB input window, row buffers across the scaled width and, for a
- * file that buffers coefficients, the coefficient store, 2 bytes a block where the 1/8 IDCT reads only the DC
- * term (full-resolution components) and 128 where it reads more (subsampled chroma, finer scales). No file copy
- * and no raster: rows leave as they are decoded. This is also the decoder's memory cap.
+ * file that buffers coefficients, the coefficient store. The store keeps per block only what the component's
+ * scaled IDCT reads (docs/jpeg-decoder.md, "What each IDCT reads"): 2 bytes per coefficient read, a bit per
+ * other coefficient in a progressive file (refinement scans need to know which were nonzero), plus strips of
+ * whole blocks. No file copy and no raster: rows leave as they are decoded. This is also the decoder's cap.
  */
 export function jpegStreamCountedBytes(header: JpegHeader, decodeSide: number): number {
   const { width, height, components } = header;
@@ -185,12 +186,30 @@ export function jpegStreamCountedBytes(header: JpegHeader, decodeSide: number): 
     ? components.reduce((sum, c) => {
         const blocksWide = roundUp(Math.ceil(Math.ceil((width * c.h) / hMax) / 8), c.h);
         const blocksHigh = roundUp(Math.ceil(Math.ceil((height * c.v) / vMax) / 8), c.v);
-        const dcOnly = n === 1 && c.h === hMax && c.v === vMax;
-        return sum + blocksWide * blocksHigh * (dcOnly ? 2 : 128);
+        const k = idctSize(n, c, hMax, vMax);
+        const stripRows = (header.progressive ? 5 : 1) * c.v;
+        // An array no taller than its strip stays whole, at full blocks.
+        if (k >= 8 || blocksHigh <= stripRows) return sum + blocksWide * blocksHigh * 128;
+        const perBlock = 2 * IDCT_READS[k]! + (header.progressive && k > 1 ? Math.ceil((64 - IDCT_READS[k]!) / 8) : 0);
+        return sum + blocksWide * blocksHigh * perBlock + blocksWide * stripRows * 128;
       }, 0)
     : 0;
   const rows = w * components.length * ROW_BYTES_PER_COLUMN * vMax;
   return roundUp(LIBJPEG_FIXED_BYTES + JPEG_STREAM_WINDOW_BYTES + coefficients + rows, PAGE);
+}
+
+/**
+ * Coefficients a k x k scaled IDCT reads, by k: libjpeg 6b's reduced 2x2 and 4x4 (jidctred.c) drop outputs of
+ * the 8-point transform and read rows and columns {0,1,3,5,7} and {0,1,2,3,5,6,7}; the others (jidctint.c)
+ * read the top-left k x k.
+ */
+const IDCT_READS = [0, 1, 25, 9, 49, 25, 36, 49, 64];
+
+/** A component's IDCT size at scale n/8 (jdmaster.c): subsampled components get a larger one instead of upsampling. */
+function idctSize(n: number, c: { h: number; v: number }, hMax: number, vMax: number): number {
+  let size = n;
+  while (size < 8 && (hMax * n) % (c.h * size * 2) === 0 && (vMax * n) % (c.v * size * 2) === 0) size *= 2;
+  return size;
 }
 
 /** The streaming decoder's input window (scripts/jpeg/jpeg-shim.c) and a chunk on its way in. */
