@@ -9,7 +9,11 @@ import { readFileSync } from "node:fs";
 import { JpegStream } from "../../src/image/jpeg-stream.ts";
 
 const args = process.argv.slice(2);
-const old = args[0] === "--old" ? (args.shift(), new WebAssembly.Module(readFileSync(args.shift()))) : undefined;
+let old;
+if (args[0] === "--old") {
+  args.shift();
+  old = new WebAssembly.Module(readFileSync(args.shift()));
+}
 const [file, ...scales] = args;
 const bytes = readFileSync(file);
 
