@@ -199,7 +199,9 @@ export const BODY_IDLE_TIMEOUT_MS = 15_000;
  */
 export const BODY_DEADLINE_MS = 120_000;
 /**
- * Largest JSON body. JSON is parsed as it streams in and never held, so its size costs only parse time:
- * an image at MAX_IMAGE_BYTES written as `[n, n, ...]` takes up to 5 characters a byte ("255, ").
+ * Largest JSON body. JSON is parsed as it streams in and its image decoded into the image's decoder as it
+ * goes (src/http/read-images.ts, jsonImageStream), so its size costs parse time, not memory: base64 of an image
+ * at MAX_STREAMED_IMAGE_BYTES (4/3 of it), and room for the members around it. A Workers-AI byte array
+ * (`[n, n, ...]`, up to 4 characters a byte) of a phone photo fits too (5 MB -> ~18 MB of text).
  */
-export const MAX_JSON_BODY_BYTES = 5 * MAX_IMAGE_BYTES + 64 * 1024;
+export const MAX_JSON_BODY_BYTES = Math.ceil((4 * MAX_STREAMED_IMAGE_BYTES) / 3) + 64 * 1024;

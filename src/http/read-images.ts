@@ -7,14 +7,7 @@
  */
 import type { Context } from "hono";
 import type { z } from "@hono/zod-openapi";
-import {
-  DEFAULT_TOP_K,
-  MAX_BATCH_IMAGES,
-  MAX_IMAGE_BYTES,
-  MAX_JSON_BODY_BYTES,
-  MAX_MULTIPART_BODY_BYTES,
-  MAX_STREAMED_IMAGE_BYTES,
-} from "../config";
+import { DEFAULT_TOP_K, MAX_BATCH_IMAGES, MAX_JSON_BODY_BYTES, MAX_MULTIPART_BODY_BYTES, MAX_STREAMED_IMAGE_BYTES } from "../config";
 import { type BodyOptions, bodyChunks, checkDeclaredLength, readBody } from "./body/read-body";
 import { JsonImageParser } from "./body/json-image";
 import { multipartBoundary, parseMultipart } from "./body/multipart";
@@ -71,7 +64,7 @@ export function queryTopK(c: Context): number | undefined {
  */
 export async function readClassifyRequest(
   c: Context,
-  form: Exclude<InputForm, "raw">,
+  form: "multipart",
   fromQuery: number | undefined,
   options: BodyOptions = {},
 ): Promise<ClassifyInput> {
@@ -90,11 +83,39 @@ export async function readClassifyRequest(
     const topK = validTopK(classifyFormSchema.shape.top_k, parsed.topK) ?? fromQuery ?? DEFAULT_TOP_K;
     return { images: parsed.images.map(nonEmpty), topK, batch: true };
   }
-  const parser = new JsonImageParser(MAX_IMAGE_BYTES, 0, options.commit);
-  for await (const chunk of bodyChunks(request, MAX_JSON_BODY_BYTES, "JSON body", options)) parser.write(chunk);
-  const body = parser.end();
-  const topK = validTopK(classifyJsonSchema.shape.top_k, body.topK) ?? fromQuery ?? DEFAULT_TOP_K;
-  return { images: [nonEmpty(body.image)], topK, batch: false };
+  throw new Error(`readClassifyRequest: ${form} bodies stream (jsonImageStream)`);
+}
+
+export interface JsonImageStream {
+  /** The image's bytes as the body's base64 or byte array decodes, read to the body's end. */
+  chunks: AsyncIterable<Uint8Array>;
+  /** top_k, once `chunks` has been read to its end (the member may follow the image). */
+  topK(): number;
+}
+
+/**
+ * A JSON body's image as a stream of its decoded bytes, parsed as the body arrives: nothing holds the body,
+ * its text or the whole image. The JSON's own errors (400) come out of `chunks` where they are found.
+ */
+export function jsonImageStream(c: Context, fromQuery: number | undefined, options: BodyOptions = {}): JsonImageStream {
+  const parser = new JsonImageParser(MAX_STREAMED_IMAGE_BYTES, 0, undefined, true);
+  let topK: number | undefined;
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of bodyChunks(c.req.raw, MAX_JSON_BODY_BYTES, "JSON body", options)) {
+      parser.write(chunk);
+      const bytes = parser.take();
+      if (bytes.length > 0) yield bytes;
+    }
+    const body = parser.end();
+    topK = validTopK(classifyJsonSchema.shape.top_k, body.topK) ?? fromQuery ?? DEFAULT_TOP_K;
+  }
+  return {
+    chunks: chunks(),
+    topK: () => {
+      if (topK === undefined) throw new Error("jsonImageStream: topK() before the body was read to its end");
+      return topK;
+    },
+  };
 }
 
 /** Checks `value` with the published schema of the field; undefined when absent. */

@@ -80,8 +80,9 @@ export async function jpegRowsToTensor(
     hooks.commit(0); // the gathered header is the decoder's now
     gathered = new Uint8Array(0);
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-      take(decoder.push(next.value));
-      if (decoder.done) break;
+      // After the image's end the decoder ignores bytes; the stream is still read to its end, where a JSON
+      // body's closing members (top_k) come.
+      if (!decoder.done) take(decoder.push(next.value));
     }
     take(decoder.finish());
     if (!rows) throw undecodable("The JPEG has no rows.");

@@ -2,6 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { beforeEach, describe, expect, it } from "vitest";
 import { createApp } from "../../src/http/app";
 import { planImage } from "../../src/image";
+import { fixture } from "../image/fixtures";
 import { createMemoryBudget, type MemoryBudget, type ReserveOptions } from "../../src/memory/budget";
 import { createModelHolder } from "../../src/model/served-model";
 import { testPicture } from "../support/png";
@@ -88,15 +89,23 @@ describe("each request reserves its memory in the isolate's ledger as it comes t
     // First only the chunk in flight and the scores: nothing for the length the client declared.
     expect(seen.asked[0]!.bytes).toBeGreaterThanOrEqual(SLACK);
     expect(seen.asked[0]!.bytes).toBeLessThan(SLACK + 4096);
-    // Then the image's own bytes as its buffer grew (never the JSON text), and last the decode, computed from
-    // the header: a 40x40 picture's raster, resize buffers and tensor, far under the worst case.
-    expect(seen.grownTo.length).toBeGreaterThan(0);
-    expect(Math.max(...seen.grownTo)).toBeGreaterThanOrEqual(SLACK + image.length);
-    expect(Math.max(...seen.grownTo)).toBeLessThan(SLACK + 4096 + 2 * image.length + 64 * 1024);
+    // A PNG streams out of the JSON into its decoder: nothing gathered, neither the JSON text nor the image.
+    expect(seen.grownTo).toEqual([]);
+    // Then the decode, computed from the header: the streaming decoder's buffers, the resize and the tensor.
     expect(seen.asked).toHaveLength(2);
     expect(seen.asked[1]!.label).toMatch(/decode$/);
     expect(seen.asked[1]!.bytes).toBeGreaterThan(40 * 40 * 3);
     expect(seen.asked[1]!.bytes).toBeLessThan(1.5 * 1024 * 1024);
+    expect(budget.reservedBytes).toBe(0);
+  });
+
+  it("a WebP in a JSON body is gathered, and the ledger grows with its bytes as they are decoded (never the JSON text)", async () => {
+    const { app, budget, seen } = recordingBudget(64 << 20);
+    const webp = fixture("image.webp");
+    const json = JSON.stringify({ image: [...webp] });
+    expect((await post(app, json, "application/json")).status).toBe(200);
+    expect(Math.max(...seen.grownTo)).toBeGreaterThanOrEqual(SLACK + webp.length);
+    expect(Math.max(...seen.grownTo)).toBeLessThan(SLACK + 4096 + 2 * webp.length + 64 * 1024);
     expect(budget.reservedBytes).toBe(0);
   });
 

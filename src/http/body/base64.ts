@@ -5,7 +5,10 @@
  * present, must complete the last quantum.
  */
 import { ApiError } from "../errors";
-import type { ByteSink } from "../../pipeline/byte-sink";
+/** Where decoded bytes go. */
+export interface BytePush {
+  push(byte: number): void;
+}
 
 const WHITESPACE = -2;
 const INVALID = -1;
@@ -31,7 +34,7 @@ export class Base64Decoder {
   private sextets = 0;
   private padding = 0;
 
-  constructor(private readonly sink: ByteSink) {}
+  constructor(private readonly sink: BytePush) {}
 
   /** One character (a UTF-16 code unit of the JSON string). */
   push(code: number): void {

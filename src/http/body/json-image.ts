@@ -60,7 +60,7 @@ export class JsonImageParser {
   private key = "";
   private member: "image" | "top_k" | undefined;
   private seen = new Set<string>();
-  private sink: ByteSink | undefined;
+  private sink: ByteSink | ChunkSink | undefined;
   private base64: Base64Decoder | undefined;
   /** data: URL handling at the start of the image string: the first characters, then the media type. */
   private prefix: string | undefined = "";
@@ -82,6 +82,11 @@ export class JsonImageParser {
     private readonly initialBytes: number,
     /** Called before the image's buffer grows (the memory ledger's account). */
     private readonly commit?: (bytes: number) => void,
+    /**
+     * Hand the image's bytes out as they are decoded (`take()` after each write) instead of gathering them:
+     * the image then streams into its decoder and `end()`'s image is empty.
+     */
+    private readonly streaming = false,
   ) {}
 
   write(chunk: Uint8Array): void {
@@ -91,7 +96,17 @@ export class JsonImageParser {
   end(): JsonImageBody {
     if (this.state !== S.End) throw invalidJson(this.state === S.Start ? "the body is empty" : "it ends early");
     if (!this.sink) throw invalidBody('it has no "image"');
-    return { image: this.sink.view(), topK: this.topK };
+    return { image: this.sink instanceof ByteSink ? this.sink.view() : new Uint8Array(0), topK: this.topK };
+  }
+
+  /** Streaming: the image bytes decoded since the previous take (empty when none). */
+  take(): Uint8Array {
+    return this.sink instanceof ChunkSink ? this.sink.take() : new Uint8Array(0);
+  }
+
+  /** Whether an "image" member has begun, so an empty result can be told from a missing one. */
+  get imageBytes(): number {
+    return this.sink?.length ?? 0;
   }
 
   private step(c: number): void {
@@ -234,7 +249,9 @@ export class JsonImageParser {
       this.state = S.TopK;
       return this.step(c);
     }
-    this.sink = new ByteSink(this.maxImageBytes, this.initialBytes, () => imageTooLarge(this.maxImageBytes), this.commit);
+    this.sink = this.streaming
+      ? new ChunkSink(this.maxImageBytes, () => imageTooLarge(this.maxImageBytes))
+      : new ByteSink(this.maxImageBytes, this.initialBytes, () => imageTooLarge(this.maxImageBytes), this.commit);
     if (c === 91) return this.go(S.ArrayFirst);
     if (c === 34) {
       this.base64 = new Base64Decoder(this.sink);
@@ -314,6 +331,37 @@ export class JsonImageParser {
     this.flushPrefix();
     this.base64!.end();
     this.state = S.AfterValue;
+  }
+}
+
+/**
+ * Decoded image bytes on their way to a streaming decoder: what one write decodes (at most 3/4 of a body chunk)
+ * is handed out by take(), so nothing grows with the image. `length` counts every byte, for the image's limit.
+ */
+class ChunkSink {
+  length = 0;
+  private buffer = new Uint8Array(16 * 1024);
+  private fill = 0;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly overflow: () => Error,
+  ) {}
+
+  push(byte: number): void {
+    if (++this.length > this.maxBytes) throw this.overflow();
+    if (this.fill === this.buffer.length) {
+      const grown = new Uint8Array(this.buffer.length * 2);
+      grown.set(this.buffer);
+      this.buffer = grown;
+    }
+    this.buffer[this.fill++] = byte;
+  }
+
+  take(): Uint8Array {
+    const out = this.buffer.slice(0, this.fill);
+    this.fill = 0;
+    return out;
   }
 }
 

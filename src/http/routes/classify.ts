@@ -10,7 +10,7 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { Bindings } from "../env";
 import { bodyChunks } from "../body/read-body";
-import { emptyImage, inputForm, queryTopK, readClassifyRequest } from "../read-images";
+import { emptyImage, inputForm, jsonImageStream, queryTopK, readClassifyRequest } from "../read-images";
 import { serverTiming } from "../server-timing";
 import {
   batchResponseSchema,
@@ -86,11 +86,13 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
         timing.preprocess += prepared.preprocessMs;
       };
 
-      if (form === "raw") {
-        // One image, decoded from the body as it arrives where its format allows (src/pipeline/image-stream.ts).
-        const topK = Math.min(fromQuery ?? DEFAULT_TOP_K, manifest.labels.length);
-        const body = bodyChunks(c.req.raw, MAX_STREAMED_IMAGE_BYTES, "image", options);
+      if (form === "raw" || form === "json") {
+        // One image, decoded from the body as it arrives where its format allows (src/pipeline/image-stream.ts):
+        // the raw bytes, or what a JSON body's base64 or byte array decodes to.
+        const json = form === "json" ? jsonImageStream(c, fromQuery, options) : undefined;
+        const body = json?.chunks ?? bodyChunks(c.req.raw, MAX_STREAMED_IMAGE_BYTES, "image", options);
         const prepared = await imageStreamToTensor(body, manifest.preprocess, manifest.input, memory, MAX_IMAGE_BYTES, emptyImage);
+        const topK = Math.min(json?.topK() ?? fromQuery ?? DEFAULT_TOP_K, manifest.labels.length);
         note(prepared);
         const started = performance.now();
         const predictions = classifier.classify([prepared.tensor], topK)[0]!;
