@@ -127,10 +127,27 @@ def main(argv=None) -> int:
     ap.add_argument("package", help="a Fashion-MNIST model package directory, e.g. model/alexnet-fmnist-64-v7")
     ap.add_argument("--calibrate", action="store_true", help="fit the calibration (on --fit) and write a new package")
     ap.add_argument("--export-dir", default="", help="with --calibrate: the new package's directory (its id: the name)")
-    ap.add_argument("--fit", type=span, default=(0, 5000), help="test images the calibration is fitted on (0:5000)")
-    ap.add_argument("--eval", type=span, default=(5000, 10000), help="test images every figure is reported on")
-    ap.add_argument("--fmnist-dir", default=D.FMNIST_DIR, help=f"Fashion-MNIST IDX files (default {D.FMNIST_DIR})")
-    ap.add_argument("--ood-scale", type=float, default=1.0, help="share of each OOD set to build (tests: 0.1)")
+    ap.add_argument(
+        "--fit",
+        type=span,
+        default=(0, 5000),
+        help="test images the calibration is fitted on, FIRST:END (default: 0:5000)",
+    )
+    ap.add_argument(
+        "--eval",
+        type=span,
+        default=(5000, 10000),
+        help="test images every figure is reported on, FIRST:END (default: 5000:10000)",
+    )
+    ap.add_argument(
+        "--fmnist-dir", default=D.FMNIST_DIR, help="the directory of the Fashion-MNIST IDX files (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--ood-scale",
+        type=float,
+        default=1.0,
+        help="share of each OOD set to build; the tests use 0.1 (default: %(default)s)",
+    )
     ap.add_argument("--no-candidates", action="store_true", help="skip the table of candidate OOD scores")
     ap.add_argument("--note", default="", help="with --calibrate: appended to the manifest's calibration.fitted_on")
     ap.add_argument(
@@ -139,7 +156,9 @@ def main(argv=None) -> int:
         help="a .pt file of the test images' served logits and fc7 activations: read if it exists, else written "
         "(the forward pass over 10,000 images is most of the run; the file is only valid for this package)",
     )
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads, 0 for torch's own choice (default: %(default)s)"
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

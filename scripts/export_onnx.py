@@ -66,13 +66,13 @@ def main() -> int:
         choices=FORMS,
         default="cast",
         help="operator form: cast (fastest) or integer (ConvInteger, int8 in memory) give the Worker's answers; "
-        "qdq and dynamic are onnxruntime's usual forms, up to 1.6%% away (docs/onnx-export.md)",
+        "qdq and dynamic are onnxruntime's usual forms, up to 1.6%% away, docs/onnx-export.md (default: %(default)s)",
     )
     p.add_argument(
         "--layout",
         choices=("nhwc", "nchw"),
         default="nhwc",
-        help="input layout: nhwc as the Worker and the samples take it (default), or nchw (PyTorch's)",
+        help="input layout: nhwc as the Worker and the samples take it, or nchw (PyTorch's) (default: %(default)s)",
     )
     p.add_argument(
         "--no-check",

@@ -48,10 +48,16 @@ def main() -> int:
     p.add_argument("package", help="a Fashion-MNIST package directory (e.g. model/alexnet-fmnist-64-v7)")
     p.add_argument("--count", type=int, default=10000, help="the first N test images (default: all 10,000)")
     p.add_argument("--form", choices=FORMS, default="cast", help="operator form of the export (default: cast)")
-    p.add_argument("--batch", type=int, default=100, help="images per onnxruntime session.run call")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    p.add_argument("--bound", type=float, default=0.1, help="allowed |ONNX top-1 - top1_int8| in points")
-    p.add_argument("--fmnist-dir", default=FMNIST_DIR, help="Fashion-MNIST's directory of .gz IDX files")
+    p.add_argument(
+        "--batch", type=int, default=100, help="images per onnxruntime session.run call (default: %(default)s)"
+    )
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: %(default)s)")
+    p.add_argument(
+        "--bound", type=float, default=0.1, help="allowed |ONNX top-1 - top1_int8| in points (default: %(default)s)"
+    )
+    p.add_argument(
+        "--fmnist-dir", default=FMNIST_DIR, help="Fashion-MNIST's directory of .gz IDX files (default: %(default)s)"
+    )
     args = p.parse_args()
     t0 = time.time()
     manifest, weights, _ = load_package(args.package)

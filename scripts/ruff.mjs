@@ -18,22 +18,30 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseCli, usageError } from "./lib/cli.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const HELP = `Usage: node scripts/ruff.mjs [options] [FILE.py ...]
-
-Lint (ruff check) and format-check (ruff format --check) the repository's Python with Ruff's WebAssembly
-build. Settings come from ruff.toml; files default to every tracked *.py (git ls-files '*.py').
-
-Options:
-  --check     report lint findings and unformatted files, change nothing (the default)
-  --write     format the files in place, then report the lint findings that remain
-  --fix       apply every fix Ruff offers for the lint findings in place (the WebAssembly build does not say
-              which fixes Ruff deems safe: review the diff), then report what remains
-  --quiet     print only problems, no summary line
-  -h, --help  show this help
-
-Exit status: 0 clean, 1 findings or unformatted files, 2 bad usage or settings.`;
+const spec = {
+  name: "ruff.mjs",
+  summary:
+    "Lint (ruff check) and format-check (ruff format --check) the repository's Python with Ruff's WebAssembly build. Settings come from ruff.toml; files default to every tracked *.py (git ls-files '*.py'). Exit status: 0 clean, 1 findings or unformatted files, 2 bad usage or settings.",
+  positionals: "[FILE.py ...]",
+  options: {
+    check: {
+      type: "boolean",
+      default: false,
+      help: "Report lint findings and unformatted files, change nothing (what runs without --write or --fix).",
+    },
+    write: { type: "boolean", default: false, help: "Format the files in place, then report the lint findings that remain." },
+    fix: {
+      type: "boolean",
+      default: false,
+      help: "Apply every fix Ruff offers for the lint findings in place (the WebAssembly build does not say which fixes Ruff deems safe: review the diff), then report what remains.",
+    },
+    quiet: { type: "boolean", default: false, help: "Print only problems, no summary line." },
+  },
+  examples: ["node scripts/ruff.mjs", "node scripts/ruff.mjs --fix --write training/tests/test_cli_help.py"],
+};
 
 /** Parse the TOML that ruff.toml uses: [tables], key = string | number | boolean | array of those. */
 function parseToml(text, file = "ruff.toml") {
@@ -130,22 +138,14 @@ function firstDifferentLine(a, b) {
 }
 
 function main(argv) {
-  const flags = new Set();
-  const files = [];
-  for (const arg of argv) {
-    if (arg === "-h" || arg === "--help") {
-      console.log(HELP);
-      return 0;
-    }
-    if (["--check", "--write", "--fix", "--quiet"].includes(arg)) flags.add(arg);
-    else if (arg.startsWith("-")) {
-      console.error(`ruff.mjs: unknown option ${arg}\n\n${HELP}`);
-      return 2;
-    } else files.push(arg);
-  }
+  const { values, positionals: files } = parseCli(spec, argv);
+  const flags = new Set(
+    Object.keys(values)
+      .filter((name) => values[name] === true)
+      .map((name) => `--${name}`),
+  );
   if (flags.has("--check") && (flags.has("--write") || flags.has("--fix"))) {
-    console.error("ruff.mjs: --check changes nothing; it cannot be combined with --write or --fix");
-    return 2;
+    usageError(spec, "--check changes nothing; it cannot be combined with --write or --fix");
   }
   let settings;
   try {

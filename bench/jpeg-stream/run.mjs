@@ -7,7 +7,8 @@
  *
  * Usage (from the repository root, after `/usr/bin/python3 scripts/make_jpeg_stream_fixtures.py --bench`;
  * djpeg from apt's libjpeg-turbo-progs):
- *   node --import ./bench/jpeg-stream/loader.mjs bench/jpeg-stream/run.mjs [--runs 9] [--target 224] [files...]
+ *   node --import ./bench/jpeg-stream/loader.mjs bench/jpeg-stream/run.mjs [--runs 9] [--target 224] [--chunk 65536] [files...]
+ *   (`--help` lists the options)
  * Default files: bench/.jpeg-stream/{baseline,progressive}-12mp.jpg. Each figure is the median of --runs runs
  * (after one warm-up), with the fastest and slowest, as wall time and as CPU time (user + system): on a
  * shared machine the CPU time is the steadier one. The wasm decode is fed in 64 KiB chunks, as a body
@@ -16,21 +17,26 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { parseCli, usageError } from "../../scripts/lib/cli.mjs";
 import { decodeJpeg, dctScale } from "../../src/image/jpeg.ts";
 import { JpegStream } from "../../src/image/jpeg-stream.ts";
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
+const spec = {
+  name: "jpeg-stream-bench",
+  summary:
+    "Times the streaming JPEG decoder against native djpeg and the Worker's current decoder (jpeg.ts) at the same DCT scale, and checks its pixels against djpeg's. Run with node --import ./bench/jpeg-stream/loader.mjs.",
+  positionals: "[FILE.jpg ...]",
   options: {
-    runs: { type: "string", default: "9" },
-    target: { type: "string", default: "224" },
-    chunk: { type: "string", default: "65536" },
+    runs: { type: "string", default: "9", value: "N", help: "Timed runs per decoder and file, after one warm-up." },
+    target: { type: "string", default: "224", value: "PX", help: "The model's input side, which picks the DCT scale as the Worker does." },
+    chunk: { type: "string", default: "65536", value: "BYTES", help: "Bytes per push into the streaming decoder, as a body arrives." },
   },
-});
-const runs = Number(values.runs);
-const target = Number(values.target);
-const chunk = Number(values.chunk);
+  examples: ["node --import ./bench/jpeg-stream/loader.mjs bench/jpeg-stream/run.mjs --runs 5 bench/.jpeg-stream/baseline-12mp.jpg"],
+};
+const { values, positionals } = parseCli(spec);
+const [runs, target, chunk] = [values.runs, values.target, values.chunk].map(Number);
+if (![runs, target, chunk].every((n) => Number.isInteger(n) && n > 0))
+  usageError(spec, "--runs, --target and --chunk must be positive integers");
 const files = positionals.length ? positionals : ["bench/.jpeg-stream/baseline-12mp.jpg", "bench/.jpeg-stream/progressive-12mp.jpg"];
 
 const stats = (times) => {
