@@ -63,11 +63,13 @@ export const MAX_WEBP_PIXELS = 16_000_000;
 
 /**
  * Largest lossless WebP (VP8L) accepted. libwebp decodes it to 4-byte ARGB at full size before it scales:
- * ~4.2 bytes a pixel with its tables and transforms (measured). 1 MP with a 1 MiB file (a lossless photo
- * runs ~0.9 bytes a pixel) computes to ~8.7 MiB with the raster, resize and tensor, within
- * MAX_IMAGE_WORKING_BYTES; PNG's 1.5 MP would not fit at 4 bytes a pixel plus the file.
+ * ~4.2 bytes a pixel with its tables and transforms (measured), and WebP cannot stream, so the file is held
+ * too. A 1920x1080 screenshot (2.07 MP; lossless screenshots run 0.05-0.5 MB) computes to ~12 MiB with a
+ * 0.3 MB file (test/image/webp-cost.test.ts; a larger file costs itself twice, held and copied): within one
+ * image's share when it comes as a raw or JSON body, which holds nothing else (src/pipeline/image-stream.ts);
+ * in a multipart batch, beside a held body, the computed cost refuses what does not fit (413 naming it).
  */
-export const MAX_WEBP_LOSSLESS_PIXELS = 1_000_000;
+export const MAX_WEBP_LOSSLESS_PIXELS = 2_100_000;
 
 /**
  * Largest lossy WebP with alpha accepted. Its alpha plane is a lossless image decoded at full size beside

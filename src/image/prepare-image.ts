@@ -46,20 +46,21 @@ export interface PreparedImage {
 }
 
 /** Reads the header and refuses (413) an image over its pixel limit or whose decoding would not fit the budget. */
-export function planImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape): ImagePlan {
-  return planHeader(sniffImage(bytes), preprocess, input);
+/** `maxBytes`: what the decode may hold, by default one image's share beside a held multipart body. */
+export function planImage(bytes: Uint8Array, preprocess: Preprocess, input: InputShape, maxBytes = MAX_IMAGE_WORKING_BYTES): ImagePlan {
+  return planHeader(sniffImage(bytes), preprocess, input, maxBytes);
 }
 
 /** planImage for a header already read (a streamed PNG's, from its first bytes). */
-export function planHeader(header: ImageHeader, preprocess: Preprocess, input: InputShape): ImagePlan {
+export function planHeader(header: ImageHeader, preprocess: Preprocess, input: InputShape, maxBytes = MAX_IMAGE_WORKING_BYTES): ImagePlan {
   refuseOverLimit(header);
-  const decodeSide = scaledDecodeSide(header, preprocess, input, MAX_IMAGE_WORKING_BYTES);
+  const decodeSide = scaledDecodeSide(header, preprocess, input, maxBytes);
   const workingBytes = imageWorkingBytes(header, preprocess, input, decodeSide);
-  if (workingBytes > MAX_IMAGE_WORKING_BYTES) {
+  if (workingBytes > maxBytes) {
     const { width, height } = header;
     throw new ImageError(
       "image_too_large",
-      `Decoding this ${width}x${height} ${kind(header)} would need ${mib(workingBytes)} MiB; an image may use at most ${mib(MAX_IMAGE_WORKING_BYTES)} MiB. Send it smaller or less elongated.`,
+      `Decoding this ${width}x${height} ${kind(header)} would need ${mib(workingBytes)} MiB; an image may use at most ${mib(maxBytes)} MiB. Send it smaller or less elongated.`,
     );
   }
   return { header, workingBytes, decodeSide };

@@ -10,7 +10,7 @@
  * `reserveWorking` of the decode's working memory, computed from the header before any decoding.
  */
 import type { InputShape, Preprocess } from "../package/manifest";
-import { MAX_STREAMED_WORKING_BYTES } from "../config";
+import { BODY_SLACK_BYTES, MAX_STREAMED_WORKING_BYTES, REQUEST_MEMORY_BYTES } from "../config";
 import {
   ImageError,
   jpegRowsToTensor,
@@ -75,7 +75,8 @@ export async function imageStreamToTensor(
   const sink = new ByteSink(bufferedBytes, 0, () => gatheredTooLarge(bufferedBytes), hooks.commit);
   for await (const chunk of replay(head, iterator)) sink.append(chunk);
   const bytes = sink.view();
-  const plan = planImage(bytes, preprocess, input);
+  // One image's share of a request, less the body it holds: a raw body holds nothing else.
+  const plan = planImage(bytes, preprocess, input, REQUEST_MEMORY_BYTES - BODY_SLACK_BYTES - bytes.buffer.byteLength);
   await hooks.reserveWorking(plan.workingBytes);
   return prepareImage(bytes, preprocess, input, plan);
 }

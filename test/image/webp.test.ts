@@ -84,23 +84,24 @@ describe("a large WebP is decoded at the size the resize needs, never at full si
     expect(maxAbsDiff(at(203, 203), [240, 230, 120])).toBeLessThanOrEqual(4);
   });
 
-  it("a lossless WebP at its pixel limit decodes, and one pixel more is refused", async () => {
+  it("a 1 MP lossless WebP decodes, and one past the pixel limit (a 1080p screenshot's 2.07 MP fits) is refused", async () => {
     const bytes = webpFixture("webp-lossless-1mp.webp"); // 1000x1000
-    expect(1000 * 1000).toBe(MAX_WEBP_LOSSLESS_PIXELS);
+    expect(1920 * 1080).toBeLessThanOrEqual(MAX_WEBP_LOSSLESS_PIXELS);
     const pre = { ...identity(224, 224).preprocess, resize: { shorter_side: 256, filter: "bilinear" as const } };
     const result = await prepareImage(bytes, pre, { height: 224, width: 224, channels: 3 });
     expect(result.source).toEqual({ type: "webp", width: 1000, height: 1000 });
-    // VP8L's header stores width - 1 in its first 14 bits (after the signature): make it 1001 wide.
-    const wider = bytes.slice();
+    // VP8L's header: width - 1 and height - 1 in 14 bits each after the signature. Make it just over the limit.
+    const bigger = bytes.slice();
     const vp8l = 12 + 8;
-    const bits = (wider[vp8l + 1]! | (wider[vp8l + 2]! << 8)) & 0x3fff;
-    expect(bits).toBe(999);
-    wider[vp8l + 1] = 1000 & 255;
-    wider[vp8l + 2] = (wider[vp8l + 2]! & 0xc0) | (1000 >> 8);
-    const error = await failure(wider);
+    const view = new DataView(bigger.buffer);
+    const bits = view.getUint32(vp8l + 1, true);
+    expect(bits & 0x3fff).toBe(999);
+    const side = Math.ceil(Math.sqrt(MAX_WEBP_LOSSLESS_PIXELS + 1));
+    view.setUint32(vp8l + 1, (bits & ~0xfffffff) | (side - 1) | ((side - 1) << 14), true);
+    const error = await failure(bigger);
     expect([error.status, error.message]).toEqual([
       413,
-      `The lossless WebP is 1001x1000 (1001000 pixels); the limit is ${MAX_WEBP_LOSSLESS_PIXELS} pixels.`,
+      `The lossless WebP is ${side}x${side} (${side * side} pixels); the limit is ${MAX_WEBP_LOSSLESS_PIXELS} pixels.`,
     ]);
   });
 });
