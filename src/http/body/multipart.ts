@@ -12,9 +12,42 @@ export interface MultipartForm {
   topK: string | undefined;
 }
 
-const malformed = (why: string) => new ApiError(400, "malformed_multipart", `The multipart/form-data body could not be parsed: ${why}.`);
-const CRLF_CRLF = Uint8Array.of(13, 10, 13, 10);
-const MAX_HEADERS = 8 * 1024; // a part's headers; real ones are a few hundred bytes
+export const malformedMultipart = (why: string) =>
+  new ApiError(400, "malformed_multipart", `The multipart/form-data body could not be parsed: ${why}.`);
+const malformed = malformedMultipart;
+export const CRLF_CRLF = Uint8Array.of(13, 10, 13, 10);
+/** A part's headers with the blank line that ends them; real ones are a few hundred bytes. */
+export const MAX_PART_HEADERS = 8 * 1024;
+/** What is read of a top_k field: a number needs a few bytes; the rest is not looked at. */
+export const MAX_TOP_K_BYTES = 64;
+
+/** The delimiter before every boundary but a first one that opens the body: CRLF "--" boundary. */
+export function multipartDelimiter(boundary: string): Uint8Array {
+  return new TextEncoder().encode(`\r\n--${boundary}`);
+}
+
+/**
+ * The field a part holds, from its header bytes: "image" (a file, within the batch: `images` counts the
+ * image parts before this one), "top_k", or undefined for a field the route does not read.
+ */
+export function partField(
+  headerBytes: Uint8Array,
+  images: number,
+  maxImages: number,
+  tooMany: (count: number) => Error,
+): "image" | "top_k" | undefined {
+  const headers = new TextDecoder().decode(headerBytes);
+  const disposition = /^content-disposition:\s*form-data(.*)$/im.exec(headers)?.[1] ?? "";
+  const name = param(disposition, "name");
+  if (name === "image") {
+    if (images + 1 > maxImages) throw tooMany(images + 1);
+    // A file part has a filename (RFC 7578 4.2); an "image" sent as a text field is a client mistake.
+    if (param(disposition, "filename") === undefined)
+      throw new ApiError(400, "missing_image", 'Each "image" field must be a file, not text.');
+    return "image";
+  }
+  return name === "top_k" ? "top_k" : undefined;
+}
 
 /** The boundary from a Content-Type such as `multipart/form-data; boundary="abc"` (RFC 2046 5.1.1). */
 export function multipartBoundary(contentType: string): string {
@@ -25,7 +58,7 @@ export function multipartBoundary(contentType: string): string {
 }
 
 export function parseMultipart(body: Uint8Array, boundary: string, maxImages: number, tooMany: (count: number) => Error): MultipartForm {
-  const delimiter = new TextEncoder().encode(`\r\n--${boundary}`);
+  const delimiter = multipartDelimiter(boundary);
   // The first boundary may open the body without the CRLF before it (no preamble).
   const dashBoundary = delimiter.subarray(2);
   let at: number;
@@ -40,22 +73,17 @@ export function parseMultipart(body: Uint8Array, boundary: string, maxImages: nu
   for (;;) {
     if (body[at] === 45 && body[at + 1] === 45) return form; // "--": the closing boundary
     at = skipLineEnd(body, at);
-    const headersEnd = indexOf(body, CRLF_CRLF, at, at + MAX_HEADERS);
+    const headersEnd = indexOf(body, CRLF_CRLF, at, at + MAX_PART_HEADERS);
     if (headersEnd < 0) throw malformed("a part's headers do not end");
-    const headers = new TextDecoder().decode(body.subarray(at, headersEnd));
     const contentStart = headersEnd + 4;
     const contentEnd = indexOf(body, delimiter, contentStart);
     if (contentEnd < 0) throw malformed("the body ends inside a part");
-    const disposition = /^content-disposition:\s*form-data(.*)$/im.exec(headers)?.[1] ?? "";
-    const name = param(disposition, "name");
-    if (name === "image") {
-      if (++imageCount > maxImages) throw tooMany(imageCount);
-      // A file part has a filename (RFC 7578 4.2); an "image" sent as a text field is a client mistake.
-      if (param(disposition, "filename") === undefined)
-        throw new ApiError(400, "missing_image", 'Each "image" field must be a file, not text.');
+    const field = partField(body.subarray(at, headersEnd), imageCount, maxImages, tooMany);
+    if (field === "image") {
+      imageCount++;
       form.images.push(body.subarray(contentStart, contentEnd));
-    } else if (name === "top_k") {
-      form.topK = new TextDecoder().decode(body.subarray(contentStart, Math.min(contentEnd, contentStart + 64)));
+    } else if (field === "top_k") {
+      form.topK = new TextDecoder().decode(body.subarray(contentStart, Math.min(contentEnd, contentStart + MAX_TOP_K_BYTES)));
     }
     at = contentEnd + delimiter.length;
   }
@@ -73,14 +101,14 @@ function skipLineEnd(body: Uint8Array, at: number): number {
   return at + 2;
 }
 
-function startsWith(body: Uint8Array, needle: Uint8Array, at: number): boolean {
+export function startsWith(body: Uint8Array, needle: Uint8Array, at: number): boolean {
   if (at + needle.length > body.length) return false;
   for (let i = 0; i < needle.length; i++) if (body[at + i] !== needle[i]) return false;
   return true;
 }
 
 /** The first index of `needle` in body[from, to), or -1; scans for its first byte with the native indexOf. */
-function indexOf(body: Uint8Array, needle: Uint8Array, from: number, to = body.length): number {
+export function indexOf(body: Uint8Array, needle: Uint8Array, from: number, to = body.length): number {
   const first = needle[0]!;
   for (let at = body.indexOf(first, from); at >= 0 && at + needle.length <= to; at = body.indexOf(first, at + 1)) {
     if (startsWith(body, needle, at)) return at;
