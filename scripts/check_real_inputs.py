@@ -45,7 +45,6 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from training.data import FMNIST_DIR, load_fmnist  # noqa: E402
 
-
 # Sensor-like noise (standard deviation in 8-bit levels): at quality 92 a 12 MP photo then weighs 4-6 MB, as
 # phone photos do; a clean synthetic picture would compress to a fraction of that.
 PHONE_NOISE = 12.0

@@ -178,16 +178,20 @@ export const BODY_SLACK_BYTES = 64 * 1024;
  * the chunk in flight and up to 1 MiB of JPEG header segments (src/image/jpeg-rows.ts).
  */
 export const MAX_STREAMED_WORKING_BYTES = REQUEST_MEMORY_BYTES - BODY_SLACK_BYTES - 1024 * 1024;
-/** Largest multipart body: its images, together at most MAX_IMAGE_BYTES, and their part headers. */
-export const MAX_MULTIPART_BODY_BYTES = MAX_IMAGE_BYTES + BODY_SLACK_BYTES;
 /**
- * What decoding one image may need, from its header (src/image/cost.ts): decoder memory at the chosen DCT
- * scale, rasters, resize buffers and the input tensor. Beside the largest body's reservation (a multipart
- * body and a chunk in flight) it fills REQUEST_MEMORY_BYTES; an image over it is refused with 413 before
- * decoding. Each request reserves it before reading its body, and shrinks to the computed figure once the
- * headers are read (src/http/routes/classify.ts).
+ * Largest multipart body: its images stream one after another into their decoders (src/http/body/multipart-stream.ts),
+ * so the body is never held and its size costs time, not memory: four 5 MB phone photos, or one image at
+ * MAX_STREAMED_IMAGE_BYTES, and their part headers.
  */
-export const MAX_IMAGE_WORKING_BYTES = REQUEST_MEMORY_BYTES - MAX_MULTIPART_BODY_BYTES - BODY_SLACK_BYTES;
+export const MAX_MULTIPART_BODY_BYTES = MAX_STREAMED_IMAGE_BYTES + BODY_SLACK_BYTES;
+/**
+ * What decoding one gathered image may need, from its header (src/image/cost.ts): decoder memory at the chosen
+ * DCT scale, rasters, resize buffers and the input tensor, beside the image's own bytes held whole (a WebP,
+ * an interlaced PNG, or any image of a multipart batch planned with the others: at most MAX_IMAGE_BYTES) and
+ * a chunk in flight. An image over it is refused with 413 before decoding. Images that stream hold no body
+ * and get MAX_STREAMED_WORKING_BYTES; a gathered one in a raw or JSON body gets the share less its own bytes.
+ */
+export const MAX_IMAGE_WORKING_BYTES = REQUEST_MEMORY_BYTES - MAX_IMAGE_BYTES - 2 * BODY_SLACK_BYTES;
 /**
  * A body that sends nothing for this long is answered 408 and its memory released. While a Worker waits on a
  * client's bytes it spends no CPU and no platform limit ends the request, so a stalled upload would otherwise

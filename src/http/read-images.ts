@@ -7,10 +7,9 @@
  */
 import type { Context } from "hono";
 import type { z } from "@hono/zod-openapi";
-import { DEFAULT_TOP_K, MAX_BATCH_IMAGES, MAX_JSON_BODY_BYTES, MAX_MULTIPART_BODY_BYTES, MAX_STREAMED_IMAGE_BYTES } from "../config";
-import { type BodyOptions, bodyChunks, checkDeclaredLength, readBody } from "./body/read-body";
+import { DEFAULT_TOP_K, MAX_JSON_BODY_BYTES, MAX_MULTIPART_BODY_BYTES, MAX_STREAMED_IMAGE_BYTES } from "../config";
+import { type BodyOptions, bodyChunks, checkDeclaredLength } from "./body/read-body";
 import { JsonImageParser } from "./body/json-image";
-import { multipartBoundary, parseMultipart } from "./body/multipart";
 import { ApiError } from "./errors";
 import { classifyFormSchema, classifyJsonSchema, classifyQuerySchema } from "./schemas";
 
@@ -57,33 +56,9 @@ export function queryTopK(c: Context): number | undefined {
   return validTopK(classifyQuerySchema.shape.top_k, query.top_k === "" ? undefined : query.top_k);
 }
 
-/**
- * The request's images and top_k. `options.commit` hears of every growth of what the body holds (the raw or
- * multipart body as it arrives, or the image a JSON body decodes to), so the caller's reservation follows the
- * bytes received.
- */
-export async function readClassifyRequest(
-  c: Context,
-  form: "multipart",
-  fromQuery: number | undefined,
-  options: BodyOptions = {},
-): Promise<ClassifyInput> {
-  const request = c.req.raw;
-  if (form === "multipart") {
-    const boundary = multipartBoundary(c.req.header("content-type") ?? "");
-    const body = await readBody(request, MAX_MULTIPART_BODY_BYTES, "multipart body", options);
-    const parsed = parseMultipart(
-      body,
-      boundary,
-      MAX_BATCH_IMAGES,
-      (count) =>
-        new ApiError(413, "too_many_images", `A batch holds at most ${MAX_BATCH_IMAGES} images; this one has more (${count} so far).`),
-    );
-    if (parsed.images.length === 0) throw new ApiError(400, "missing_image", 'The form has no "image" file field.');
-    const topK = validTopK(classifyFormSchema.shape.top_k, parsed.topK) ?? fromQuery ?? DEFAULT_TOP_K;
-    return { images: parsed.images.map(nonEmpty), topK, batch: true };
-  }
-  throw new Error(`readClassifyRequest: ${form} bodies stream (jsonImageStream)`);
+/** A multipart form's top_k text field, checked by the schema /openapi.json publishes; undefined when absent. */
+export function formTopK(value: string | undefined): number | undefined {
+  return validTopK(classifyFormSchema.shape.top_k, value);
 }
 
 export interface JsonImageStream {
@@ -127,7 +102,7 @@ function validTopK(schema: z.ZodType<number | undefined>, value: unknown): numbe
   return result.data;
 }
 
-function nonEmpty(bytes: Uint8Array): Uint8Array {
+function _nonEmpty(bytes: Uint8Array): Uint8Array {
   if (bytes.length === 0) throw emptyImage();
   return bytes;
 }

@@ -8,8 +8,6 @@ import { OverloadedError, type MemoryBudget, type Reservation } from "../memory/
 import type { StreamHooks } from "./image-stream";
 
 export interface RequestMemory extends StreamHooks {
-  /** The gathered body's bytes are now exactly `bytes` (a buffer done growing): give back the rest. */
-  settle(bytes: number): void;
   release(): void;
 }
 
@@ -22,9 +20,6 @@ export async function reserveRequestMemory(budget: MemoryBudget, label: string, 
       if (!held.resize(baseBytes + bytes)) {
         throw new OverloadedError(`no memory is free for ${bytes} bytes of this request's body now`, budget.retryAfterSeconds);
       }
-    },
-    settle(bytes) {
-      held.shrink(baseBytes + bytes);
     },
     // Waits (bounded, FIFO) while holding the body: requests ahead in the queue are decoding, not reading, so
     // they finish and free their share.

@@ -166,7 +166,7 @@ describe("bad requests get a JSON error with the right status", () => {
     form.append("image", new File([testPicture(24, 2).slice(0, 60)], "b.png"));
     const response = await SELF.fetch(URL_CLASSIFY, { method: "POST", body: form });
     expect(response.status).toBe(422);
-    expect((await response.json<{ error: { message: string } }>()).error.message).toMatch(/^Image 2 of 2/);
+    expect((await response.json<{ error: { message: string } }>()).error.message).toMatch(/^Image 2 of the batch: /);
   });
 
   it("answers a burst of concurrent good and bad requests, each with its own status", async () => {

@@ -1,16 +1,24 @@
 /** POST /v1/classify: image(s) in, top-k labels out. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
-import { BODY_SLACK_BYTES, DEFAULT_TOP_K, MAX_IMAGE_BYTES, MAX_STREAMED_IMAGE_BYTES } from "../../config";
-import { ImageError, type PreparedImage, planImage, prepareImage } from "../../image";
+import {
+  BODY_SLACK_BYTES,
+  DEFAULT_TOP_K,
+  MAX_BATCH_IMAGES,
+  MAX_IMAGE_BYTES,
+  MAX_MULTIPART_BODY_BYTES,
+  MAX_STREAMED_IMAGE_BYTES,
+} from "../../config";
+import { ImageError, type PreparedImage } from "../../image";
 import { imageStreamToTensor } from "../../pipeline/image-stream";
 import { type RequestMemory, reserveRequestMemory } from "../../pipeline/request-memory";
-import { workingPlan } from "../../pipeline/working-plan";
 import { keyedRoute, rateLimitedResponse, unauthorizedResponse } from "../access-docs";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { Bindings } from "../env";
 import { bodyChunks } from "../body/read-body";
-import { emptyImage, inputForm, jsonImageStream, queryTopK, readClassifyRequest } from "../read-images";
+import { multipartBoundary } from "../body/multipart";
+import { multipartImages } from "../body/multipart-stream";
+import { emptyImage, formTopK, inputForm, jsonImageStream, queryTopK } from "../read-images";
 import { serverTiming } from "../server-timing";
 import {
   batchResponseSchema,
@@ -77,8 +85,12 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
     try {
       const { classifier } = lease;
       const { manifest } = classifier;
-      const scores = scoresBytes(manifest.labels.length);
-      memory = await reserveRequestMemory(c.var.budget, `classify ${c.get("requestId") ?? ""}`.trim(), BODY_SLACK_BYTES + scores);
+      // A batch keeps every image's flattened features and answer until its dense pass: small (36 KiB an image for
+      // AlexNet-224), reserved for the largest batch up front.
+      const perImage =
+        form === "multipart" ? MAX_BATCH_IMAGES * (scoresBytes(manifest.labels.length) + classifier.featureBytesPerImage) : 0;
+      const base = BODY_SLACK_BYTES + scoresBytes(manifest.labels.length) + perImage;
+      memory = await reserveRequestMemory(c.var.budget, `classify ${c.get("requestId") ?? ""}`.trim(), base);
       const options = { ...bodyTimeouts(c.env), commit: memory.commit };
       const timing = { decode: 0, preprocess: 0, inference: 0 };
       const note = (prepared: PreparedImage) => {
@@ -102,54 +114,43 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
         return c.json(answer);
       }
 
-      const input = await readClassifyRequest(c, form, fromQuery, options);
-      memory.settle(heldBytes(input.images));
-      // Every header read before any decode: what the batch needs is then known, and held for its duration.
-      const plans = input.images.map((bytes, index) => {
-        try {
-          return planImage(bytes, manifest.preprocess, manifest.input);
-        } catch (error) {
-          throw inBatch(error, index, input.images.length);
-        }
-      });
-      const working = workingPlan(
-        plans.map((p) => p.workingBytes),
-        classifier.featureBytesPerImage,
+      // A multipart batch: each image part streams into the pipeline as it arrives, one at a time, and only its
+      // flattened features are kept, so the dense layers run once for all of them, sharing each weight load.
+      let formTopKText: string | undefined;
+      const parts = multipartImages(
+        bodyChunks(c.req.raw, MAX_MULTIPART_BODY_BYTES, "multipart body", options),
+        multipartBoundary(c.req.header("content-type") ?? ""),
+        {
+          maxImages: MAX_BATCH_IMAGES,
+          tooMany: (count) =>
+            new ApiError(413, "too_many_images", `A batch holds at most ${MAX_BATCH_IMAGES} images; this one has more (${count} so far).`),
+          onTopK: (value) => {
+            formTopKText = value;
+          },
+        },
       );
-      await memory.reserveWorking(working.bytes);
-
-      const topK = Math.min(input.topK, manifest.labels.length);
-      // One image at a time through decode and the convolutions, each done before the next is decoded: a
-      // batch never holds more than one raster and one input tensor. Where the request's share allows, it
-      // also keeps each image's flattened features so the dense layers run once for all of them, sharing
-      // each weight load (Classifier.batch); else each image is classified whole before the next. The
-      // answers are the same either way, bit for bit.
       const batch = classifier.batch();
-      const predictions: ReturnType<typeof classifier.classify> = [];
-      for (const [index, bytes] of input.images.entries()) {
+      let count = 0;
+      for await (const part of parts) {
         let prepared: PreparedImage;
         try {
-          prepared = await prepareImage(bytes, manifest.preprocess, manifest.input, plans[index]);
+          prepared = await imageStreamToTensor(part.bytes, manifest.preprocess, manifest.input, memory, MAX_IMAGE_BYTES, emptyImage);
         } catch (error) {
-          throw inBatch(error, index, input.images.length);
+          throw inBatch(error, part.index);
         }
         note(prepared);
         const started = performance.now();
-        if (working.batched) batch.add(prepared.tensor);
-        else predictions.push(classifier.classify([prepared.tensor], topK)[0]!);
+        batch.add(prepared.tensor);
         timing.inference += performance.now() - started;
+        count++;
       }
-      if (working.batched) {
-        const started = performance.now();
-        predictions.push(...batch.classify(topK));
-        timing.inference += performance.now() - started;
-      }
+      if (count === 0) throw new ApiError(400, "missing_image", 'The form has no "image" file field.');
+      const topK = Math.min(formTopK(formTopKText) ?? fromQuery ?? DEFAULT_TOP_K, manifest.labels.length);
+      const started = performance.now();
+      const predictions = batch.classify(topK);
+      timing.inference += performance.now() - started;
       c.header("Server-Timing", serverTiming(timing));
-      if (input.batch) {
-        const body: BatchResponse = { model: manifest.id, results: predictions.map((p) => ({ predictions: p })) };
-        return c.json(body);
-      }
-      const body: ClassifyResponse = { model: manifest.id, predictions: predictions[0]! };
+      const body: BatchResponse = { model: manifest.id, results: predictions.map((p) => ({ predictions: p })) };
       return c.json(body);
     } finally {
       memory?.release();
@@ -167,17 +168,12 @@ function bodyTimeouts(env: Bindings): { idleMs?: number; deadlineMs?: number } {
   return { idleMs: ms(env.BODY_IDLE_TIMEOUT_SECONDS), deadlineMs: ms(env.BODY_DEADLINE_SECONDS) };
 }
 
-/** An image's error in a batch names the image. */
-function inBatch(error: unknown, index: number, count: number): unknown {
-  if (error instanceof ImageError && count > 1) {
-    return new ApiError(error.status, error.code, `Image ${index + 1} of ${count}: ${error.message}`, { cause: error });
+/** An image's error in a batch names the image (its place; the batch's size is not known until it has been read). */
+function inBatch(error: unknown, index: number): unknown {
+  if (error instanceof ImageError || (error instanceof ApiError && error.code === "empty_image")) {
+    return new ApiError(error.status, error.code, `Image ${index + 1} of the batch: ${error.message}`, { cause: error });
   }
   return error;
-}
-
-/** What the body holds once read: the buffers the images are views of (one, for a multipart batch). */
-function heldBytes(images: Uint8Array[]): number {
-  return [...new Set(images.map((i) => i.buffer))].reduce((sum, buffer) => sum + buffer.byteLength, 0);
 }
 
 /** The forward pass's output and its sorted copy in JS; its activations live in the model's own heaps. */
