@@ -47,38 +47,44 @@ export async function imageStreamToTensor(
   empty: EmptyStream,
 ): Promise<PreparedImage> {
   const iterator = chunks[Symbol.asyncIterator]();
-  const head: Uint8Array[] = [];
-  let headBytes = 0;
-  while (headBytes < PNG_HEAD_BYTES) {
-    const next = await iterator.next();
-    if (next.done) break;
-    head.push(next.value);
-    headBytes += next.value.length;
-  }
-  if (headBytes === 0) throw empty();
-  const first = concat(head);
-  const png = pngHead(first);
-  // Not JPEG, PNG or WebP by its first bytes: refused now (415, naming what it is if known), not after the rest arrives.
-  if (!png) refuseUnknown(first);
-  if (first[0] === 0xff && first[1] === 0xd8 && first[2] === 0xff) {
-    return jpegRowsToTensor(replay(head, iterator), preprocess, input, {
-      plan: (header) => planJpegStream(header, preprocess, input, MAX_STREAMED_WORKING_BYTES),
-      reserve: hooks.reserveWorking,
-      commit: hooks.commit,
-    });
-  }
-  if (png) {
-    const plan = planHeader(png, preprocess, input);
+  try {
+    const head: Uint8Array[] = [];
+    let headBytes = 0;
+    while (headBytes < PNG_HEAD_BYTES) {
+      const next = await iterator.next();
+      if (next.done) break;
+      head.push(next.value);
+      headBytes += next.value.length;
+    }
+    if (headBytes === 0) throw empty();
+    const first = concat(head);
+    const png = pngHead(first);
+    // Not JPEG, PNG or WebP by its first bytes: refused now (415, naming what it is if known), not after the rest arrives.
+    if (!png) refuseUnknown(first);
+    if (first[0] === 0xff && first[1] === 0xd8 && first[2] === 0xff) {
+      return await jpegRowsToTensor(replay(head, iterator), preprocess, input, {
+        plan: (header) => planJpegStream(header, preprocess, input, MAX_STREAMED_WORKING_BYTES),
+        reserve: hooks.reserveWorking,
+        commit: hooks.commit,
+      });
+    }
+    if (png) {
+      const plan = planHeader(png, preprocess, input);
+      await hooks.reserveWorking(plan.workingBytes);
+      return await pngRowsToTensor(replay(head, iterator), preprocess, input);
+    }
+    const sink = new ByteSink(bufferedBytes, 0, () => gatheredTooLarge(bufferedBytes), hooks.commit);
+    for await (const chunk of replay(head, iterator)) sink.append(chunk);
+    const bytes = sink.view();
+    // One image's share of a request, less the body it holds: a raw body holds nothing else.
+    const plan = planImage(bytes, preprocess, input, REQUEST_MEMORY_BYTES - BODY_SLACK_BYTES - bytes.buffer.byteLength);
     await hooks.reserveWorking(plan.workingBytes);
-    return pngRowsToTensor(replay(head, iterator), preprocess, input);
+    return await prepareImage(bytes, preprocess, input, plan);
+  } catch (error) {
+    // Let the body go (its reader's lock), so the caller can read the rest away before answering.
+    await iterator.return?.(undefined);
+    throw error;
   }
-  const sink = new ByteSink(bufferedBytes, 0, () => gatheredTooLarge(bufferedBytes), hooks.commit);
-  for await (const chunk of replay(head, iterator)) sink.append(chunk);
-  const bytes = sink.view();
-  // One image's share of a request, less the body it holds: a raw body holds nothing else.
-  const plan = planImage(bytes, preprocess, input, REQUEST_MEMORY_BYTES - BODY_SLACK_BYTES - bytes.buffer.byteLength);
-  await hooks.reserveWorking(plan.workingBytes);
-  return prepareImage(bytes, preprocess, input, plan);
 }
 
 /** The header of a non-interlaced PNG from its first bytes, or undefined (not a PNG, interlaced, or malformed: decoded whole). */
@@ -119,10 +125,16 @@ function refuseUnknown(first: Uint8Array): void {
   if (!jpeg && !png && !riff && first.length >= 3) sniffImage(first);
 }
 
-/** The bytes read ahead, then the rest of the stream. */
+/** The bytes read ahead, then the rest of the stream; a consumer that stops early stops the stream too. */
 async function* replay(head: Uint8Array[], rest: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
-  yield* head;
-  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+  let done = false;
+  try {
+    yield* head;
+    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+    done = true;
+  } finally {
+    if (!done) await rest.return?.(undefined);
+  }
 }
 
 function gatheredTooLarge(limit: number): ImageError {

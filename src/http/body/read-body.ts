@@ -59,22 +59,54 @@ export async function* bodyChunks(request: Request, limit: number, what: string,
   const reader = request.body.getReader();
   let received = 0;
   let finished = false;
+  let refused = false;
   try {
     for (;;) {
-      const { done, value } = await readWithin(reader, Math.min(idleMs, Math.max(0, deadline - Date.now())), () =>
-        Date.now() >= deadline ? bodyTimeout(what, "took too long to arrive") : bodyTimeout(what, `sent nothing for ${idleMs / 1000} s`),
-      );
-      if (done) {
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await readWithin(reader, Math.min(idleMs, Math.max(0, deadline - Date.now())), () =>
+          Date.now() >= deadline ? bodyTimeout(what, "took too long to arrive") : bodyTimeout(what, `sent nothing for ${idleMs / 1000} s`),
+        );
+      } catch (error) {
+        refused = true;
+        throw error;
+      }
+      if (next.done) {
         finished = true;
         return;
       }
-      received += value.byteLength;
-      if (received > limit) throw bodyTooLarge(limit, what);
-      yield value;
+      received += next.value.byteLength;
+      if (received > limit) {
+        refused = true;
+        throw bodyTooLarge(limit, what);
+      }
+      yield next.value;
     }
   } finally {
-    // Left early (a limit, or the consumer's own error): stop the upload rather than drain it.
-    if (!finished) reader.cancel().catch(() => undefined);
+    // Refused here (a limit, a timeout, a broken body): stop the upload. Left by the consumer (its own error,
+    // or it needs no more): let go, so the caller can read the rest away before answering (discardRest).
+    if (refused) reader.cancel().catch(() => undefined);
+    else if (!finished) reader.releaseLock();
+  }
+}
+
+/**
+ * Reads what is left of a body and throws it away, for a request answered with an error while its client is
+ * still sending: an answer sent over an upload in progress reaches many clients as a reset connection instead
+ * (HTTP/1.1 clients write the whole body before they read). Only a body that declared its length within
+ * `limit` is read away: its client means to send that much, and it was acceptable; a streamed body without a
+ * length (or over it) is cut off. Bounded as any body is: `limit` bytes, the idle and whole-body timeouts;
+ * whatever stops it, the answer stands.
+ */
+export async function discardRest(request: Request, limit: number, options: BodyOptions = {}): Promise<void> {
+  const declared = contentLength(request);
+  if (!request.body || request.body.locked || declared === undefined || declared > limit) return;
+  try {
+    for await (const _ of bodyChunks(request, limit, "body", options)) {
+      // discarded
+    }
+  } catch {
+    // The answer is already decided; a body that breaks off or runs long only ends the discarding.
   }
 }
 

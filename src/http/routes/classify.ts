@@ -5,6 +5,7 @@ import {
   DEFAULT_TOP_K,
   MAX_BATCH_IMAGES,
   MAX_IMAGE_BYTES,
+  MAX_JSON_BODY_BYTES,
   MAX_MULTIPART_BODY_BYTES,
   MAX_STREAMED_IMAGE_BYTES,
 } from "../../config";
@@ -15,7 +16,7 @@ import { keyedRoute, rateLimitedResponse, unauthorizedResponse } from "../access
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { Bindings } from "../env";
-import { bodyChunks } from "../body/read-body";
+import { bodyChunks, discardRest } from "../body/read-body";
 import { multipartBoundary } from "../body/multipart";
 import { multipartImages } from "../body/multipart-stream";
 import { emptyImage, formTopK, inputForm, jsonImageStream, queryTopK } from "../read-images";
@@ -152,6 +153,12 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
       c.header("Server-Timing", serverTiming(timing));
       const body: BatchResponse = { model: manifest.id, results: predictions.map((p) => ({ predictions: p })) };
       return c.json(body);
+    } catch (error) {
+      // Give the memory back first: reading away the rest of a refused body may take a while.
+      memory?.release();
+      memory = undefined;
+      await discardRest(c.req.raw, MAX_JSON_BODY_BYTES, bodyTimeouts(c.env));
+      throw error;
     } finally {
       memory?.release();
       lease.release();
