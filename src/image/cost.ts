@@ -147,8 +147,7 @@ export function jpegDecoderBytes(header: JpegHeader, shorterSide: number): numbe
   // up to the component's sampling factors.
   const coefficients = header.buffersCoefficients
     ? components.reduce((sum, c) => {
-        const blocksWide = roundUp(Math.ceil(Math.ceil((width * c.h) / hMax) / 8), c.h);
-        const blocksHigh = roundUp(Math.ceil(Math.ceil((height * c.v) / vMax) / 8), c.v);
+        const { blocksWide, blocksHigh } = componentBlocks(header, c, hMax, vMax);
         return sum + blocksWide * blocksHigh * 128;
       }, 0)
     : 0;
@@ -184,8 +183,7 @@ export function jpegStreamCountedBytes(header: JpegHeader, decodeSide: number): 
   const vMax = Math.max(...components.map((c) => c.v));
   const coefficients = header.buffersCoefficients
     ? components.reduce((sum, c) => {
-        const blocksWide = roundUp(Math.ceil(Math.ceil((width * c.h) / hMax) / 8), c.h);
-        const blocksHigh = roundUp(Math.ceil(Math.ceil((height * c.v) / vMax) / 8), c.v);
+        const { blocksWide, blocksHigh } = componentBlocks(header, c, hMax, vMax);
         const k = idctSize(n, c, hMax, vMax);
         const stripRows = (header.progressive ? 5 : 1) * c.v;
         // An array no taller than its strip stays whole, at full blocks.
@@ -196,6 +194,14 @@ export function jpegStreamCountedBytes(header: JpegHeader, decodeSide: number): 
     : 0;
   const rows = w * components.length * ROW_BYTES_PER_COLUMN * vMax;
   return roundUp(LIBJPEG_FIXED_BYTES + JPEG_STREAM_WINDOW_BYTES + coefficients + rows, PAGE);
+}
+
+/** A component's whole-image coefficient array in blocks (jdcoefct.c), rounded up to its sampling factors. */
+function componentBlocks(header: JpegHeader, c: { h: number; v: number }, hMax: number, vMax: number) {
+  return {
+    blocksWide: roundUp(Math.ceil(Math.ceil((header.width * c.h) / hMax) / 8), c.h),
+    blocksHigh: roundUp(Math.ceil(Math.ceil((header.height * c.v) / vMax) / 8), c.v),
+  };
 }
 
 /**
