@@ -23,6 +23,7 @@ import { apiKey } from "./middleware/api-key";
 import { corsFromEnv } from "./middleware/cors";
 import { rateLimit } from "./middleware/rate-limit";
 import { noteModel, requestLog } from "./middleware/request-log";
+import { settleUnreadBody } from "./middleware/unread-body";
 import { registerClassify } from "./routes/classify";
 import { registerDemo } from "./routes/demo";
 import { registerHealth } from "./routes/health";
@@ -54,6 +55,7 @@ export function createApp(options: { models?: ModelHolder; budget?: MemoryBudget
 
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(requestLog());
+  app.use(settleUnreadBody());
   // Before the key check: preflights carry no Authorization, and a 401 must carry CORS headers to be readable.
   app.use(corsFromEnv({ maxAgeSeconds: CORS_MAX_AGE_SECONDS, exposeHeaders: EXPOSED_HEADERS }));
   app.use(async (c, next) => {

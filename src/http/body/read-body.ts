@@ -94,7 +94,7 @@ export async function* bodyChunks(request: Request, limit: number, what: string,
  * Reads what is left of a body and throws it away, for a request answered with an error while its client is
  * still sending: an answer sent over an upload in progress reaches many clients as a reset connection instead
  * (HTTP/1.1 clients write the whole body before they read). Only a body that declared its length within
- * `limit` is read away: its client means to send that much, and it was acceptable; a streamed body without a
+ * `limit` is read away: its client means to send that much; a streamed body without a
  * length (or over it) is cut off. Bounded as any body is: `limit` bytes, the idle and whole-body timeouts;
  * whatever stops it, the answer stands.
  */
@@ -108,6 +108,15 @@ export async function discardRest(request: Request, limit: number, options: Body
   } catch {
     // The answer is already decided; a body that breaks off or runs long only ends the discarding.
   }
+}
+
+/**
+ * The body's timeouts from the environment, where set (BODY_IDLE_TIMEOUT_SECONDS, BODY_DEADLINE_SECONDS: tests
+ * shorten them); otherwise src/config.ts's.
+ */
+export function bodyTimeouts(env: { BODY_IDLE_TIMEOUT_SECONDS?: string; BODY_DEADLINE_SECONDS?: string }): BodyOptions {
+  const ms = (value: string | undefined) => (value !== undefined && value !== "" && Number(value) >= 0 ? Number(value) * 1000 : undefined);
+  return { idleMs: ms(env.BODY_IDLE_TIMEOUT_SECONDS), deadlineMs: ms(env.BODY_DEADLINE_SECONDS) };
 }
 
 /** The whole body in one buffer of its own size. */

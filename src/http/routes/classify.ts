@@ -5,7 +5,6 @@ import {
   DEFAULT_TOP_K,
   MAX_BATCH_IMAGES,
   MAX_IMAGE_BYTES,
-  MAX_JSON_BODY_BYTES,
   MAX_MULTIPART_BODY_BYTES,
   MAX_STREAMED_IMAGE_BYTES,
 } from "../../config";
@@ -15,8 +14,7 @@ import { type RequestMemory, reserveRequestMemory } from "../../pipeline/request
 import { keyedRoute, rateLimitedResponse, unauthorizedResponse } from "../access-docs";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import type { Bindings } from "../env";
-import { bodyChunks, discardRest } from "../body/read-body";
+import { bodyChunks, bodyTimeouts } from "../body/read-body";
 import { multipartBoundary } from "../body/multipart";
 import { multipartImages } from "../body/multipart-stream";
 import { emptyImage, formTopK, inputForm, jsonImageStream, queryTopK } from "../read-images";
@@ -153,26 +151,13 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
       c.header("Server-Timing", serverTiming(timing));
       const body: BatchResponse = { model: manifest.id, results: predictions.map((p) => ({ predictions: p })) };
       return c.json(body);
-    } catch (error) {
-      // Give the memory back first: reading away the rest of a refused body may take a while.
-      memory?.release();
-      memory = undefined;
-      await discardRest(c.req.raw, MAX_JSON_BODY_BYTES, bodyTimeouts(c.env));
-      throw error;
     } finally {
+      // The memory goes back before the answer: what is left of a refused body is read away after this
+      // (src/http/middleware/unread-body.ts), which may take a while.
       memory?.release();
       lease.release();
     }
   });
-}
-
-/**
- * The body's timeouts from the environment, where set (BODY_IDLE_TIMEOUT_SECONDS, BODY_DEADLINE_SECONDS: tests
- * shorten them); otherwise src/config.ts's.
- */
-function bodyTimeouts(env: Bindings): { idleMs?: number; deadlineMs?: number } {
-  const ms = (value: string | undefined) => (value !== undefined && value !== "" && Number(value) >= 0 ? Number(value) * 1000 : undefined);
-  return { idleMs: ms(env.BODY_IDLE_TIMEOUT_SECONDS), deadlineMs: ms(env.BODY_DEADLINE_SECONDS) };
 }
 
 /** An image's error in a batch names the image (its place; the batch's size is not known until it has been read). */
