@@ -16,7 +16,7 @@ export function ensureBenchPackage(root, log = console.log) {
     log("generating the random 224x224 AlexNet package (~60 MB, once) ...");
     execFileSync("sh", ["scripts/python.sh", "scripts/make_bench_package.py", "--no-onnx", packageDir], {
       cwd: root,
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", process.stderr, "inherit"],
     });
   }
   return packageDir;

@@ -10,7 +10,10 @@
  *   3. every input form at its limit (src/config.ts), one request at a time and 8 at once: raw JPEG (largest
  *      baseline, largest progressive, 65000x240), PNG at its pixel limit, a hostile PNG (1x1 IHDR, then an
  *      8000x8000 one), lossy, lossless and alpha WebP, Workers AI's JSON byte array of a 5 MB photo, base64
- *      JSON, a multipart batch of 8.
+ *      JSON, a multipart batch of 8; then the streaming pipeline's forms beyond the 4 MiB gathered limit
+ *      (bench/make_stream_inputs.py): a 12 MP phone JPEG, a 50 MP baseline JPEG, 12 MP progressive 4:2:0 and
+ *      24 MP progressive 4:4:4 JPEGs, a 50 MP PNG, base64 JSON of the 50 MP JPEG, a form of 4 phone photos, and
+ *      the structure bombs at the largest counts accepted (100 scans, 16,384 IDATs).
  * Before each phase a forced GC (HeapProfiler.collectGarbage, nudged by a /healthz); during it the inspector's
  * Runtime.getHeapUsage is sampled every 25 ms and /readyz's `memory` (wasm memories, ledger) every 100 ms.
  * A row's total = peak(usedSize + backingStorageSize) + the model's wasm memories + the largest decoder wasm
@@ -24,6 +27,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   MAX_IMAGE_BYTES,
+  MAX_STREAMED_IMAGE_BYTES,
   MAX_JPEG_PIXELS,
   MAX_PNG_PIXELS,
   MAX_PROGRESSIVE_JPEG_PIXELS,
@@ -31,6 +35,8 @@ import {
   MAX_WEBP_LOSSLESS_PIXELS,
   MAX_WEBP_PIXELS,
 } from "../src/config.ts";
+import { MAX_JPEG_SCANS } from "../src/image/jpeg-markers.ts";
+import { MAX_IDAT_CHUNKS } from "../src/image/png-chunks.ts";
 import { ensureBenchPackage, seedLocalBucket } from "./bench-package.mjs";
 import { connectInspector, startHeapSampler } from "../scripts/lib/inspector.mjs";
 import { parseCli, usageError } from "../scripts/lib/cli.mjs";
@@ -92,6 +98,17 @@ function ensureInputs() {
   execFileSync("sh", ["scripts/python.sh", ...args], { cwd: root, stdio: ["ignore", json ? process.stderr : "inherit", "inherit"] });
 }
 
+/** The streamed forms' inputs (bench/make_stream_inputs.py), at the streaming pipeline's limits. */
+function ensureStreamInputs() {
+  if (existsSync(join(inputsDir, "bomb-idat.png"))) return; // the last one written
+  log("generating the streamed-input images into bench/.inputs (once, ~15 s) ...");
+  const args = ["bench/make_stream_inputs.py", inputsDir];
+  args.push("--baseline-pixels", String(MAX_JPEG_PIXELS), "--progressive-pixels", String(MAX_PROGRESSIVE_JPEG_PIXELS));
+  args.push("--png-pixels", String(MAX_PNG_PIXELS), "--streamed-bytes", String(MAX_STREAMED_IMAGE_BYTES));
+  args.push("--max-scans", String(MAX_JPEG_SCANS), "--max-idat", String(MAX_IDAT_CHUNKS));
+  execFileSync("sh", ["scripts/python.sh", ...args], { cwd: root, stdio: ["ignore", json ? process.stderr : "inherit", "inherit"] });
+}
+
 const file = (name) => readFileSync(join(inputsDir, name));
 
 /** Each phase: a name, a note, and a function returning a fresh request init (bodies are reused, not rebuilt). */
@@ -128,11 +145,55 @@ function phases() {
     { name: "webp-lossless", note: `lossless WebP at its pixel limit, ${mb(wll.length)}`, init: raw("image/webp", wll) },
     { name: "webp-alpha", note: `lossy WebP with alpha at its pixel limit, ${mb(wa.length)}`, init: raw("image/webp", wa) },
     { name: "multipart-8", note: `8 progressive JPEGs in one form, ${mb(8 * progressive.length)}`, init: multipart },
+    ...streamedPhases(raw, mb),
+  ];
+}
+
+/** The streaming pipeline's forms: files decoded as they arrive, beyond the gathered 4 MiB limit. */
+function streamedPhases(raw, mb) {
+  const [big, phone, prog, prog444, png, scans, idat] = [
+    "stream-baseline-50mp.jpg",
+    "stream-phone-12mp.jpg",
+    "stream-progressive-12mp.jpg",
+    "stream-progressive-444.jpg",
+    "stream-png-50mp.png",
+    "bomb-scans.jpg",
+    "bomb-idat.png",
+  ].map(file);
+  const base64Body = JSON.stringify({ image: big.toString("base64") });
+  const phones = () => {
+    const form = new FormData();
+    for (let i = 0; i < 4; i++) form.append("image", new Blob([phone], { type: "image/jpeg" }), `phone${i}.jpg`);
+    return { method: "POST", body: form };
+  };
+  return [
+    { name: "s-jpeg-phone", note: `12 MP phone JPEG, streamed, ${mb(phone.length)}`, init: raw("image/jpeg", phone) },
+    { name: "s-jpeg-50mp", note: `50 MP baseline JPEG, streamed, ${mb(big.length)}`, init: raw("image/jpeg", big) },
+    { name: "s-jpeg-prog-12mp", note: `12 MP progressive 4:2:0, ${mb(prog.length)}`, init: raw("image/jpeg", prog) },
+    { name: "s-jpeg-prog-444", note: `24 MP progressive 4:4:4, ${mb(prog444.length)}`, init: raw("image/jpeg", prog444) },
+    { name: "s-png-50mp", note: `50 MP screenshot PNG, streamed, ${mb(png.length)}`, init: raw("image/png", png) },
+    {
+      name: "s-json-base64-50mp",
+      note: `base64 JSON of the 50 MP JPEG, body ${mb(base64Body.length)}`,
+      init: raw("application/json", base64Body),
+    },
+    { name: "s-multipart-4-phones", note: `4 phone JPEGs in one form, ${mb(4 * phone.length)}`, init: phones },
+    {
+      name: "bomb-scans",
+      note: `progressive JPEG of ${MAX_JPEG_SCANS} scans (the most accepted), ${mb(scans.length)}`,
+      init: raw("image/jpeg", scans),
+    },
+    {
+      name: "bomb-idat",
+      note: `PNG of ${MAX_IDAT_CHUNKS} IDAT chunks (the most accepted), ${mb(idat.length)}`,
+      init: raw("image/png", idat),
+    },
   ];
 }
 
 async function main() {
   ensureInputs();
+  ensureStreamInputs();
   const packageDir = ensureBenchPackage(root, log);
   await assertPortFree(port, "127.0.0.1");
   await assertPortFree(inspectorPort, "127.0.0.1");
@@ -198,9 +259,9 @@ async function measure(dev, inspector, modelId) {
     ...phases().filter((p) => !only || only.includes(p.name)),
   ];
   for (const phase of list) {
-    for (const concurrency of phase.concurrency ?? [1, 8]) {
+    for (const concurrency of phase.concurrency ?? (phase.paced ? [1] : [1, 8])) {
       try {
-        const row = await runPhase(dev.url, inspector, phase, concurrency);
+        const row = phase.paced ? await runPacedPhase(dev.url, inspector, phase) : await runPhase(dev.url, inspector, phase, concurrency);
         rows.push(row);
         log(formatRow(row));
       } catch (error) {
@@ -299,6 +360,71 @@ async function runPhase(url, inspector, phase, concurrency) {
     reserved,
     samples: peak.samples,
     ms: Math.round(ms),
+  };
+}
+
+/**
+ * One request whose body streams at a steady pace while the bench forces full GCs and reads the heap after
+ * each: the largest post-GC reading is the live memory mid-stream (decoder state, rows, buffers in flight).
+ * The inspector is served between the isolate's tasks, so each GC lands between two chunks' work.
+ */
+async function runPacedPhase(url, inspector, phase) {
+  await inspector.collectGarbage();
+  const before = await inspector.heapUsage();
+  let decoderPeak = 0;
+  const chunkBytes = 64 * 1024;
+  let sent = 0;
+  const body = new ReadableStream({
+    async pull(controller) {
+      if (sent >= phase.body.length) return controller.close();
+      await new Promise((r) => setTimeout(r, 4));
+      controller.enqueue(phase.body.subarray(sent, sent + chunkBytes));
+      sent += chunkBytes;
+    },
+  });
+  const started = performance.now();
+  let done = false;
+  const request = fetch(`${url}/v1/classify`, {
+    method: "POST",
+    headers: { "content-type": phase.type, "content-length": String(phase.body.length) },
+    body,
+    duplex: "half",
+    signal: AbortSignal.timeout(300_000),
+  }).then(async (response) => {
+    const text = await response.text();
+    done = true;
+    return { status: response.status, text };
+  });
+  let live = { usedSize: 0, backingStorageSize: 0 };
+  let gcs = 0;
+  while (!done) {
+    await inspector.collectGarbage();
+    const h = await inspector.heapUsage();
+    // Only readings taken while the body was still arriving count: after it, the answer is being built.
+    if (!done && sent < phase.body.length) {
+      if (h.usedSize + h.backingStorageSize > live.usedSize + live.backingStorageSize) live = h;
+      gcs++;
+    }
+    decoderPeak = Math.max(decoderPeak, (await readyMemory(url)).decoder_wasm_peak_bytes);
+  }
+  const { status, text } = await request;
+  const memory = await readyMemory(url);
+  decoderPeak = Math.max(decoderPeak, memory.decoder_wasm_peak_bytes);
+  const wasm = memory.model_wasm_bytes + decoderPeak;
+  const errors = status === 200 ? {} : { [status]: text.slice(0, 80) };
+  return {
+    name: phase.name,
+    note: `${phase.note} (${gcs} GCs during the upload)`,
+    concurrency: 1,
+    statuses: { [status]: 1 },
+    errors,
+    usedSize: live.usedSize,
+    backingStorageSize: live.backingStorageSize,
+    wasm,
+    total: live.usedSize + live.backingStorageSize + wasm,
+    live_beyond_idle_bytes: live.usedSize + live.backingStorageSize + decoderPeak - (before.usedSize + before.backingStorageSize),
+    reserved: 0,
+    ms: Math.round(performance.now() - started),
   };
 }
 

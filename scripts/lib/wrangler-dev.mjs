@@ -54,10 +54,14 @@ function withoutRateLimits(cwd) {
 }
 
 /**
- * @param {{ cwd: string, port: number, ip?: string, persistTo: string, inspectorPort?: number, stdio?: "inherit" | "pipe", vars?: Record<string, string>, config?: string }} options
+ * @param {{ cwd: string, port: number, ip?: string, persistTo: string, inspectorPort?: number, stdio?: "inherit" | "pipe", vars?: Record<string, string>, config?: string, unlimited?: boolean, drainBodies?: boolean }} options
  *   `config`: a wrangler.toml other than the one in `cwd` (a benchmark's own Worker entry).
  *   `unlimited`: the Worker without its RATE_LIMITER binding (the middleware then lets every request through),
  *   for benchmarks whose thousands of loopback requests all count as one client.
+ *   `drainBodies: false`: without the middleware wrangler dev adds to the Worker (and deployed Workers do not
+ *   have) that reads every body the Worker left unread into one ArrayBuffer in the isolate
+ *   (WRANGLER_DISABLE_REQUEST_BODY_DRAINING): with it, a refused 95 MB upload costs the isolate tens of MB and
+ *   memory measurements would count a dev-only cost.
  */
 export function startWranglerDev({
   cwd,
@@ -69,6 +73,7 @@ export function startWranglerDev({
   vars = {},
   config,
   unlimited = false,
+  drainBodies = true,
 }) {
   const args = [WRANGLER_BIN, "dev", "--port", String(port), "--ip", ip, "--persist-to", persistTo, "--show-interactive-dev-session=false"];
   if (unlimited && !config) config = withoutRateLimits(cwd);
@@ -83,7 +88,12 @@ export function startWranglerDev({
     // CLOUDFLARE_CF_FETCH_ENABLED=false: Miniflare would fetch a sample `Request.cf` object from
     // workers.cloudflare.com at start, and offline print a warning with a stack trace twice. The Worker never
     // reads request.cf, so the built-in placeholder serves as well; a value the user set wins.
-    env: { CLOUDFLARE_CF_FETCH_ENABLED: "false", ...process.env, WRANGLER_SEND_METRICS: "false" },
+    env: {
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      ...(drainBodies ? {} : { WRANGLER_DISABLE_REQUEST_BODY_DRAINING: "true" }),
+    },
   });
   const exited = new Promise((resolveExit) => child.on("exit", (code, signal) => resolveExit({ code, signal })));
   let output = "";
