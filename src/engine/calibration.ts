@@ -65,6 +65,25 @@ export function inputScore(
   return total / (grid * grid);
 }
 
+/**
+ * The input part of the ood_score, in units of its in-distribution spread. It needs only the preprocessed input,
+ * so a batch computes it when an image is added and keeps this one number instead of the input tensor.
+ */
+export function inputPart(
+  calibration: Calibration,
+  input: ArrayLike<number>,
+  shape: { height: number; width: number; channels: number },
+): number {
+  const i = calibration.ood.input;
+  return (inputScore(input, shape, i) - i.median) / i.scale;
+}
+
+/** The energy part of the ood_score, in units of its in-distribution spread. */
+export function energyPart(calibration: Calibration, logits: ArrayLike<number>): number {
+  const e = calibration.ood.energy;
+  return (energy(logits, e.temperature) - e.median) / e.scale;
+}
+
 /** The manifest's ood_score: max of the energy and input parts, each in units of its in-distribution spread. */
 export function oodScore(
   calibration: Calibration,
@@ -72,10 +91,7 @@ export function oodScore(
   input: ArrayLike<number>,
   shape: { height: number; width: number; channels: number },
 ): number {
-  const { energy: e, input: i } = calibration.ood;
-  const fromEnergy = (energy(logits, e.temperature) - e.median) / e.scale;
-  const fromInput = (inputScore(input, shape, i) - i.median) / i.scale;
-  return Math.max(fromEnergy, fromInput);
+  return Math.max(energyPart(calibration, logits), inputPart(calibration, input, shape));
 }
 
 /** What an answer says of one image: `unknown` when its ood_score passes the threshold (or the request's). */
@@ -87,6 +103,16 @@ export function judge(
   threshold?: number,
 ): { ood_score: number | null; unknown: boolean } {
   if (!calibration) return { ood_score: null, unknown: false };
-  const score = oodScore(calibration, logits, input, shape);
+  return judgeParts(calibration, logits, inputPart(calibration, input, shape), threshold);
+}
+
+/** judge() with the input part already computed (a batch keeps that number, not the input). */
+export function judgeParts(
+  calibration: Calibration,
+  logits: ArrayLike<number>,
+  fromInput: number,
+  threshold?: number,
+): { ood_score: number; unknown: boolean } {
+  const score = Math.max(energyPart(calibration, logits), fromInput);
   return { ood_score: score, unknown: score > (threshold ?? calibration.ood.threshold) };
 }
