@@ -31,7 +31,9 @@ export function energy(logits: ArrayLike<number>, t: number): number {
 
 /**
  * Mean squared z-score of the input's grid x grid cell means (averaged over channels) against the manifest's
- * in-distribution means and stds (+ eps). `input` is NHWC (height * width * channels floats).
+ * in-distribution means and stds (+ eps). `input` is NHWC (height * width * channels floats). A cell's mean over
+ * its pixels of the channel mean is the mean of all its values: each row of a cell is one contiguous run of
+ * the tensor, summed with one load and one add a value (one pass over the input, float64 sums).
  */
 export function inputScore(
   input: ArrayLike<number>,
@@ -49,14 +51,10 @@ export function inputScore(
       const c1 = Math.floor(((j + 1) * w) / grid);
       let sum = 0;
       for (let y = r0; y < r1; y++) {
-        for (let x = c0; x < c1; x++) {
-          const base = (y * w + x) * c;
-          let pixel = 0;
-          for (let k = 0; k < c; k++) pixel += input[base + k]!;
-          sum += pixel / c;
-        }
+        const end = (y * w + c1) * c;
+        for (let at = (y * w + c0) * c; at < end; at++) sum += input[at]!;
       }
-      const cell = sum / ((r1 - r0) * (c1 - c0));
+      const cell = sum / ((r1 - r0) * (c1 - c0) * c);
       const k = i * grid + j;
       const z = (cell - mean[k]!) / (std[k]! + eps);
       total += z * z;
