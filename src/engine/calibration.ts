@@ -31,7 +31,9 @@ export function energy(logits: ArrayLike<number>, t: number): number {
 
 /**
  * Mean squared z-score of the input's grid x grid cell means (averaged over channels) against the manifest's
- * in-distribution means and stds (+ eps). `input` is NHWC (height * width * channels floats).
+ * in-distribution means and stds (+ eps). `input` is NHWC (height * width * channels floats). A cell's mean over
+ * its pixels of the channel mean is the mean of all its values: each row of a cell is one contiguous run of
+ * the tensor, summed with one load and one add a value (one pass over the input, float64 sums).
  */
 export function inputScore(
   input: ArrayLike<number>,
@@ -49,20 +51,35 @@ export function inputScore(
       const c1 = Math.floor(((j + 1) * w) / grid);
       let sum = 0;
       for (let y = r0; y < r1; y++) {
-        for (let x = c0; x < c1; x++) {
-          const base = (y * w + x) * c;
-          let pixel = 0;
-          for (let k = 0; k < c; k++) pixel += input[base + k]!;
-          sum += pixel / c;
-        }
+        const end = (y * w + c1) * c;
+        for (let at = (y * w + c0) * c; at < end; at++) sum += input[at]!;
       }
-      const cell = sum / ((r1 - r0) * (c1 - c0));
+      const cell = sum / ((r1 - r0) * (c1 - c0) * c);
       const k = i * grid + j;
       const z = (cell - mean[k]!) / (std[k]! + eps);
       total += z * z;
     }
   }
   return total / (grid * grid);
+}
+
+/**
+ * The input part of the ood_score, in units of its in-distribution spread. It needs only the preprocessed input,
+ * so a batch computes it when an image is added and keeps this one number instead of the input tensor.
+ */
+export function inputPart(
+  calibration: Calibration,
+  input: ArrayLike<number>,
+  shape: { height: number; width: number; channels: number },
+): number {
+  const i = calibration.ood.input;
+  return (inputScore(input, shape, i) - i.median) / i.scale;
+}
+
+/** The energy part of the ood_score, in units of its in-distribution spread. */
+export function energyPart(calibration: Calibration, logits: ArrayLike<number>): number {
+  const e = calibration.ood.energy;
+  return (energy(logits, e.temperature) - e.median) / e.scale;
 }
 
 /** The manifest's ood_score: max of the energy and input parts, each in units of its in-distribution spread. */
@@ -72,10 +89,7 @@ export function oodScore(
   input: ArrayLike<number>,
   shape: { height: number; width: number; channels: number },
 ): number {
-  const { energy: e, input: i } = calibration.ood;
-  const fromEnergy = (energy(logits, e.temperature) - e.median) / e.scale;
-  const fromInput = (inputScore(input, shape, i) - i.median) / i.scale;
-  return Math.max(fromEnergy, fromInput);
+  return Math.max(energyPart(calibration, logits), inputPart(calibration, input, shape));
 }
 
 /** What an answer says of one image: `unknown` when its ood_score passes the threshold (or the request's). */
@@ -87,6 +101,16 @@ export function judge(
   threshold?: number,
 ): { ood_score: number | null; unknown: boolean } {
   if (!calibration) return { ood_score: null, unknown: false };
-  const score = oodScore(calibration, logits, input, shape);
+  return judgeParts(calibration, logits, inputPart(calibration, input, shape), threshold);
+}
+
+/** judge() with the input part already computed (a batch keeps that number, not the input). */
+export function judgeParts(
+  calibration: Calibration,
+  logits: ArrayLike<number>,
+  fromInput: number,
+  threshold?: number,
+): { ood_score: number; unknown: boolean } {
+  const score = Math.max(energyPart(calibration, logits), fromInput);
   return { ood_score: score, unknown: score > (threshold ?? calibration.ood.threshold) };
 }

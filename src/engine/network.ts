@@ -43,10 +43,12 @@ export interface Network {
    */
   features(input: Float32Array): Float32Array;
   /**
-   * The dense layers (and softmax) on `batch` rows of features at once, which shares each weight load
-   * among up to four images; one output row per input, the same as `forward` gives each.
+   * The dense layers on `batch` rows of features at once, which shares each weight load among up to four
+   * images; one row of logits per input: the last dense layer's output, before any softmax (see `softmax`).
    */
   head(features: Float32Array, batch: number): Float32Array[];
+  /** Whether the layer list ends in softmax, which `forward` applies and `head` leaves to its caller. */
+  readonly softmax: boolean;
   readonly featureValues: number;
   readonly classes: number;
   /** Runs our own kernels a few times on zeros: V8 runs new wasm in its baseline tier first. */
@@ -230,11 +232,7 @@ function assemble(
     if (disposed) throw new NetworkError("the network was disposed");
     const out = dense.run(rows, batch);
     const classes = dense.outFeatures;
-    return Array.from({ length: batch }, (_, i) => {
-      const row = out.subarray(i * classes, (i + 1) * classes);
-      if (softmax) softmaxInPlace(row);
-      return row;
-    });
+    return Array.from({ length: batch }, (_, i) => out.subarray(i * classes, (i + 1) * classes));
   };
   return {
     classes: dense.outFeatures,
@@ -243,7 +241,12 @@ function assemble(
     loadPeakBytes,
     features: featuresOf,
     head,
-    forward: (data) => head(featuresOf(data), 1)[0]!,
+    softmax,
+    forward: (data) => {
+      const row = head(featuresOf(data), 1)[0]!;
+      if (softmax) softmaxInPlace(row);
+      return row;
+    },
     warmUp() {
       const zeros = new Float32Array(dense.inFeatures);
       for (let i = 0; i < 3; i++) dense.run(zeros, 1);
@@ -259,7 +262,7 @@ function assemble(
 }
 
 /** Numerically stable softmax, in place. */
-function softmaxInPlace(row: Float32Array): void {
+export function softmaxInPlace(row: Float32Array): void {
   const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
   let sum = 0;
   for (let i = 0; i < row.length; i++) sum += row[i] = Math.exp(row[i]! - max);

@@ -20,7 +20,28 @@ export const topKSchema = z
   )
   .openapi({ description: "How many labels to return, highest score first.", example: DEFAULT_TOP_K });
 
-export const classifyQuerySchema = z.object({ top_k: topKSchema.optional() });
+const OOD_THRESHOLD_MESSAGE = "ood_threshold must be a finite number";
+
+/**
+ * The request's own threshold for `unknown`: a number (JSON) or text that spells one (query, form field), as
+ * top_k; booleans, null, NaN and infinities are refused. Any finite value is allowed: ood_score is measured in
+ * units of the in-distribution spread, so a negative one is meaningful (it calls most images unknown).
+ */
+export const oodThresholdSchema = z
+  .preprocess(
+    (value) => (typeof value === "number" || (typeof value === "string" && DECIMAL.test(value)) ? value : Number.NaN),
+    z.coerce.number({ error: OOD_THRESHOLD_MESSAGE }).finite(OOD_THRESHOLD_MESSAGE),
+  )
+  .openapi({
+    description:
+      "The ood_score above which the answer says `unknown: true`, instead of the model's own threshold (its manifest's " +
+      "`calibration.ood.threshold`, fitted so that 95% of held-out in-distribution images pass). " +
+      "Higher calls fewer images unknown; a very large value turns the verdict off. A model without a calibration accepts it " +
+      "and ignores it: its answers say `ood_score: null`, `unknown: false` whatever the threshold.",
+    example: 2,
+  });
+
+export const classifyQuerySchema = z.object({ top_k: topKSchema.optional(), ood_threshold: oodThresholdSchema.optional() });
 
 /**
  * The multipart form. Its file parts are split from the body without copies (src/http/body/multipart.ts);
@@ -35,6 +56,7 @@ export const classifyFormSchema = z.object({
       description: `One or more image files (JPEG, PNG or WebP): a batch of at most ${MAX_BATCH_IMAGES}, ${MAX_IMAGE_BYTES} bytes together.`,
     }),
   top_k: topKSchema.optional(),
+  ood_threshold: oodThresholdSchema.optional(),
 });
 
 /**
@@ -53,6 +75,7 @@ export const classifyJsonSchema = z
         description: `The encoded image (JPEG, PNG or WebP), as Workers AI's image classification accepts it; at most ${MAX_IMAGE_BYTES} bytes decoded.`,
       }),
     top_k: topKSchema.optional(),
+    ood_threshold: oodThresholdSchema.optional(),
   })
   .openapi("ClassifyJsonRequest");
 
@@ -60,13 +83,38 @@ export const predictionSchema = z
   .object({ label: z.string().openapi({ example: "Ankle boot" }), score: z.number().openapi({ example: 0.93 }) })
   .openapi("Prediction");
 
+/** What every answer says of one image besides its labels: whether it looks like the training data. */
+const verdictFields = {
+  unknown: z.boolean().openapi({
+    description:
+      "true when ood_score is above the threshold (the request's ood_threshold, else the model's own): the image looks like " +
+      "nothing the model was trained on, so its labels are the closest of the model's classes, not an identification. " +
+      "Always false for a model without a calibration.",
+    example: false,
+  }),
+  ood_score: z
+    .number()
+    .nullable()
+    .openapi({
+      description:
+        "Out-of-distribution score: higher = less like the training data. The larger of two parts (the network's energy, " +
+        "the picture's layout), each 0 at the in-distribution median and 1 at its 95th percentile (docs/model-package.md, " +
+        "calibration). null for a model without a calibration.",
+      example: -0.4,
+    }),
+};
+
+export const classifyResultSchema = z.object({ predictions: z.array(predictionSchema), ...verdictFields }).openapi("ClassifyResult", {
+  description:
+    "One image's answer. With a calibrated model, scores are calibrated probabilities (softmax of the logits over the " +
+    "calibration's temperature, summing to 1 over all labels); without one, the model's own output.",
+});
+
 export const classifyResponseSchema = z
-  .object({ model: z.string().openapi({ example: "alexnet-fmnist-64-v1" }), predictions: z.array(predictionSchema) })
+  .object({ model: z.string().openapi({ example: "alexnet-fmnist-64-v7" }), predictions: z.array(predictionSchema), ...verdictFields })
   .openapi("ClassifyResponse");
 
-export const batchResponseSchema = z
-  .object({ model: z.string(), results: z.array(z.object({ predictions: z.array(predictionSchema) })) })
-  .openapi("ClassifyBatchResponse");
+export const batchResponseSchema = z.object({ model: z.string(), results: z.array(classifyResultSchema) }).openapi("ClassifyBatchResponse");
 
 export const errorSchema = z
   .object({
@@ -107,4 +155,5 @@ export const readySchema = statusSchema
 
 export type ClassifyResponse = z.infer<typeof classifyResponseSchema>;
 export type BatchResponse = z.infer<typeof batchResponseSchema>;
+export type ClassifyResult = z.infer<typeof classifyResultSchema>;
 export type ModelInfo = z.infer<typeof modelInfoSchema>;

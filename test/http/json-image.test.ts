@@ -34,6 +34,14 @@ describe("the JSON body parser reads the image straight into bytes", () => {
     }
   });
 
+  it("ood_threshold beside top_k, in any order, as a number or a string for the schema to read", () => {
+    const parsed = parse('{"ood_threshold": -1.5e0, "image": [7], "top_k": 2}', 3);
+    expect([[...parsed.image], parsed.topK, parsed.oodThreshold]).toEqual([[7], 2, -1.5]);
+    expect(parse('{"image":[7],"ood_threshold":" 2.5 "}').oodThreshold).toBe(" 2.5 ");
+    expect(parse('{"image":[7],"ood_threshold":true}').oodThreshold).toBe(true); // the schema refuses it (400)
+    expect(parse('{"image":[7]}').oodThreshold).toBeUndefined();
+  });
+
   it("a byte array with whitespace, 1.0-style integers and top_k first", () => {
     const parsed = parse('  {\n "top_k" : "2",\t"image" : [ 0 , 255,\n 1.0, 2e0, 10 ] }  ');
     expect([...parsed.image]).toEqual([0, 255, 1, 2, 10]);
@@ -102,6 +110,11 @@ describe("a JSON body that is not exactly the schema gets a 400 with a clear cod
     ['{"image":"data:image/png;base64"}', "400 invalid_base64"],
     ['{"image":[1],"top_k":[3]}', "400 invalid_top_k"],
     [`{"image":[1],"top_k":"${"9".repeat(100)}"}`, "400 invalid_top_k"],
+    ['{"image":[1],"ood_threshold":{"value":1}}', "400 invalid_ood_threshold"],
+    [`{"image":[1],"ood_threshold":${"1".repeat(100)}}`, "400 invalid_ood_threshold"],
+    ['{"image":[1],"ood_threshold":"1\\n"}', "400 invalid_ood_threshold"],
+    ['{"image":[1],"ood_threshold":1,"ood_threshold":2}', "400 invalid_body"],
+    ['{"image":[1],"ood_threshold":1e}', "400 invalid_json"],
   ])("%s", (body, expected) => {
     expect(failure(body)).toBe(expected);
   });

@@ -31,7 +31,7 @@ async function* chunked(
   }
 }
 
-type Outcome = { images: Uint8Array[]; topK: string | undefined } | { status: number; code: string };
+type Outcome = { images: Uint8Array[]; topK: string | undefined; oodThreshold?: string } | { status: number; code: string };
 
 function failure(error: unknown): Outcome {
   if (error instanceof ApiError) return { status: error.status, code: error.code };
@@ -40,8 +40,8 @@ function failure(error: unknown): Outcome {
 
 function whole(body: Uint8Array, boundary: string, maxImages = 8): Outcome {
   try {
-    const { images, topK } = parseMultipart(body, boundary, maxImages, tooMany);
-    return { images: images.map((i) => i.slice()), topK };
+    const { images, topK, oodThreshold } = parseMultipart(body, boundary, maxImages, tooMany);
+    return { images: images.map((i) => i.slice()), topK, ...(oodThreshold !== undefined && { oodThreshold }) };
   } catch (error) {
     return failure(error);
   }
@@ -50,14 +50,19 @@ function whole(body: Uint8Array, boundary: string, maxImages = 8): Outcome {
 async function streamed(chunks: AsyncIterable<Uint8Array>, boundary: string, maxImages = 8): Promise<Outcome> {
   const images: Uint8Array[] = [];
   let topK: string | undefined;
+  let oodThreshold: string | undefined;
+  const onField = (name: string, value: string) => {
+    if (name === "top_k") topK = value;
+    else oodThreshold = value;
+  };
   try {
-    for await (const image of multipartImages(chunks, boundary, { maxImages, tooMany, onTopK: (v) => (topK = v) })) {
+    for await (const image of multipartImages(chunks, boundary, { maxImages, tooMany, onField })) {
       expect(image.index).toBe(images.length);
       const pieces: Uint8Array[] = [];
       for await (const piece of image.bytes) pieces.push(piece);
       images.push(join(pieces));
     }
-    return { images, topK };
+    return { images, topK, ...(oodThreshold !== undefined && { oodThreshold }) };
   } catch (error) {
     return failure(error);
   }
@@ -107,6 +112,7 @@ async function formOf(images: number, seed: number, topKFirst: boolean): Promise
     if (i % 3 === 1) form.append("note", "x".repeat(Math.floor(random() * 200)));
   }
   if (!topKFirst) form.append("top_k", "  5 ");
+  form.append("ood_threshold", (random() * 4 - 1).toFixed(3));
   const { body, boundary } = await serialise(form);
   expect(boundary.length).toBe(probe.length);
   const swapped = body.slice();
@@ -127,6 +133,7 @@ describe("multipart bodies parsed as they arrive", () => {
       const { body, boundary } = await formOf(images, images * 7 + (topKFirst ? 1 : 0), topKFirst);
       const expected = whole(body, boundary);
       expect("images" in expected && expected.images.length).toBe(images);
+      expect("oodThreshold" in expected && expected.oodThreshold).toMatch(/^-?\d\.\d{3}$/);
       const random = mulberry32(images);
       const sizings: ((i: number) => number)[] = [
         () => 7,

@@ -1,11 +1,12 @@
 /**
  * A streaming parser for exactly one JSON shape, the classify JSON body (src/http/schemas.ts,
  * classifyJsonSchema): an object with "image", either an array of byte values 0-255 or a base64 string
- * (a data: URL is accepted), and an optional "top_k". The image goes straight into a byte buffer as the body
+ * (a data: URL is accepted), and an optional "top_k" and "ood_threshold" (each a number, or a string that the
+ * schema reads as one). The image goes straight into a byte buffer as the body
  * arrives, so a Workers AI style `{"image": [n, n, ...]}` body of 16 MiB never exists as a string, a JS array
  * of numbers or a schema's copy: what is held is the image's own bytes.
  *
- * Keys other than "image" and "top_k" are refused (400 invalid_body), as the published schema is strict:
+ * Keys other than these three are refused (400 invalid_body), as the published schema is strict:
  * nothing is skipped unread, so no depth of nesting anywhere needs bounding. Errors: malformed JSON is
  * 400 invalid_json; a wrong shape invalid_body; a number that is not a whole 0-255 invalid_image_bytes;
  * bad base64 invalid_base64; an image over the limit 413 image_too_large.
@@ -18,7 +19,12 @@ export interface JsonImageBody {
   image: Uint8Array;
   /** top_k as written (a number or a string), for the schema to check; undefined when absent. */
   topK: unknown;
+  /** ood_threshold as written, likewise. */
+  oodThreshold: unknown;
 }
+
+/** The members besides "image": one scalar each, read into a short token and checked by the schema. */
+type ScalarMember = "top_k" | "ood_threshold";
 
 enum S {
   Start, // before '{'
@@ -36,17 +42,28 @@ enum S {
   Base64, // inside the image string
   Base64Escape,
   Base64Unicode,
-  TopK, // inside top_k's value
-  TopKString,
+  Scalar, // inside top_k's or ood_threshold's value
+  ScalarString,
   End, // after the closing '}'
 }
 
 const MAX_KEY = 16; // longer keys are unknown anyway
-const MAX_TOKEN = 32; // a number longer than this cannot be a byte value, nor a sensible top_k
+const MAX_TOKEN = 32; // a number longer than this cannot be a byte value, nor a sensible top_k or threshold
 
 const invalidJson = (why: string) => new ApiError(400, "invalid_json", `The body is not valid JSON: ${why}.`);
 const invalidBody = (why: string) =>
-  new ApiError(400, "invalid_body", `The JSON body must be {"image": [byte values 0-255] or "base64", "top_k"?: number}: ${why}.`);
+  new ApiError(
+    400,
+    "invalid_body",
+    `The JSON body must be {"image": [byte values 0-255] or "base64", "top_k"?: number, "ood_threshold"?: number}: ${why}.`,
+  );
+/** A scalar member's value that no schema could read as a number: its own 400 code, as the schema's would be. */
+const invalidScalar = (member: ScalarMember, why: string) =>
+  new ApiError(
+    400,
+    `invalid_${member}`,
+    member === "top_k" ? `top_k ${why}; it must be a whole number of at least 1.` : `ood_threshold ${why}; it must be a finite number.`,
+  );
 const imageTooLarge = (max: number) =>
   new ApiError(413, "image_too_large", `The image is over its limit of ${max} bytes (${(max / 1048576).toFixed(1)} MiB).`);
 
@@ -58,7 +75,7 @@ const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 export class JsonImageParser {
   private state = S.Start;
   private key = "";
-  private member: "image" | "top_k" | undefined;
+  private member: "image" | ScalarMember | undefined;
   private seen = new Set<string>();
   private sink: ByteSink | ChunkSink | undefined;
   private base64: Base64Decoder | undefined;
@@ -70,7 +87,7 @@ export class JsonImageParser {
   private value = 0; // the plain integer being read
   private digits = 0;
   private slow = false;
-  private topK: unknown = undefined;
+  private scalars: Record<ScalarMember, unknown> = { top_k: undefined, ood_threshold: undefined };
   private index = 0; // bytes of the array so far, for messages
 
   /**
@@ -96,7 +113,11 @@ export class JsonImageParser {
   end(): JsonImageBody {
     if (this.state !== S.End) throw invalidJson(this.state === S.Start ? "the body is empty" : "it ends early");
     if (!this.sink) throw invalidBody('it has no "image"');
-    return { image: this.sink instanceof ByteSink ? this.sink.view() : new Uint8Array(0), topK: this.topK };
+    return {
+      image: this.sink instanceof ByteSink ? this.sink.view() : new Uint8Array(0),
+      topK: this.scalars.top_k,
+      oodThreshold: this.scalars.ood_threshold,
+    };
   }
 
   /** Streaming: the image bytes decoded since the previous take (empty when none). */
@@ -185,7 +206,7 @@ export class JsonImageParser {
         if (this.key.length <= MAX_KEY) this.key += String.fromCharCode(c);
         return;
       case S.KeyEscape:
-        // Escapes in keys only matter for matching "image" and "top_k", which need none: keep a marker.
+        // Escapes in keys only matter for matching the three keys, which need none: keep a marker.
         if (this.key.length <= MAX_KEY) this.key += "\\";
         return this.go(S.Key);
       case S.Colon:
@@ -207,24 +228,27 @@ export class JsonImageParser {
         if (!/^[0-9a-fA-F]{4}$/.test(this.unicode)) throw invalidJson("a bad \\u escape");
         this.state = S.Base64;
         return this.imageChar(parseInt(this.unicode, 16));
-      case S.TopK:
+      case S.Scalar: {
+        const member = this.member as ScalarMember;
         if (isNumberChar(c) || (c >= 97 && c <= 122)) {
-          if (this.token.length >= MAX_TOKEN) throw new ApiError(400, "invalid_top_k", "top_k is too long to be a number.");
+          if (this.token.length >= MAX_TOKEN) throw invalidScalar(member, "is too long to be a number");
           this.token += String.fromCharCode(c);
           return;
         }
-        this.topK = scalar(this.token);
+        this.scalars[member] = scalar(this.token, member);
         this.state = S.AfterValue;
         return this.step(c);
-      case S.TopKString:
+      }
+      case S.ScalarString: {
+        const member = this.member as ScalarMember;
         if (c === 34) {
-          this.topK = this.token;
+          this.scalars[member] = this.token;
           return this.go(S.AfterValue);
         }
-        if (c < 0x20 || c === 92 || this.token.length >= MAX_TOKEN)
-          throw new ApiError(400, "invalid_top_k", "top_k must be a whole number of at least 1.");
+        if (c < 0x20 || c === 92 || this.token.length >= MAX_TOKEN) throw invalidScalar(member, "is not a number");
         this.token += String.fromCharCode(c);
         return;
+      }
       case S.End:
         if (isSpace(c)) return;
         throw invalidJson(`${describe(c)} after the closing '}'`);
@@ -233,7 +257,8 @@ export class JsonImageParser {
 
   private endKey(): void {
     const key = this.key;
-    if (key !== "image" && key !== "top_k") throw invalidBody(`unknown key ${JSON.stringify(key.slice(0, MAX_KEY))}`);
+    if (key !== "image" && key !== "top_k" && key !== "ood_threshold")
+      throw invalidBody(`unknown key ${JSON.stringify(key.slice(0, MAX_KEY))}`);
     if (this.seen.has(key)) throw invalidBody(`"${key}" appears twice`);
     this.seen.add(key);
     this.member = key;
@@ -242,11 +267,11 @@ export class JsonImageParser {
 
   private valueStart(c: number): void {
     if (isSpace(c)) return;
-    if (this.member === "top_k") {
+    if (this.member === "top_k" || this.member === "ood_threshold") {
       this.token = "";
-      if (c === 91 || c === 123) throw new ApiError(400, "invalid_top_k", "top_k must be a whole number of at least 1.");
-      if (c === 34) return this.go(S.TopKString);
-      this.state = S.TopK;
+      if (c === 91 || c === 123) throw invalidScalar(this.member, "is not a number");
+      if (c === 34) return this.go(S.ScalarString);
+      this.state = S.Scalar;
       return this.step(c);
     }
     this.sink = this.streaming
@@ -365,11 +390,11 @@ class ChunkSink {
   }
 }
 
-/** A top_k written without quotes: a JSON number, or a literal (the schema then refuses it). */
-function scalar(token: string): unknown {
+/** A top_k or ood_threshold written without quotes: a JSON number, or a literal (the schema then refuses it). */
+function scalar(token: string, member: ScalarMember): unknown {
   if (token === "null") return null;
   if (token === "true" || token === "false") return token === "true";
-  if (!JSON_NUMBER.test(token)) throw invalidJson(`top_k is not a JSON value (${token})`);
+  if (!JSON_NUMBER.test(token)) throw invalidJson(`${member} is not a JSON value (${token})`);
   return Number(token);
 }
 

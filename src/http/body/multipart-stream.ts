@@ -2,11 +2,11 @@
  * multipart/form-data (RFC 7578) parsed as the body arrives: each "image" file part is handed on as a stream of
  * its bytes while they arrive, so a consumer can decode image 1 before image 2 has been sent, and nothing ever
  * holds a whole part. The rules are multipart.ts's own (its header reading, limits and errors), so a body
- * parses to the same images and top_k either way.
+ * parses to the same images and text fields (top_k, ood_threshold) either way.
  *
  * Memory: the chunk being read, the last (delimiter length - 1) bytes of the one before (a delimiter may be
  * split anywhere between two chunks), and, while a part's headers arrive, at most MAX_PART_HEADERS of them.
- * Never a part's size: content is handed on (images), cut at MAX_TOP_K_BYTES (top_k) or dropped (any other
+ * Never a part's size: content is handed on (images), cut at MAX_TOP_K_BYTES (top_k, ood_threshold) or dropped (any other
  * field) as it goes by.
  */
 import {
@@ -18,10 +18,11 @@ import {
   malformedMultipart,
   multipartDelimiter,
   partField,
+  type TextField,
 } from "./multipart";
 
 /**
- * Most parts a form may have: a batch's images (8) and top_k, with room for the fields a browser form adds of
+ * Most parts a form may have: a batch's images (8), top_k and ood_threshold, with room for the fields a browser form adds of
  * its own (a submit button, a CSRF token). Every part costs a header decode and its regexes however small it
  * is, so a body of 100,000 empty fields within the byte limit would otherwise buy far more work than one
  * image does; past this many the body is refused (400 malformed_multipart) before any more is read.
@@ -32,8 +33,11 @@ export interface MultipartImagesOptions {
   /** Most "image" parts; the next one is `tooMany(count)`'s error, thrown before its bytes are read. */
   maxImages: number;
   tooMany: (count: number) => Error;
-  /** Hears each top_k field's value (its first MAX_TOP_K_BYTES bytes) once its part has ended; the last one counts. */
-  onTopK?: (value: string) => void;
+  /**
+   * Hears each top_k or ood_threshold field's value (its first MAX_TOP_K_BYTES bytes) once its part has ended;
+   * the last one of a name counts.
+   */
+  onField?: (name: TextField, value: string) => void;
   /** Most parts of any kind (MAX_PARTS unless set). */
   maxParts?: number;
 }
@@ -93,9 +97,9 @@ export async function* multipartImages(
           part.abandon();
         }
         await scanner.skipPart();
-      } else if (field === "top_k") {
+      } else if (field) {
         const value = await scanner.collectPart(MAX_TOP_K_BYTES);
-        options.onTopK?.(new TextDecoder().decode(value));
+        options.onField?.(field, new TextDecoder().decode(value));
       } else {
         await scanner.skipPart();
       }

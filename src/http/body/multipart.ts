@@ -2,7 +2,7 @@
  * multipart/form-data (RFC 7578) split over a body already held in one buffer: each part is a view of that
  * buffer, never a copy, so a batch of images is held once. (The runtime's `formData()` keeps the body and
  * a File copy of every part: twice.) Only what the classify route reads is kept: "image" file parts and the
- * "top_k" text field; other fields are ignored, as a form's extra fields usually are.
+ * "top_k" and "ood_threshold" text fields; other fields are ignored, as a form's extra fields usually are.
  */
 import { ApiError } from "../errors";
 
@@ -10,7 +10,12 @@ export interface MultipartForm {
   images: Uint8Array[];
   /** top_k as written, if the form has it. */
   topK: string | undefined;
+  /** ood_threshold as written, if the form has it. */
+  oodThreshold: string | undefined;
 }
+
+/** The text fields the classify route reads. */
+export type TextField = "top_k" | "ood_threshold";
 
 export const malformedMultipart = (why: string) =>
   new ApiError(400, "malformed_multipart", `The multipart/form-data body could not be parsed: ${why}.`);
@@ -18,7 +23,7 @@ const malformed = malformedMultipart;
 export const CRLF_CRLF = Uint8Array.of(13, 10, 13, 10);
 /** A part's headers with the blank line that ends them; real ones are a few hundred bytes. */
 export const MAX_PART_HEADERS = 8 * 1024;
-/** What is read of a top_k field: a number needs a few bytes; the rest is not looked at. */
+/** What is read of a top_k or ood_threshold field: a number needs a few bytes; the rest is not looked at. */
 export const MAX_TOP_K_BYTES = 64;
 
 /** The delimiter before every boundary but a first one that opens the body: CRLF "--" boundary. */
@@ -28,14 +33,14 @@ export function multipartDelimiter(boundary: string): Uint8Array {
 
 /**
  * The field a part holds, from its header bytes: "image" (a file, within the batch: `images` counts the
- * image parts before this one), "top_k", or undefined for a field the route does not read.
+ * image parts before this one), a text field the route reads, or undefined for one it does not.
  */
 export function partField(
   headerBytes: Uint8Array,
   images: number,
   maxImages: number,
   tooMany: (count: number) => Error,
-): "image" | "top_k" | undefined {
+): "image" | TextField | undefined {
   const headers = new TextDecoder().decode(headerBytes);
   const disposition = /^content-disposition:\s*form-data(.*)$/im.exec(headers)?.[1] ?? "";
   const name = param(disposition, "name");
@@ -46,7 +51,7 @@ export function partField(
       throw new ApiError(400, "missing_image", 'Each "image" field must be a file, not text.');
     return "image";
   }
-  return name === "top_k" ? "top_k" : undefined;
+  return name === "top_k" || name === "ood_threshold" ? name : undefined;
 }
 
 /** The boundary from a Content-Type such as `multipart/form-data; boundary="abc"` (RFC 2046 5.1.1). */
@@ -68,7 +73,7 @@ export function parseMultipart(body: Uint8Array, boundary: string, maxImages: nu
     if (found < 0) throw malformed("no boundary was found");
     at = found + delimiter.length;
   }
-  const form: MultipartForm = { images: [], topK: undefined };
+  const form: MultipartForm = { images: [], topK: undefined, oodThreshold: undefined };
   let imageCount = 0;
   for (;;) {
     if (body[at] === 45 && body[at + 1] === 45) return form; // "--": the closing boundary
@@ -82,8 +87,10 @@ export function parseMultipart(body: Uint8Array, boundary: string, maxImages: nu
     if (field === "image") {
       imageCount++;
       form.images.push(body.subarray(contentStart, contentEnd));
-    } else if (field === "top_k") {
-      form.topK = new TextDecoder().decode(body.subarray(contentStart, Math.min(contentEnd, contentStart + MAX_TOP_K_BYTES)));
+    } else if (field) {
+      const value = new TextDecoder().decode(body.subarray(contentStart, Math.min(contentEnd, contentStart + MAX_TOP_K_BYTES)));
+      if (field === "top_k") form.topK = value;
+      else form.oodThreshold = value;
     }
     at = contentEnd + delimiter.length;
   }

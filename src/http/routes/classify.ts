@@ -1,4 +1,4 @@
-/** POST /v1/classify: image(s) in, top-k labels out. */
+/** POST /v1/classify: image(s) in, top-k labels and whether each image looks like the training data out. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import {
   BODY_SLACK_BYTES,
@@ -17,7 +17,7 @@ import { ApiError } from "../errors";
 import { bodyChunks, bodyTimeouts } from "../body/read-body";
 import { multipartBoundary } from "../body/multipart";
 import { multipartImages } from "../body/multipart-stream";
-import { emptyImage, formTopK, inputForm, jsonImageStream, queryTopK } from "../read-images";
+import { emptyImage, formOodThreshold, formTopK, inputForm, jsonImageStream, queryOptions } from "../read-images";
 import { serverTiming } from "../server-timing";
 import {
   batchResponseSchema,
@@ -28,6 +28,7 @@ import {
   errorSchema,
   type BatchResponse,
   type ClassifyResponse,
+  type ClassifyResult,
 } from "../schemas";
 
 const errors = (description: string) => ({ description, content: { "application/json": { schema: errorSchema } } });
@@ -50,7 +51,9 @@ export const classifyRoute = createRoute({
   },
   responses: {
     200: {
-      description: "Labels sorted by score, highest first. A multipart request gets `results`, one per image, in order.",
+      description:
+        "Labels sorted by score, highest first, with `unknown` and `ood_score` (null for a model without a calibration). " +
+        "A multipart request gets `results`, one per image, in order, each with its own verdict.",
       headers: {
         "Server-Timing": {
           schema: { type: "string" },
@@ -61,7 +64,7 @@ export const classifyRoute = createRoute({
       },
       content: { "application/json": { schema: z.union([classifyResponseSchema, batchResponseSchema]) } },
     },
-    400: errors("Malformed request: bad top_k, JSON, byte values or base64, no image."),
+    400: errors("Malformed request: bad top_k or ood_threshold, JSON, byte values or base64, no image."),
     ...unauthorizedResponse,
     413: errors("Body, batch, image size or the memory decoding it needs over its limit."),
     415: errors("Not a supported image type (JPEG, PNG, WebP; animated WebP is refused)."),
@@ -74,9 +77,9 @@ export const classifyRoute = createRoute({
 export function registerClassify(app: OpenAPIHono<AppEnv>): void {
   app.openAPIRegistry.registerPath(classifyRoute);
   app.post(classifyRoute.path.replace(/{(\w+)}/g, ":$1"), async (c) => {
-    // What needs no body first: a wrong Content-Type, a body declared over its limit or a bad top_k costs nothing.
+    // What needs no body first: a wrong Content-Type, a body declared over its limit or a bad query costs nothing.
     const form = inputForm(c);
-    const fromQuery = queryTopK(c);
+    const fromQuery = queryOptions(c);
     // The model first, so a request never holds memory while it waits for a model load, which needs room in
     // the same ledger.
     const lease = await c.var.model.acquire();
@@ -103,19 +106,21 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
         const json = form === "json" ? jsonImageStream(c, fromQuery, options) : undefined;
         const body = json?.chunks ?? bodyChunks(c.req.raw, MAX_STREAMED_IMAGE_BYTES, "image", options);
         const prepared = await imageStreamToTensor(body, manifest.preprocess, manifest.input, memory, MAX_IMAGE_BYTES, emptyImage);
-        const topK = Math.min(json?.topK() ?? fromQuery ?? DEFAULT_TOP_K, manifest.labels.length);
+        const topK = Math.min(json?.topK() ?? fromQuery.topK ?? DEFAULT_TOP_K, manifest.labels.length);
+        const oodThreshold = json ? json.oodThreshold() : fromQuery.oodThreshold;
         note(prepared);
         const started = performance.now();
-        const predictions = classifier.classify([prepared.tensor], topK)[0]!;
+        const judgement = classifier.judge([prepared.tensor], topK, oodThreshold)[0]!;
         timing.inference = performance.now() - started;
         c.header("Server-Timing", serverTiming(timing));
-        const answer: ClassifyResponse = { model: manifest.id, predictions };
+        const answer: ClassifyResponse = { model: manifest.id, ...result(judgement) };
         return c.json(answer);
       }
 
       // A multipart batch: each image part streams into the pipeline as it arrives, one at a time, and only its
-      // flattened features are kept, so the dense layers run once for all of them, sharing each weight load.
-      let formTopKText: string | undefined;
+      // flattened features (and, with a calibration, its input's part of the ood score: one number) are kept, so
+      // the dense layers run once for all of them, sharing each weight load.
+      const fields: { top_k?: string; ood_threshold?: string } = {};
       const parts = multipartImages(
         bodyChunks(c.req.raw, MAX_MULTIPART_BODY_BYTES, "multipart body", options),
         multipartBoundary(c.req.header("content-type") ?? ""),
@@ -123,8 +128,8 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
           maxImages: MAX_BATCH_IMAGES,
           tooMany: (count) =>
             new ApiError(413, "too_many_images", `A batch holds at most ${MAX_BATCH_IMAGES} images; this one has more (${count} so far).`),
-          onTopK: (value) => {
-            formTopKText = value;
+          onField: (name, value) => {
+            fields[name] = value;
           },
         },
       );
@@ -144,12 +149,13 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
         count++;
       }
       if (count === 0) throw new ApiError(400, "missing_image", 'The form has no "image" file field.');
-      const topK = Math.min(formTopK(formTopKText) ?? fromQuery ?? DEFAULT_TOP_K, manifest.labels.length);
+      const topK = Math.min(formTopK(fields.top_k) ?? fromQuery.topK ?? DEFAULT_TOP_K, manifest.labels.length);
+      const oodThreshold = formOodThreshold(fields.ood_threshold) ?? fromQuery.oodThreshold;
       const started = performance.now();
-      const predictions = batch.classify(topK);
+      const judgements = batch.judge(topK, oodThreshold);
       timing.inference += performance.now() - started;
       c.header("Server-Timing", serverTiming(timing));
-      const body: BatchResponse = { model: manifest.id, results: predictions.map((p) => ({ predictions: p })) };
+      const body: BatchResponse = { model: manifest.id, results: judgements.map(result) };
       return c.json(body);
     } finally {
       // The memory goes back before the answer: what is left of a refused body is read away after this
@@ -168,5 +174,15 @@ function inBatch(error: unknown, index: number): unknown {
   return error;
 }
 
-/** The forward pass's output and its sorted copy in JS; its activations live in the model's own heaps. */
-const scoresBytes = (labels: number): number => labels * 4 * 2 + labels * 64;
+/** One image's answer as the API writes it: the engine's judgement (Classifier.judge), its fields named as the schema names them. */
+const result = (j: Omit<ClassifyResult, "ood_score"> & { oodScore: number | null }): ClassifyResult => ({
+  predictions: j.predictions,
+  unknown: j.unknown,
+  ood_score: j.oodScore,
+});
+
+/**
+ * The forward pass's logits, their calibrated probabilities (float64) and the sorted copy in JS, plus the
+ * verdict's numbers; its activations live in the model's own heaps.
+ */
+const scoresBytes = (labels: number): number => labels * (4 + 8) + labels * 64 + 16;
