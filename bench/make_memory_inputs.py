@@ -14,7 +14,7 @@ user sends. Files:
   png-max.png           a PNG at its pixel limit, RGB
   png-double-ihdr.png   hostile: a 1x1 IHDR first, then a second IHDR of 8000x8000 whose IDAT matches it
   webp-max.webp         a lossy WebP at its pixel limit, within the image file limit
-  webp-lossless-max.webp a lossless WebP at its pixel limit
+  webp-lossless-max.webp a lossless 1920x1080 screenshot-like WebP (at its pixel limit)
   webp-alpha-max.webp   a lossy WebP with alpha at its pixel limit
 """
 
@@ -26,6 +26,7 @@ import struct
 import zlib
 
 import numpy as np
+from make_stream_inputs import screenshot
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,8 +111,9 @@ def main() -> None:
     # (a 16 MP WebP takes seconds to encode, so not every quality is tried)
     w, h = side(a.webp_pixels, 3 / 2)
     save_webp(photo(w, h, 8, 6), os.path.join(out, "webp-max.webp"), a.image_bytes)
-    w, h = side(a.webp_lossless_pixels, 1)
-    save(photo(w, h, 4, 7), os.path.join(out, "webp-lossless-max.webp"), format="WEBP", lossless=True)
+    # Lossless WebP is what screenshots are saved as: a 1920x1080 screenshot (2.07 MP, at the limit).
+    w, h = (1920, 1080) if 1920 * 1080 <= a.webp_lossless_pixels else side(a.webp_lossless_pixels, 16 / 9)
+    save(screenshot(w, h, 7), os.path.join(out, "webp-lossless-max.webp"), format="WEBP", lossless=True)
     w, h = side(a.webp_alpha_pixels, 4 / 3)
     rgba = photo(w, h, 8, 8).convert("RGBA")
     rgba.putalpha(Image.linear_gradient("L").resize((w, h)))

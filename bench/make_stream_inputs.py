@@ -135,7 +135,9 @@ def main() -> None:
     p.add_argument("--baseline-pixels", type=int, required=True, help="MAX_JPEG_PIXELS")
     p.add_argument("--progressive-pixels", type=int, required=True, help="MAX_PROGRESSIVE_JPEG_PIXELS")
     p.add_argument("--png-pixels", type=int, required=True, help="MAX_PNG_PIXELS")
-    p.add_argument("--streamed-bytes", type=int, required=True, help="MAX_STREAMED_IMAGE_BYTES: a streamed file's limit")
+    p.add_argument(
+        "--streamed-bytes", type=int, required=True, help="MAX_STREAMED_IMAGE_BYTES: a streamed file's limit"
+    )
     p.add_argument("--max-scans", type=int, required=True, help="MAX_JPEG_SCANS: the most scans a JPEG may have")
     p.add_argument("--max-idat", type=int, required=True, help="MAX_IDAT_CHUNKS: the most IDAT chunks a PNG may have")
     a = p.parse_args()
