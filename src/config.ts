@@ -205,6 +205,28 @@ export const BODY_IDLE_TIMEOUT_MS = 15_000;
  */
 export const BODY_DEADLINE_MS = 120_000;
 /**
+ * A request whose body is still arriving while others wait in the memory ledger's queue gives way (408, its
+ * memory released) when its body has sent nothing for GIVE_WAY_STALL_MS, or has averaged under
+ * GIVE_WAY_MIN_BYTES_PER_SECOND since its first byte (judged after GIVE_WAY_STALL_MS). A streamed decode holds
+ * its working memory until the last byte, so without this a few slow uploads (16 declared phone photos sent a
+ * byte at a time) hold the ledger for the body deadline and every other client gets 503. 128 KiB/s is 1 Mbit/s,
+ * slower than a weak 3G uplink; 0.5 s of silence is far longer than the gaps between a live upload's packets
+ * (a 1.4 KB packet every 11 ms at 1 Mbit/s), and each slow holder costs a waiting client at most about that
+ * long. The rate is judged over the last 0.5 s, so a fast start does not buy a long trickle. A slower client is still served whenever nobody is waiting. Checked every GIVE_WAY_CHECK_MS, from the slow
+ * request's own timer: a waiting request cannot act in another request's context.
+ */
+export const GIVE_WAY_MIN_BYTES_PER_SECOND = 128 * 1024;
+export const GIVE_WAY_STALL_MS = 500;
+export const GIVE_WAY_CHECK_MS = 100;
+/**
+ * A body's first bytes are gathered up to this many before anything is decoded (BodyOptions.readAheadBytes),
+ * each byte charged to the ledger as it arrives, so no decode's memory (3-14 MiB) is reserved for a client
+ * until it has sent this much or all of a smaller image: a trickling client holds what it sent, and only a
+ * client that sends fast reaches the ledger's queue. 512 KiB holds a whole web JPEG or screenshot PNG; at
+ * 32 Mbit/s it arrives in 0.13 s, and the decoder catches up on it in a few ms.
+ */
+export const READ_AHEAD_BYTES = 512 * 1024;
+/**
  * Largest JSON body. JSON is parsed as it streams in and its image decoded into the image's decoder as it
  * goes (src/http/read-images.ts, jsonImageStream), so its size costs parse time, not memory: base64 of an image
  * at MAX_STREAMED_IMAGE_BYTES (4/3 of it), and room for the members around it. A Workers-AI byte array

@@ -5,12 +5,14 @@
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { createApp } from "../../src/http/app";
+import type { MemoryBudget } from "../../src/memory/budget";
 import type { Bindings } from "../../src/http/env";
 
 export type TestApp = (input: string, init?: RequestInit) => Promise<Response>;
 
-export function appWithEnv(overrides: Partial<Bindings>): TestApp {
-  const app = createApp();
+/** `budget`: the app's memory ledger, for tests that fill or watch it. */
+export function appWithEnv(overrides: Partial<Bindings>, options: { budget?: MemoryBudget } = {}): TestApp {
+  const app = createApp(options);
   const bindings: Bindings = { ...env, ...overrides };
   return async (input, init) => {
     const ctx = createExecutionContext();

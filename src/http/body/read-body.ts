@@ -19,6 +19,18 @@ export interface BodyOptions {
   deadlineMs?: number;
   /** Called before a buffer holding the body grows to `bytes`; throws to refuse (the ledger is full). */
   commit?: (bytes: number) => void;
+  /**
+   * Bytes gathered before the first chunk is handed on (or the whole body, if shorter). Nothing downstream
+   * can plan a decode, and so reserve its memory, before a client has sent this much: a client trickling its
+   * first bytes holds only what it sent, told to `readAhead` as it grows (and 0 when it is handed on).
+   */
+  readAheadBytes?: number;
+  readAhead?: (bytes: number) => void | Promise<void>;
+  /** Hears the size of each chunk as it arrives, and of the body's end (for src/pipeline/request-memory.ts's watch). */
+  onChunk?: (bytes: number) => void;
+  onEnd?: () => void;
+  /** Aborting it ends the read with its reason (an ApiError): the request gave way to others waiting for memory. */
+  signal?: AbortSignal;
 }
 
 export function incompleteBody(cause: unknown): ApiError {
@@ -60,12 +72,22 @@ export async function* bodyChunks(request: Request, limit: number, what: string,
   let received = 0;
   let finished = false;
   let refused = false;
+  // The first readAheadBytes, gathered before anything is handed on.
+  const ahead: Uint8Array[] = [];
+  let aheadBytes = 0;
+  const readAhead = options.readAheadBytes ?? 0;
   try {
     for (;;) {
       let next: ReadableStreamReadResult<Uint8Array>;
       try {
-        next = await readWithin(reader, Math.min(idleMs, Math.max(0, deadline - Date.now())), () =>
-          Date.now() >= deadline ? bodyTimeout(what, "took too long to arrive") : bodyTimeout(what, `sent nothing for ${idleMs / 1000} s`),
+        next = await readWithin(
+          reader,
+          Math.min(idleMs, Math.max(0, deadline - Date.now())),
+          () =>
+            Date.now() >= deadline
+              ? bodyTimeout(what, "took too long to arrive")
+              : bodyTimeout(what, `sent nothing for ${idleMs / 1000} s`),
+          options.signal,
         );
       } catch (error) {
         refused = true;
@@ -73,12 +95,25 @@ export async function* bodyChunks(request: Request, limit: number, what: string,
       }
       if (next.done) {
         finished = true;
+        options.onEnd?.();
+        await options.readAhead?.(0);
+        yield* ahead.splice(0);
         return;
       }
       received += next.value.byteLength;
       if (received > limit) {
         refused = true;
         throw bodyTooLarge(limit, what);
+      }
+      options.onChunk?.(next.value.byteLength);
+      if (aheadBytes < readAhead) {
+        await options.readAhead?.(aheadBytes + next.value.byteLength);
+        ahead.push(next.value);
+        aheadBytes += next.value.byteLength;
+        if (aheadBytes < readAhead) continue;
+        await options.readAhead?.(0);
+        yield* ahead.splice(0);
+        continue;
       }
       yield next.value;
     }
@@ -135,10 +170,17 @@ async function readWithin(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   ms: number,
   timeout: () => ApiError,
+  signal?: AbortSignal,
 ): Promise<ReadableStreamReadResult<Uint8Array>> {
+  if (signal?.aborted) throw signal.reason;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(timeout()), ms);
+    if (signal) {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
   });
   try {
     return await Promise.race([
@@ -149,5 +191,6 @@ async function readWithin(
     ]);
   } finally {
     if (timer !== undefined) clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
 }

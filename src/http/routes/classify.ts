@@ -7,6 +7,7 @@ import {
   MAX_IMAGE_BYTES,
   MAX_MULTIPART_BODY_BYTES,
   MAX_STREAMED_IMAGE_BYTES,
+  READ_AHEAD_BYTES,
 } from "../../config";
 import { ImageError, type PreparedImage } from "../../image";
 import { imageStreamToTensor } from "../../pipeline/image-stream";
@@ -14,7 +15,7 @@ import { type RequestMemory, reserveRequestMemory } from "../../pipeline/request
 import { keyedRoute, rateLimitedResponse, unauthorizedResponse } from "../access-docs";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { bodyChunks, bodyTimeouts } from "../body/read-body";
+import { type BodyOptions, bodyChunks, bodyTimeouts } from "../body/read-body";
 import { multipartBoundary } from "../body/multipart";
 import { multipartImages } from "../body/multipart-stream";
 import { emptyImage, formOodThreshold, formTopK, inputForm, jsonImageStream, queryOptions } from "../read-images";
@@ -92,8 +93,23 @@ export function registerClassify(app: OpenAPIHono<AppEnv>): void {
       const perImage =
         form === "multipart" ? MAX_BATCH_IMAGES * (scoresBytes(manifest.labels.length) + classifier.featureBytesPerImage) : 0;
       const base = BODY_SLACK_BYTES + scoresBytes(manifest.labels.length) + perImage;
-      memory = await reserveRequestMemory(c.var.budget, `classify ${c.get("requestId") ?? ""}`.trim(), base);
-      const options = { ...bodyTimeouts(c.env), commit: memory.commit };
+      memory = await reserveRequestMemory(c.var.budget, `classify ${c.get("requestId") ?? ""}`.trim(), base, {
+        gaveWay: () =>
+          new ApiError(
+            408,
+            "body_timeout",
+            "The body arrived too slowly while other requests waited for this server's memory; send it again on a faster or steadier connection.",
+          ),
+      });
+      const options: BodyOptions = {
+        ...bodyTimeouts(c.env),
+        commit: memory.commit,
+        readAheadBytes: READ_AHEAD_BYTES,
+        readAhead: memory.readAhead,
+        onChunk: memory.onChunk,
+        onEnd: memory.onEnd,
+        signal: memory.signal,
+      };
       const timing = { decode: 0, preprocess: 0, inference: 0 };
       const note = (prepared: PreparedImage) => {
         timing.decode += prepared.decodeMs;
