@@ -4,7 +4,7 @@
  *                             [--seconds 150] [--max-requests 20000]
  *
  * A model switch under load, on loopback only: runs `wrangler dev` over a fresh local bucket (a temporary
- * directory, removed at the end), publishes the package in --model (default model/alexnet-fmnist-64-v7) with
+ * directory, removed at the end), publishes the package in --model (default model/alexnet-fmnist-64-v8) with
  * the project's publish code (scripts/lib/publish.mjs, over scripts/lib/local-r2.mjs), then sends POST /v1/classify at --concurrency through
  * the publish of a copy of that package under a new id. Prints the failed requests (anything but 200), the
  * answers by model, any answer from the old model after the first from the new one, and latency p50/p99/max
@@ -45,7 +45,7 @@ const spec = {
       value: "N",
       help: "Run the app with an isolate budget of N MiB (bench/switch-worker.ts): with room for one model only, the switch frees the old model before loading the new one (default: the real Worker and its budget).",
     },
-    model: { type: "string", value: "DIR", help: "The package to serve and copy (default: model/alexnet-fmnist-64-v7)." },
+    model: { type: "string", value: "DIR", help: "The package to serve and copy (default: model/alexnet-fmnist-64-v8)." },
     concurrency: { type: "string", default: "8", value: "N", help: "Requests in flight at once." },
     port: { type: "string", value: "N", help: "wrangler dev's port on 127.0.0.1 (default: a free one)." },
     "inspector-port": { type: "string", value: "N", help: "wrangler dev's inspector port (default: a free one)." },
@@ -87,7 +87,7 @@ function latency(requests) {
 }
 
 async function main() {
-  const packageDir = values.model ? resolve(values.model) : join(root, "model/alexnet-fmnist-64-v7");
+  const packageDir = values.model ? resolve(values.model) : join(root, "model/alexnet-fmnist-64-v8");
   await readPackage(packageDir); // a damaged package fails here, before anything starts
   const work = mkdtempSync(join(tmpdir(), "alexnet-switch-"));
   const persistTo = join(work, "state");

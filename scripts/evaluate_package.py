@@ -2,12 +2,14 @@ r"""Evaluate a Fashion-MNIST model package as served (int8): accuracy, per-class
 (ECE before and after temperature scaling) and how well it tells pictures it was never trained on apart.
 
   # measure a calibrated package; the report goes beside it: model/<id>.evaluation.json and .md
-  nice -n 10 /usr/bin/python3 scripts/evaluate_package.py model/alexnet-fmnist-64-v7
+  nice -n 10 /usr/bin/python3 scripts/evaluate_package.py model/alexnet-fmnist-64-v8
 
   # calibrate a package that saw all 60,000 training images on test images 0-4999, report on 5000-9999, and
-  # write the calibrated copy under a new id (weights byte for byte; packages are immutable by id)
+  # write the calibrated copy under a new id (weights byte for byte; packages are immutable by id), with its
+  # report.json and thumbnails.png (training/report.py); the default model v8 was made so from v7
+  # (v6's weights, calibrated by NLL; in git history), with --cache /tmp/v7-cache.pt
   nice -n 10 /usr/bin/python3 scripts/evaluate_package.py model/alexnet-fmnist-64-v7 --calibrate \
-      --export-dir model/alexnet-fmnist-64-v7
+      --temperature-fit ece --export-dir model/alexnet-fmnist-64-v8
 
 Everything is computed in the served int8 arithmetic (training/quantize.py). The out-of-distribution sets
 (training/ood_sets.py) are scikit-image's photographs (python3-skimage), synthetic pictures and drawn letters
@@ -27,6 +29,7 @@ from training import calibration as C  # noqa: E402
 from training import data as D  # noqa: E402
 from training import ood_sets as O  # noqa: E402
 from training.class_report import per_class  # noqa: E402
+from training.report import attach_report, build_report, read_metrics_csv  # noqa: E402
 
 
 def span(text: str) -> tuple:
@@ -124,7 +127,7 @@ def main(argv=None) -> int:
         epilog=__doc__.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("package", help="a Fashion-MNIST model package directory, e.g. model/alexnet-fmnist-64-v7")
+    ap.add_argument("package", help="a Fashion-MNIST model package directory, e.g. model/alexnet-fmnist-64-v8")
     ap.add_argument("--calibrate", action="store_true", help="fit the calibration (on --fit) and write a new package")
     ap.add_argument("--export-dir", default="", help="with --calibrate: the new package's directory (its id: the name)")
     ap.add_argument(
@@ -147,6 +150,17 @@ def main(argv=None) -> int:
         type=float,
         default=1.0,
         help="share of each OOD set to build; the tests use 0.1 (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--temperature-fit",
+        choices=sorted(C.TEMPERATURE_FITS),
+        default="nll",
+        help="with --calibrate: choose T by least NLL or least ECE (15 bins) on --fit (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--metrics-csv",
+        default="",
+        help="with --calibrate: the training curves for the report (default: <package>.metrics.csv when it exists)",
     )
     ap.add_argument("--no-candidates", action="store_true", help="skip the table of candidate OOD scores")
     ap.add_argument("--note", default="", help="with --calibrate: appended to the manifest's calibration.fitted_on")
@@ -215,7 +229,7 @@ def main(argv=None) -> int:
         print(f"{name}: {len(images)} images", flush=True)
     fitted_on = f"fashion-mnist/test images {args.fit[0]}-{args.fit[1] - 1}" + (f" ({args.note})" if args.note else "")
     if args.calibrate:
-        block = C.fit_calibration(fit["logits"], fit["labels"], fit["inputs"], fitted_on)
+        block = C.fit_calibration(fit["logits"], fit["labels"], fit["inputs"], fitted_on, args.temperature_fit)
     else:
         block = manifest["calibration"]
     metrics = C.calibration_metrics(
@@ -242,7 +256,22 @@ def main(argv=None) -> int:
         block = dict(block, metrics=metrics)
         chosen = [sets["photographs"]["names"].index("chelsea"), sets["synthetic"]["names"].index("checker0")]
         extra = np.stack([sets["photographs"]["inputs"][chosen[0]], sets["synthetic"]["inputs"][chosen[1]]])
+        if "calibration" in manifest:  # a recalibration: the source's samples hold these two already
+            extra = None
         C.calibrated_package(args.package, out_dir, model_id, block, extra)
+        csv_path = args.metrics_csv or os.path.normpath(args.package) + ".metrics.csv"
+        history = read_metrics_csv(csv_path) if os.path.exists(csv_path) else None
+        card, png = build_report(
+            manifest["labels"],
+            ev["logits"],
+            ev["labels"],
+            ev["inputs"],
+            manifest["preprocess"],
+            metrics["dataset"],
+            block,
+            history,
+        )
+        attach_report(out_dir, card, png)
         print(f"wrote {out_dir} (calibration fitted on {fitted_on})", flush=True)
     base = os.path.normpath(out_dir)
     C.write_json(base + ".evaluation.json", report)

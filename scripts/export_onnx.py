@@ -1,6 +1,6 @@
 """Export an int8 model package as one ONNX graph that onnxruntime runs natively, with the Worker's arithmetic.
 
-  /usr/bin/python3 scripts/export_onnx.py model/alexnet-fmnist-64-v7 --out alexnet-fmnist-64-v7.int8.onnx
+  /usr/bin/python3 scripts/export_onnx.py model/alexnet-fmnist-64-v8 --out alexnet-fmnist-64-v8.int8.onnx
 
 The graph's weights are the package's int8 tensors with their per-channel scales, and it computes what the
 Worker computes (its 7-bit convolution input codes and int16 dense codes, summed against the int8 weights:

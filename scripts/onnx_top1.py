@@ -1,7 +1,7 @@
 """Top-1 of a Fashion-MNIST package's exported ONNX on the Fashion-MNIST test images, run by onnxruntime-node.
 
-  /usr/bin/python3 scripts/onnx_top1.py model/alexnet-fmnist-64-v7            # all 10,000 test images
-  /usr/bin/python3 scripts/onnx_top1.py model/alexnet-fmnist-64-v7 --count 500
+  /usr/bin/python3 scripts/onnx_top1.py model/alexnet-fmnist-64-v8            # all 10,000 test images
+  /usr/bin/python3 scripts/onnx_top1.py model/alexnet-fmnist-64-v8 --count 500
 
 Exports the package (training/onnx_int8.py, --form as scripts/export_onnx.py) into a temporary file,
 preprocesses the test images as the manifest says (antialiased bilinear resize, /255, mean/std, grey into
@@ -45,7 +45,7 @@ def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("package", help="a Fashion-MNIST package directory (e.g. model/alexnet-fmnist-64-v7)")
+    p.add_argument("package", help="a Fashion-MNIST package directory (e.g. model/alexnet-fmnist-64-v8)")
     p.add_argument("--count", type=int, default=10000, help="the first N test images (default: all 10,000)")
     p.add_argument("--form", choices=FORMS, default="cast", help="operator form of the export (default: cast)")
     p.add_argument(

@@ -44,8 +44,8 @@ const spec = {
   },
   positionals: "[PACKAGE_DIR]",
   examples: [
-    "npm run publish-model -- model/alexnet-fmnist-64-v7",
-    "npm run publish-model -- model/alexnet-fmnist-64-v7 --remote",
+    "npm run publish-model -- model/alexnet-fmnist-64-v8",
+    "npm run publish-model -- model/alexnet-fmnist-64-v8 --remote",
     "npm run publish-model -- --rollback --remote",
   ],
 };

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -115,5 +116,31 @@ describe("npm run publish-model -- --local", { concurrency: false }, () => {
     assert.equal(none.code, 1, none.out);
     assert.match(none.out, /nothing to roll back to/);
     assert.equal(await servedId(), "tiny-package");
+  });
+
+  it("uploads and verifies the report card the manifest names, and refuses a package that lacks it", async () => {
+    const carded = join(work, "carded");
+    cpSync(TINY, carded, { recursive: true });
+    const manifest = JSON.parse(readFileSync(join(carded, "manifest.json"), "utf8"));
+    manifest.id = "tiny-carded";
+    const files = { "report.json": Buffer.from('{"accuracy":0.5}\n'), "thumbnails.png": Buffer.from("not really a png") };
+    const ref = (name) => ({ file: name, bytes: files[name].length, sha256: createHash("sha256").update(files[name]).digest("hex") });
+    manifest.report = { ...ref("report.json"), thumbnails: ref("thumbnails.png") };
+    writeFileSync(join(carded, "manifest.json"), JSON.stringify(manifest, null, 2));
+
+    writeFileSync(join(carded, "report.json"), files["report.json"]);
+    const missing = publish(carded);
+    assert.equal(missing.code, 1, missing.out);
+    assert.match(missing.out, /names thumbnails\.png, which is missing/);
+
+    writeFileSync(join(carded, "thumbnails.png"), files["thumbnails.png"]);
+    const { code, out } = publish(carded);
+    assert.equal(code, 0, out);
+    assert.match(out, /report\.json: stored and verified/);
+    assert.match(out, /thumbnails\.png: stored and verified/);
+    for (const name of Object.keys(files)) {
+      const stored = await withBucket((bucket) => bucket.digest(`models/tiny-carded/${name}`));
+      assert.equal(stored.sha256, ref(name).sha256);
+    }
   });
 });

@@ -49,7 +49,7 @@ const spec = {
     port: { type: "string", default: "8787", value: "N", help: "The port wrangler dev listens on, at http://127.0.0.1:N." },
     "persist-to": { type: "string", default: ".state", value: "DIR", help: "The directory holding the local R2 state." },
   },
-  examples: ["npm start", "npm start -- --port 8788 --model model/alexnet-fmnist-64-v7"],
+  examples: ["npm start", "npm start -- --port 8788 --model model/alexnet-fmnist-64-v8"],
 };
 const { values } = parseCli(spec);
 const port = Number(values.port);

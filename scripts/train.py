@@ -90,6 +90,8 @@ test_subset = 0             # use only the first N test images (0 = all)
 val_fraction = 0.05         # share of the training images held out of training (stratified by class, a fixed
                             # seed: the same images every run) to fit the package's calibration on at export:
                             # temperature and the "unknown" threshold (docs/model-package.md; 0 = none)
+temperature_fit = "nll"     # how the calibration's temperature is chosen on the held-out images: nll (least
+                            # negative log-likelihood, Guo et al. 2017) or ece (least ECE in 15 bins)
 epoch_test_subset = 0       # after each epoch evaluate only the first N test images (0 = all); export uses all
 workers = -1                # DataLoader worker processes; -1: 0 for Fashion-MNIST (in memory), else the CPUs
                             # this process may use, shared among local DDP processes, at most 8
@@ -226,6 +228,8 @@ def main(argv=None):
         source = f.read()
     defaults = {k: globals()[k] for k in config_keys}
     cfg = parse_flags(sys.argv[1:] if argv is None else argv, source, defaults, __doc__)
+    if cfg["temperature_fit"] not in ("nll", "ece"):
+        sys.exit(f"--temperature-fit must be nll or ece, not {cfg['temperature_fit']!r}")
     if cfg["from_torchvision"]:
         return convert(cfg, cfg["from_torchvision"], "torchvision")
     if cfg["from_onnx"]:

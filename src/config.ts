@@ -243,3 +243,16 @@ export const MAX_JSON_BODY_BYTES = Math.ceil((4 * MAX_STREAMED_IMAGE_BYTES) / 3)
  * limit): a client near a limit learns about it, and larger bodies cost nothing.
  */
 export const MAX_DISCARDED_BODY_BYTES = MAX_JSON_BODY_BYTES;
+
+/**
+ * Largest report.json (the package's report card, GET /v1/models) read from R2. The exporter's report of a
+ * 10-label model is ~20 KiB; its confusion matrix and thumbnail index grow with the square of the labels, and
+ * the exporter leaves both out above 100 labels (training/report.py), so a larger file is not one it wrote.
+ */
+export const MAX_REPORT_BYTES = 256 * 1024;
+
+/**
+ * What a report costs the memory ledger per byte of its file while a request holds it: the bytes, their text,
+ * the parsed objects (a JSON number in an array costs 8-16 bytes for 2-6 of text) and the answer's text again.
+ */
+export const REPORT_MEMORY_FACTOR = 8;

@@ -1,8 +1,9 @@
 """The end of a run: evaluate the network in fp32 and in the Worker's served arithmetic, write the package.
 
-Beside the package go the per-class report (training/class_report.py), and beside the checkpoint the run's
-records (metrics.csv, curves.png, confusion.png of the served model). Export runs in this process alone, on
-the CPU, whatever the run trained on.
+Inside the package go its report card (report.json, thumbnails.png: training/report.py); beside it the
+per-class report (training/class_report.py), and beside the checkpoint the run's records (metrics.csv,
+curves.png, confusion.png of the served model). Export runs in this process alone, on the CPU, whatever the
+run trained on.
 """
 
 import os
@@ -17,6 +18,7 @@ from training.lineage import training_record
 from training.package import export_package
 from training.plots import write_run_records
 from training.quantize import fold_and_quantize, served_forward
+from training.report import attach_report, build_report
 from training.runtime import cpu_runtime, make_loader, unwrap
 
 
@@ -49,16 +51,21 @@ def ood_inputs(manifest_like: dict) -> dict:
     return out
 
 
-def calibrate(layers, cfg, val_ds, test_ds, input_size: int, preprocess: dict, trained_on: str) -> dict:
+def calibrate(layers, cfg, val_ds, test: tuple, input_size: int, preprocess: dict) -> dict:
     """The manifest's calibration block: fitted on the held-out training images (--val-fraction), its metrics
-    on the test set and the OOD sets, all in the served arithmetic (training/calibration.py)."""
+    on the test set (`test`: served_set's triple) and the OOD sets, all in the served arithmetic
+    (training/calibration.py)."""
     from training import calibration as C
 
     logits, y, x = served_set(layers, cfg, val_ds)
     block = C.fit_calibration(
-        logits, y, x, f"{len(val_ds)} training images held out of training (--val-fraction {cfg['val_fraction']})"
+        logits,
+        y,
+        x,
+        f"{len(val_ds)} training images held out of training (--val-fraction {cfg['val_fraction']})",
+        cfg["temperature_fit"],
     )
-    t_logits, t_y, t_x = served_set(layers, cfg, test_ds)
+    t_logits, t_y, t_x = test
     sets = {}
     manifest_like = {"input": {"height": input_size, "width": input_size}, "preprocess": preprocess}
     for name, xs in ood_inputs(manifest_like).items():
@@ -106,8 +113,9 @@ def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, con
         metrics.update(top1_fp32_10crop=round(m10["test_top1"], 4), top5_fp32_10crop=round(m10["test_top5"], 4))
     metrics["per_class_recall"] = [r["recall"] for r in per_class(m8["confusion"], labels)]
     calibration = None
+    test = served_set(q, cfg, test_ds)
     if val_ds is not None and len(val_ds):
-        calibration = calibrate(q, cfg, val_ds, test_ds, cfg["input_size"], preprocess, trained_on)
+        calibration = calibrate(q, cfg, val_ds, test, cfg["input_size"], preprocess)
     export_package(
         model,
         cfg["export_dir"],
@@ -122,6 +130,8 @@ def export(model, cfg, rt, test_ds, labels, preprocess, history, trained_on, con
         convolutions=cfg["convolutions"],
         calibration=calibration,
     )
+    card, png = build_report(labels, *test, preprocess, metrics["dataset"], calibration, history)
+    attach_report(cfg["export_dir"], card, png)
     write_run_records(cfg["out"], history, m8["confusion"], labels)
     report = write_class_report(cfg["export_dir"], m8["confusion"], labels)
     print(f"export: per-class precision and recall, confusion matrix: {', '.join(report)}", flush=True)

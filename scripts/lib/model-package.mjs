@@ -40,8 +40,7 @@ export async function readPackage(dir) {
     throw new PackageError(`${manifestPath}: ${cause.message}`);
   }
 
-  // The samples entry may omit bytes and sha256 (the schema allows it); then only its presence is checked.
-  const refs = [manifest.weights, json.samples ? { ...json.samples, file: manifest.samples.file } : undefined].filter(Boolean);
+  const refs = packageFileRefs(manifest, json);
   const files = [];
   for (const ref of refs) {
     const path = join(dir, ref.file);
@@ -90,4 +89,14 @@ export function findDefaultPackage(modelRoot) {
     throw new PackageError(`several model packages in ${shown}/ (${names}): choose one with --model DIR`);
   }
   return candidates[0];
+}
+
+/**
+ * The files a manifest names besides itself, as {file, bytes?, sha256?}: weights, samples, and the report card
+ * (report.json, thumbnails.png) when it has one. The samples entry may omit bytes and sha256 (the schema allows
+ * it); then only its presence is checked.
+ */
+export function packageFileRefs(manifest, json) {
+  const report = manifest.report ? [manifest.report, manifest.report.thumbnails] : [];
+  return [manifest.weights, json.samples ? { ...json.samples, file: manifest.samples.file } : undefined, ...report].filter(Boolean);
 }

@@ -3,14 +3,14 @@
  *
  * Order matters, so that a half-done run never becomes the served model:
  *   1. the package is validated on disk (readPackage) before anything is uploaded;
- *   2. weights and samples are uploaded, then read back and hashed; the manifest goes up last, so a package
+ *   2. weights, samples and the report card are uploaded, then read back and hashed; the manifest goes up last, so a package
  *      "exists" in the bucket only once its manifest is there;
  *   3. only then models/history.json records the previous id and models/current.json names the new one.
  * Packages are immutable: an id whose manifest in the bucket differs from ours is refused, never overwritten.
  */
 import { POINTER_KEY, packageKey } from "../../src/config.ts";
 import { parseManifest } from "../../src/package/manifest.ts";
-import { PackageError, readPackage } from "./model-package.mjs";
+import { PackageError, packageFileRefs, readPackage } from "./model-package.mjs";
 import { formatBytes } from "./progress.mjs";
 
 /** Previously served ids, most recent last, for `--rollback`. Next to the pointer, outside any package. */
@@ -111,7 +111,7 @@ async function verifyStoredPackage(bucket, id, log) {
   const manifestJson = await readJson(bucket, packageKey(id, "manifest.json"));
   if (manifestJson === null) throw new PackageError(`package ${id} has no manifest in the bucket`);
   const manifest = parseManifest(manifestJson);
-  const refs = [manifest.weights, manifestJson.samples].filter(Boolean);
+  const refs = packageFileRefs(manifest, manifestJson);
   for (const ref of refs) {
     const key = packageKey(id, ref.file);
     const stored = await bucket.digest(key, ref.bytes);

@@ -127,7 +127,7 @@ function wrap(manifest: Manifest, network: Network, loadTimings: Classifier["loa
     const rows: Float32Array[] = [];
     // The input part of each image's ood score, computed in `add`: the input tensor is not kept for the dense
     // pass, only this number. One add per input value (12,288 for 64x64x3) against the network's 83.7 M
-    // multiply-adds (alexnet-fmnist-64-v7): 0.015% of the operations; timed in workerd, ~0.35% of a forward
+    // multiply-adds (alexnet-fmnist-64-v8): 0.015% of the operations; timed in workerd, ~0.35% of a forward
     // pass, whose kernels are SIMD where this loop is scalar JS.
     const fromInputs: number[] = [];
     let finished = false;

@@ -30,7 +30,7 @@ import { registerHealth } from "./routes/health";
 import { registerModels } from "./routes/models";
 
 /** Routes that need an API key when API_KEYS is set; the rest (/, /healthz, /readyz, /openapi.json) stay open. */
-const KEYED_ROUTES = ["/v1/classify", "/v1/models"];
+const KEYED_ROUTES = ["/v1/classify", "/v1/models", "/v1/models/*"];
 /** Routes that cost real CPU per request (a forward pass per image): these are rate limited. */
 const LIMITED_ROUTES = ["/v1/classify"];
 /** Answer headers a cross-origin page may read. */

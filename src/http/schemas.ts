@@ -111,7 +111,7 @@ export const classifyResultSchema = z.object({ predictions: z.array(predictionSc
 });
 
 export const classifyResponseSchema = z
-  .object({ model: z.string().openapi({ example: "alexnet-fmnist-64-v7" }), predictions: z.array(predictionSchema), ...verdictFields })
+  .object({ model: z.string().openapi({ example: "alexnet-fmnist-64-v8" }), predictions: z.array(predictionSchema), ...verdictFields })
   .openapi("ClassifyResponse");
 
 export const batchResponseSchema = z.object({ model: z.string(), results: z.array(classifyResultSchema) }).openapi("ClassifyBatchResponse");
@@ -125,6 +125,64 @@ export const errorSchema = z
   })
   .openapi("Error");
 
+const reliabilityBinSchema = z.object({
+  lo: z.number(),
+  hi: z.number(),
+  count: z.number().int(),
+  accuracy: z.number().nullable().openapi({ description: "Share right among the bin's images; null for an empty bin." }),
+  confidence: z.number().nullable().openapi({ description: "Mean top score of the bin's images; null for an empty bin." }),
+});
+
+/** The package's report.json (training/report.py, docs/model-package.md "report"), as the exporter writes it. */
+export const modelReportSchema = z
+  .object({
+    dataset: z.string().openapi({ example: "fashion-mnist/test images 5000-9999" }),
+    count: z.number().int(),
+    accuracy: z.number(),
+    per_class: z.array(
+      z.object({ label: z.string(), support: z.number().int(), precision: z.number(), recall: z.number(), f1: z.number() }),
+    ),
+    confusion: z
+      .array(z.array(z.number().int()))
+      .optional()
+      .openapi({ description: "Counts: row = true label, column = predicted, in label order. Left out above 100 labels." }),
+    reliability: z
+      .object({ bins: z.number().int(), before: z.array(reliabilityBinSchema), after: z.array(reliabilityBinSchema).optional() })
+      .openapi({ description: "The reliability diagram's equal-width bins of the top score, raw (before) and calibrated (after)." }),
+    ece: z.object({ before: z.number(), after: z.number().optional() }).openapi({ description: "Expected calibration error, 15 bins." }),
+    temperature: z.number().optional(),
+    curves: z
+      .record(z.string(), z.array(z.number().nullable()))
+      .optional()
+      .openapi({ description: "The training curves, one value per epoch: epoch, lr, train_loss, train_top1, test_loss, test_top1, ..." }),
+    ood: z
+      .object({
+        method: z.string(),
+        threshold: z.number(),
+        flagged_unknown: z.number().nullable().optional(),
+        sets: z.record(
+          z.string(),
+          z.object({ count: z.number().int(), auroc: z.number(), fpr_at_95_tpr: z.number(), flagged_unknown: z.number() }),
+        ),
+      })
+      .optional(),
+    thumbnails: z
+      .object({
+        file: z.string(),
+        tile: z.number().int(),
+        columns: z.number().int(),
+        count: z.number().int(),
+        cells: z.array(z.array(z.array(z.number().int()))),
+      })
+      .optional()
+      .openapi({
+        description:
+          "Where each confusion cell's thumbnails lie in thumbnails_url's sprite: cells[true][predicted] lists tile numbers; " +
+          "tile k is the square of side `tile` at column k % columns, row floor(k / columns).",
+      }),
+  })
+  .openapi("ModelReport");
+
 export const modelInfoSchema = z
   .object({
     id: z.string(),
@@ -133,6 +191,25 @@ export const modelInfoSchema = z
     metrics: z.record(z.string(), z.unknown()),
     training: z.record(z.string(), z.unknown()),
     quantization: z.record(z.string(), z.unknown()),
+    calibration: z
+      .object({
+        temperature: z.number().openapi({ description: "Scores are softmax(logits / temperature)." }),
+        ood_threshold: z
+          .number()
+          .openapi({ description: "The ood_score above which an answer says unknown, unless a request sets its own." }),
+        tpr: z.number().optional().openapi({ description: "Share of held-out in-distribution images the threshold keeps." }),
+        fitted_on: z.string().optional(),
+        metrics: z.record(z.string(), z.unknown()).optional(),
+      })
+      .nullable()
+      .openapi({ description: "The package's calibration; null for a package without one (its answers are never unknown)." }),
+    report: modelReportSchema
+      .nullable()
+      .openapi({ description: "The package's report card; null when it has none, or when it cannot be read (too large, damaged)." }),
+    thumbnails_url: z.string().nullable().openapi({
+      description: "Path of the report's thumbnail sprite (PNG), null without one.",
+      example: "/v1/models/alexnet-fmnist-64-v8/thumbnails.png",
+    }),
   })
   .openapi("Model");
 
@@ -157,3 +234,4 @@ export type ClassifyResponse = z.infer<typeof classifyResponseSchema>;
 export type BatchResponse = z.infer<typeof batchResponseSchema>;
 export type ClassifyResult = z.infer<typeof classifyResultSchema>;
 export type ModelInfo = z.infer<typeof modelInfoSchema>;
+export type ModelReport = z.infer<typeof modelReportSchema>;

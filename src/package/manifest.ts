@@ -126,6 +126,9 @@ export const manifestSchema = z
       .default({}),
     training: z.record(z.string(), z.unknown()).default({}),
     calibration: calibrationSchema.optional(),
+    // The report card (docs/model-package.md, "report"): evaluation figures for the demo's Model view, and a
+    // sprite of test images per confusion cell. Optional: GET /v1/models answers `report: null` without it.
+    report: fileRef.extend({ thumbnails: fileRef.optional() }).optional(),
   })
   .superRefine((m, ctx) => {
     const { channels } = m.input;

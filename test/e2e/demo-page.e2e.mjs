@@ -9,7 +9,11 @@
  * The model: $E2E_MODEL if set, else the default package in model/, else test/fixtures/tiny-gray-package.
  * The page must always show what the API answers; a model whose manifest reports top-1 >= 0.8 must also
  * put the sample's true label (from its file name) first.
- * Writes a screenshot to test-results/demo-page.png. Stops everything it started.
+ * A photograph (samples/photos/chelsea.jpg) checks the unknown answer of a calibrated model, and the Model view
+ * is clicked through: accuracy, precision and recall, the confusion heat map and a cell's thumbnails, the
+ * reliability diagrams and the training curves, each against what GET /v1/models says.
+ * Writes a screenshot to test-results/demo-page.png, and with the default model the two in docs/screenshots/
+ * (demo-unknown.png, demo-model-view.png) that the README shows. Stops everything it started.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -26,6 +30,8 @@ import { modelsBucketName } from "../../scripts/lib/wrangler-r2.mjs";
 const root = resolve(import.meta.dirname, "../..");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SCREENSHOT = join(root, "test-results/demo-page.png");
+const DOC_SCREENSHOTS = join(root, "docs/screenshots");
+const PHOTO = join(root, "samples/photos/chelsea.jpg");
 
 /** "Ankle boot", "ankle-boot", "T-shirt/top" -> comparable keys. */
 const key = (text) => text.toLowerCase().replace(/[^a-z0-9]/g, "");
@@ -189,6 +195,104 @@ describe("the demo page in headless Chromium", () => {
     mkdirSync(join(root, "test-results"), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     log(`screenshot: ${SCREENSHOT}`);
+  });
+
+  it("says plainly that a photograph is none of the model's labels, and shows its report card in the Model view", async () => {
+    const info = await (await fetch(`${dev.url}/v1/models`)).json();
+    const api = await (
+      await fetch(`${dev.url}/v1/classify`, { method: "POST", headers: { "content-type": "image/jpeg" }, body: readFileSync(PHOTO) })
+    ).json();
+    const page = await browser.newPage({ viewport: { width: 900, height: 720 } });
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(`${dev.url}/`);
+    await page.locator("#model").filter({ hasText: info.id }).waitFor({ timeout: 15_000 });
+    await page.setInputFiles("#file", PHOTO);
+    await page.locator("#result:not([hidden])").waitFor({ timeout: 30_000 });
+    assert.deepEqual(
+      await page.locator("#predictions .label").allTextContents(),
+      api.predictions.map((p) => p.label),
+    );
+    const shown = await page.locator("#unknown").isVisible();
+    assert.equal(shown, api.unknown, "the page says unknown exactly when the API does");
+    assert.equal(await page.locator("#result.unknown").count(), api.unknown ? 1 : 0, "the guesses are greyed only when unknown");
+    if (info.calibration && model.trained) assert.equal(api.unknown, true, "the default model should call a cat photo unknown");
+    if (api.unknown) {
+      const text = await page.locator("#unknown").textContent();
+      assert.match(text, new RegExp(`not one of the ${info.labels.length} things this model knows`));
+      assert.match(await page.locator("#status").textContent(), /not one of the/);
+      log(`chelsea.jpg: ${text}`);
+    }
+    const forDocs = model.trained && info.report;
+    if (forDocs) {
+      mkdirSync(DOC_SCREENSHOTS, { recursive: true });
+      await page.screenshot({ path: join(DOC_SCREENSHOTS, "demo-unknown.png"), fullPage: true });
+    }
+
+    await page.click("#tab-model");
+    await page.locator("#view-model:not([hidden])").waitFor({ timeout: 5_000 });
+    assert.equal(await page.locator("#view-classify").isVisible(), false);
+    const { report } = info;
+    if (!report) {
+      assert.match(await page.locator("#model-empty").textContent(), /no report card/);
+      assert.deepEqual(errors, []);
+      return;
+    }
+    const pct = (v) => `${(v * 100).toFixed(1)}%`;
+    assert.match(
+      await page.locator("#accuracy").textContent(),
+      new RegExp(`^${pct(report.accuracy).replace(".", "\\.")} of ${report.count} test images`),
+    );
+    const rows = await page
+      .locator("#per-class tr")
+      .evaluateAll((trs) => trs.slice(1).map((tr) => [...tr.children].map((td) => td.textContent)));
+    assert.deepEqual(
+      rows,
+      report.per_class.map((r) => [r.label, pct(r.precision), pct(r.recall), String(r.support)]),
+    );
+    const n = info.labels.length;
+    const cells = page.locator("#confusion td.cell button");
+    assert.equal(await cells.count(), n * n);
+    assert.deepEqual((await cells.allTextContents()).map(Number), report.confusion.flat());
+    // The largest mistake: its cell shows the test images behind it, cut from the package's sprite.
+    let worst = [0, 1];
+    for (let t = 0; t < n; t++)
+      for (let p = 0; p < n; p++) if (t !== p && report.confusion[t][p] > report.confusion[worst[0]][worst[1]]) worst = [t, p];
+    const [t, p] = worst;
+    await page.locator(`#confusion button[data-true="${t}"][data-predicted="${p}"]`).click();
+    const want = report.thumbnails.cells[t][p].length;
+    assert.ok(want > 0);
+    await page
+      .locator("#cell-thumbs .thumb")
+      .nth(want - 1)
+      .waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator("#cell-thumbs .thumb").count(), want);
+    assert.match(
+      await page.locator("#cell-caption").textContent(),
+      new RegExp(`True ${info.labels[t]}, answered ${info.labels[p]}: ${report.confusion[t][p]} test images`),
+    );
+    assert.match(
+      await page
+        .locator("#cell-thumbs .thumb")
+        .first()
+        .evaluate((el) => getComputedStyle(el).backgroundImage),
+      /^url\("blob:/,
+    );
+    assert.equal(await page.locator(`#confusion button[aria-pressed="true"]`).count(), 1);
+
+    const figures = page.locator("#reliability figure");
+    assert.equal(await figures.count(), report.reliability.after ? 2 : 1);
+    assert.match(await figures.first().textContent(), new RegExp(`ECE ${pct(report.ece.before).replace(".", "\\.")}`));
+    assert.equal(await figures.first().locator("rect.bar").count(), report.reliability.before.filter((b) => b.count > 0).length);
+    if (report.reliability.after)
+      assert.match(await figures.nth(1).textContent(), new RegExp(`ECE ${pct(report.ece.after).replace(".", "\\.")}`));
+    assert.equal(await page.locator("#curves figure").count(), 2);
+    assert.ok((await page.locator("#curves polyline.line").count()) >= 4, "train and test lines for loss and top-1");
+    const oodRows = await page.locator("#ood tr").count();
+    assert.equal(oodRows, 2 + Object.keys(report.ood?.sets ?? {}).length);
+    assert.deepEqual(errors, []);
+    if (forDocs) await page.screenshot({ path: join(DOC_SCREENSHOTS, "demo-model-view.png"), fullPage: true });
+    log(`Model view: ${rows.length} labels, confusion ${n}x${n}, cell ${info.labels[t]} -> ${info.labels[p]} showed ${want} thumbnails`);
   });
 
   it("asks for a key, refuses a wrong one, and classifies with the right one", async () => {

@@ -6,9 +6,9 @@ import { parseHeader } from "../../src/package/safetensors";
 import { streamOf } from "../support/tiny-package";
 import tinyManifest from "../fixtures/tiny-package/manifest.json";
 import tinyWeights from "../fixtures/tiny-package/weights.safetensors";
-import defaultManifest from "../../model/alexnet-fmnist-64-v7/manifest.json";
-import defaultWeights from "../../model/alexnet-fmnist-64-v7/weights.safetensors";
-import defaultSamples from "../../model/alexnet-fmnist-64-v7/samples.safetensors";
+import defaultManifest from "../../model/alexnet-fmnist-64-v8/manifest.json";
+import defaultWeights from "../../model/alexnet-fmnist-64-v8/weights.safetensors";
+import defaultSamples from "../../model/alexnet-fmnist-64-v8/samples.safetensors";
 
 function readSamples(file: ArrayBuffer): Map<string, { shape: number[]; data: Float32Array }> {
   const bytes = new Uint8Array(file);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import defaultManifest from "../../model/alexnet-fmnist-64-v7/manifest.json";
-import defaultWeights from "../../model/alexnet-fmnist-64-v7/weights.safetensors";
+import defaultManifest from "../../model/alexnet-fmnist-64-v8/manifest.json";
+import defaultWeights from "../../model/alexnet-fmnist-64-v8/weights.safetensors";
 import { loadClassifier } from "../../src/engine/classifier";
 import { estimateLoadBytes } from "../../src/engine/load-memory";
 import { parseManifest } from "../../src/package/manifest";

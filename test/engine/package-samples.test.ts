@@ -9,9 +9,9 @@ import tinySamples from "../fixtures/tiny-package/samples.safetensors";
 import grayManifest from "../fixtures/tiny-gray-package/manifest.json";
 import grayWeights from "../fixtures/tiny-gray-package/weights.safetensors";
 import graySamples from "../fixtures/tiny-gray-package/samples.safetensors";
-import defaultManifest from "../../model/alexnet-fmnist-64-v7/manifest.json";
-import defaultWeights from "../../model/alexnet-fmnist-64-v7/weights.safetensors";
-import defaultSamples from "../../model/alexnet-fmnist-64-v7/samples.safetensors";
+import defaultManifest from "../../model/alexnet-fmnist-64-v8/manifest.json";
+import defaultWeights from "../../model/alexnet-fmnist-64-v8/weights.safetensors";
+import defaultSamples from "../../model/alexnet-fmnist-64-v8/samples.safetensors";
 
 /** Reads the F32 tensors of a samples.safetensors file. */
 function readSamples(file: ArrayBuffer): Map<string, { shape: number[]; data: Float32Array }> {

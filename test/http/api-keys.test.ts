@@ -35,6 +35,7 @@ describe("API keys", () => {
     for (const [path, init] of [
       ["/v1/classify", classify()],
       ["/v1/models", undefined],
+      ["/v1/models/tiny-keys-v1/thumbnails.png", undefined],
     ] as const) {
       const response = await app(path, init);
       expect(response.status).toBe(401);
@@ -96,6 +97,7 @@ describe("API keys", () => {
     expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: "http", scheme: "bearer" });
     expect(doc.paths["/v1/classify"]!.post!.security).toEqual([{ apiKey: [] }]);
     expect(doc.paths["/v1/models"]!.get!.security).toEqual([{ apiKey: [] }]);
+    expect(doc.paths["/v1/models/{id}/thumbnails.png"]!.get!.security).toEqual([{ apiKey: [] }]);
     expect(doc.paths["/v1/classify"]!.post!.responses).toHaveProperty("401");
     expect(doc.paths["/healthz"]!.get!.security).toBeUndefined();
     expect(doc.paths["/readyz"]!.get!.security).toBeUndefined();

@@ -13,7 +13,7 @@ describe("GET /openapi.json", () => {
     expect(response.status).toBe(200);
     const doc = await response.json<OpenApiDoc>();
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths).sort()).toEqual(["/healthz", "/readyz", "/v1/classify", "/v1/models"]);
+    expect(Object.keys(doc.paths).sort()).toEqual(["/healthz", "/readyz", "/v1/classify", "/v1/models", "/v1/models/{id}/thumbnails.png"]);
     const classify = doc.paths["/v1/classify"]!.post!;
     expect(Object.keys(classify.requestBody!.content).sort()).toEqual(["application/json", "image/*", "multipart/form-data"]);
     expect(Object.keys(classify.responses).sort()).toEqual(["200", "400", "401", "413", "415", "422", "429", "503"]);

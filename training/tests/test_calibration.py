@@ -29,6 +29,30 @@ def test_the_fitted_temperature_recovers_the_one_the_labels_were_drawn_with():
         assert C.nll(logits, labels, t) <= C.nll(logits, labels, t / 1.1)
 
 
+def test_the_ece_fit_finds_the_least_ece_near_the_true_temperature():
+    logits, labels = sampled(1.8, n=5000, seed=3)
+    t = C.fit_temperature_ece(logits, labels)
+    best = C.ece(C.softmax(logits, t), labels)
+    assert abs(t - 1.8) / 1.8 < 0.1, t
+    assert best <= C.ece(C.softmax(logits, C.fit_temperature(logits, labels)), labels)  # never worse than NLL's
+    for other in np.exp(np.linspace(np.log(0.25), np.log(4.0), 97)):  # nor than any T of a coarser grid
+        assert best <= C.ece(C.softmax(logits, other), labels) + 1e-12
+    block = C.fit_calibration(logits, labels, np.zeros((len(labels), 1, 8, 8)), "test", "ece")
+    assert block["temperature"] == t and block["temperature_fit"] == "ece"
+
+
+def test_the_report_reliability_bins_add_up_to_the_ece():
+    from training.report import reliability
+
+    logits, labels = sampled(1.0, n=3000, seed=4)
+    probs = C.softmax(logits, 0.6)  # over-confident: bins below the diagonal
+    bins = reliability(probs, labels)
+    assert len(bins) == C.ECE_BINS and sum(b["count"] for b in bins) == len(labels)
+    gap = sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) / len(labels)
+    assert gap == pytest.approx(C.ece(probs, labels), abs=1e-3)  # the bins are rounded to 4 decimals
+    assert all(b["accuracy"] is None for b in bins if not b["count"])
+
+
 def test_ece_is_small_for_calibrated_scores_and_large_for_over_confident_ones():
     logits, labels = sampled(1.5)
     assert C.ece(C.softmax(logits, 1.5), labels) < 0.015

@@ -29,7 +29,7 @@ from export_onnx import relative_l2, run_onnx  # noqa: E402
 from onnx_top1 import fmnist_inputs  # noqa: E402
 
 BOUND = 1e-3
-DEFAULT = "model/alexnet-fmnist-64-v7"
+DEFAULT = "model/alexnet-fmnist-64-v8"
 PACKAGES = [
     "test/fixtures/tiny-package",
     "test/fixtures/tiny-gray-package",
