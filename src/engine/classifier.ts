@@ -6,6 +6,7 @@
 import type { Manifest } from "../package/manifest";
 import { createSafetensorsSink } from "../package/safetensors";
 import { calibratedProbabilities, inputPart, judgeParts } from "./calibration";
+import type { LayerMark } from "./features-int8";
 import { planNetwork, softmaxInPlace, type Network } from "./network";
 import { useWasmBackend, wasmHeapBytes } from "./tfjs-wasm-backend";
 
@@ -60,6 +61,12 @@ export interface Classifier {
   judge(inputs: readonly Float32Array[], topK: number, oodThreshold?: number): Judgement[];
   /** Raw network output (probabilities, or logits when the manifest has no softmax) for a batch. */
   forward(inputs: readonly Float32Array[]): Float32Array[];
+  /**
+   * One input's logits, calling `mark` after each feature layer our int8 kernels run (with its index in the
+   * manifest's layer list) and once after all the dense layers (with the last dense layer's index): what
+   * src/engine/profile.ts times. Never on the request path.
+   */
+  traceForward(input: Float32Array, mark: LayerMark): Float32Array;
   readonly kernelMemoryBytes: number;
   /**
    * Memory the model keeps resident: its own kernel memories plus the whole tfjs wasm heap, which holds its
@@ -176,11 +183,18 @@ function wrap(manifest: Manifest, network: Network, loadTimings: Classifier["loa
     for (const x of inputs) b.add(x);
     return b.judge(topK, oodThreshold);
   };
+  const lastDense = manifest.layers.map((layer) => layer.op).lastIndexOf("dense");
+  const traceForward = (x: Float32Array, mark: LayerMark): Float32Array => {
+    const logits = network.head(network.features(x, mark), 1)[0]!;
+    mark(lastDense);
+    return logits;
+  };
   return {
     manifest,
     batch,
     featureBytesPerImage: network.featureValues * 4,
     forward,
+    traceForward,
     judge,
     classify: (inputs, topK) => judge(inputs, topK).map((j) => j.predictions),
     get kernelMemoryBytes() {

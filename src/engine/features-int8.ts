@@ -26,9 +26,15 @@ export interface FeaturesPlan {
   readonly stagedBytes: number;
 }
 
+/** Called after each feature layer runs, with its index in the layer list (for profiling: src/engine/profile.ts). */
+export type LayerMark = (layerIndex: number) => void;
+
 export interface Features {
-  /** Runs the feature layers on one NHWC example; returns a fresh array of `outValues` values. */
-  run(input: Float32Array): Float32Array;
+  /**
+   * Runs the feature layers on one NHWC example; returns a fresh array of `outValues` values. `mark`, when
+   * given, is called after each layer: the profiler times the gaps between calls.
+   */
+  run(input: Float32Array, mark?: LayerMark): Float32Array;
   readonly memoryBytes: number;
   readonly build: KernelBuild;
   /** Runs every layer once on zeros: V8 runs new wasm in its baseline tier first. */
@@ -52,10 +58,11 @@ interface ConvPlan {
   at: { weight: number; wsum: number; scale: number; bias: number };
 }
 
-type Step =
+type Step = { index: number } & (
   | { op: "conv"; conv: ConvPlan }
   | { op: "lrn"; layer: Extract<Layer, { op: "lrn" }>; pixels: number; c: number }
-  | { op: "maxpool"; layer: Extract<Layer, { op: "maxpool" }>; w: number; c: number; ho: number; wo: number };
+  | { op: "maxpool"; layer: Extract<Layer, { op: "maxpool" }>; w: number; c: number; ho: number; wo: number }
+);
 
 const WASM_PAGE = 65536;
 const align16 = (n: number) => (n + 15) & ~15;
@@ -88,7 +95,7 @@ export function planInt8Features(
     bufferValues[into] = Math.max(bufferValues[into]!, values);
     into = 1 - into;
   };
-  for (const layer of layers) {
+  for (const [index, layer] of layers.entries()) {
     if (layer.op === "conv2d") {
       const cg = c / layer.groups;
       const cg4 = roundUp(cg, 4);
@@ -116,17 +123,17 @@ export function planInt8Features(
       staged.set(`${layer.name}.bias`, conv.staged.bias);
       largestWeight = Math.max(largestWeight, weight.byteLength);
       largestQuantized = Math.max(largestQuantized, layer.groups * (h + 2 * layer.padding) * (w + 2 * layer.padding) * cg4);
-      steps.push({ op: "conv", conv });
+      steps.push({ index, op: "conv", conv });
       [h, w, c] = [ho, wo, layer.filters];
       written(h * w * c);
       nonNegative = layer.activation === "relu";
     } else if (layer.op === "lrn") {
-      steps.push({ op: "lrn", layer, pixels: h * w, c });
+      steps.push({ index, op: "lrn", layer, pixels: h * w, c });
       lrnScratch = Math.max(lrnScratch, (c + layer.size + 4) * 4);
     } else if (layer.op === "maxpool") {
       const ho = Math.floor((h - layer.window) / layer.stride) + 1;
       const wo = Math.floor((w - layer.window) / layer.stride) + 1;
-      steps.push({ op: "maxpool", layer, w, c, ho, wo });
+      steps.push({ index, op: "maxpool", layer, w, c, ho, wo });
       [h, w] = [ho, wo];
       written(h * w * c);
     }
@@ -226,7 +233,7 @@ export function planInt8Features(
         return outMax;
       };
 
-      const run = (data: Float32Array): Float32Array => {
+      const run = (data: Float32Array, mark?: LayerMark): Float32Array => {
         new Float32Array(memory, bufferA, data.length).set(data);
         let [from, to] = [bufferA, bufferB];
         let knownMax: number | undefined; // max|x| of `from`, when the last step computed it
@@ -243,6 +250,7 @@ export function planInt8Features(
             [from, to] = [to, from];
             knownMax = undefined;
           }
+          mark?.(step.index);
         }
         return new Float32Array(memory, from, outValues).slice();
       };

@@ -9,7 +9,7 @@
 import type { InputShape, Layer } from "../package/manifest";
 import { createDenseStack, type DenseShape, type DenseStack } from "./dense-int8";
 import type { KernelBuild } from "./feature-kernels";
-import { planInt8Features } from "./features-int8";
+import { planInt8Features, type LayerMark } from "./features-int8";
 import type { CodeRule } from "./input-code";
 import { planTfjsFeatures } from "./features-tfjs";
 
@@ -39,9 +39,11 @@ export interface Network {
   forward(input: Float32Array): Float32Array;
   /**
    * The layers before flatten on one NHWC input: its flattened features (`featureValues` values, 9216 for
-   * AlexNet-224), all a batch keeps of an image until `head`.
+   * AlexNet-224), all a batch keeps of an image until `head`. `mark` (for the profiler) is called after each
+   * feature layer with its index in the layer list, by the int8 kernels; tfjs runs the layers as one graph
+   * and never calls it.
    */
-  features(input: Float32Array): Float32Array;
+  features(input: Float32Array, mark?: LayerMark): Float32Array;
   /**
    * The dense layers on `batch` rows of features at once, which shares each weight load among up to four
    * images; one row of logits per input: the last dense layer's output, before any softmax (see `softmax`).
@@ -208,7 +210,7 @@ function outSize(size: number, window: number, stride: number, padding: number, 
 }
 
 interface FeatureStage {
-  run(input: Float32Array): Float32Array;
+  run(input: Float32Array, mark?: LayerMark): Float32Array;
   warmUp?(): void;
   dispose?(): void;
 }
@@ -223,10 +225,10 @@ function assemble(
 ): Omit<Network, "convolutionKernel"> {
   let disposed = false;
   const size = input.height * input.width * input.channels;
-  const featuresOf = (data: Float32Array): Float32Array => {
+  const featuresOf = (data: Float32Array, mark?: LayerMark): Float32Array => {
     if (disposed) throw new NetworkError("the network was disposed");
     if (data.length !== size) throw new NetworkError(`input has ${data.length} values, expected ${size}`);
-    return features.run(data);
+    return features.run(data, mark);
   };
   const head = (rows: Float32Array, batch: number): Float32Array[] => {
     if (disposed) throw new NetworkError("the network was disposed");
