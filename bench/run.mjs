@@ -11,7 +11,10 @@
  *   - warm forward latency, ours vs the stock tfjs-wasm fp32 network, side by side in the same run;
  *   - cold start: first classify on a fresh isolate, package in local R2, until the answer;
  *   - a batch of 8 (a multipart request at its limit) through the engine, its dense layers run once for
- *     all (four images share each weight load), against the same 8 images one at a time, round by round.
+ *     all (four images share each weight load), against the same 8 images one at a time, round by round;
+ *   - where the time of a pass goes (`conv_gmacs`, src/engine/profile.ts): each convolution's mean time and
+ *     GMAC/s, and the whole conv stack's, for every kernel build (each build in an isolate of its own), and the
+ *     dense layers' time against one plain pass of 128-bit loads over as many bytes (`dense_bandwidth`).
  * Each repeat starts a fresh isolate; inside it, our forward pass and the stock one alternate pass by
  * pass, so machine noise hits both alike, and the ratio is the median of the paired ratios.
  * --kernel-build picks the build of our int8 convolution kernels (default: the best the runtime accepts,
@@ -41,6 +44,12 @@ const spec = {
       value: "N",
       help: `Timed forward passes per repeat and network, after ${WARMUP_PASSES} warm-up passes.`,
     },
+    "profile-passes": {
+      type: "string",
+      default: "40",
+      value: "N",
+      help: "Forward passes per repeat and kernel build for the per-layer profile (conv_gmacs, dense_bandwidth); 0 skips it.",
+    },
     "kernel-build": {
       type: "string",
       value: "BUILD",
@@ -50,9 +59,10 @@ const spec = {
 };
 const { values } = parseCli(spec);
 const json = values.json;
-const [repeats, passes] = ["repeats", "passes"].map((name) => {
+const [repeats, passes, profilePasses] = ["repeats", "passes", "profile-passes"].map((name) => {
   const n = Number(values[name]);
-  if (!Number.isInteger(n) || n <= 0) usageError(spec, `--${name} must be a positive integer, got ${values[name]}`);
+  const least = name === "profile-passes" ? 0 : 1;
+  if (!Number.isInteger(n) || n < least) usageError(spec, `--${name} must be an integer >= ${least}, got ${values[name]}`);
   return n;
 });
 // A multipart batch at the API's limit (MAX_BATCH_IMAGES), each way this many timed rounds (one warm-up more).
@@ -79,11 +89,11 @@ function peakOf(m) {
   return Math.max(m.load_peak_bytes, m.tfjs_heap_bytes + m.kernel_bytes) + m.decoder_peak_bytes;
 }
 
-function newWorker() {
+function newWorker(build = kernelBuild) {
   return unstable_dev(join(root, "bench/worker.ts"), {
     config: join(root, "bench/wrangler.bench.toml"),
     persistTo: stateDir,
-    vars: { POINTER_CHECK_SECONDS: "3600", ...(kernelBuild ? { KERNEL_BUILD: kernelBuild } : {}) },
+    vars: { POINTER_CHECK_SECONDS: "3600", ...(build ? { KERNEL_BUILD: build } : {}) },
     logLevel: "warn",
     experimental: { disableExperimentalWarning: true },
   });
@@ -108,6 +118,19 @@ const median = (xs) => {
 };
 const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
 
+/** Loads the model on a fresh isolate of `build` and profiles it (the other builds' share of conv_gmacs). */
+async function profileBuild(build) {
+  const worker = await newWorker(build);
+  try {
+    await getJson(worker, "/v1/classify", { method: "POST", headers: { "content-type": "image/jpeg" }, body: sampleImage });
+    const { kernel_build } = await getJson(worker, "/__bench/memory");
+    if (kernel_build !== build) throw new Error(`asked for the ${build} build, ${kernel_build} ran`);
+    return await getJson(worker, `/__bench/profile?n=${profilePasses}`);
+  } finally {
+    await worker.stop();
+  }
+}
+
 async function main() {
   log(`seeding local R2 with ${manifest.id} (${(manifest.weights.bytes / 2 ** 20).toFixed(1)} MiB) ...`);
   await seed();
@@ -120,6 +143,8 @@ async function main() {
   const batchAlone = [];
   const batchTogether = [];
   const batchRatios = [];
+  const profiles = Object.fromEntries(BUILDS.map((b) => [b, []])); // kernel build -> one profile per repeat
+  const floors = []; // per repeat: { bytes, ms } of the read floor
   for (let r = 0; r < repeats; r++) {
     const worker = await newWorker();
     try {
@@ -145,6 +170,16 @@ async function main() {
       batchAlone.push(median(b.alone.slice(1)) / BATCH_SIZE);
       batchTogether.push(median(b.batched.slice(1)) / BATCH_SIZE);
       batchRatios.push(median(b.batched.slice(1).map((t, i) => t / b.alone[i + 1])));
+      if (profilePasses > 0) {
+        const p = await getJson(worker, `/__bench/profile?n=${profilePasses}`);
+        profiles[m.kernel_build].push(p);
+        const f = await getJson(worker, `/__bench/read-floor?bytes=${p.dense.weight_bytes}&n=${profilePasses}`);
+        floors.push({ bytes: f.bytes, ms: f.ms });
+        log(
+          `repeat ${r + 1}/${repeats}: ${m.kernel_build} convolutions ${p.conv.ms.toFixed(1)} ms, ${(p.conv.gmacs).toFixed(1)} GMAC/s; ` +
+            `dense ${p.dense.ms.toFixed(2)} ms (${p.dense.gb_per_s.toFixed(1)} GB/s; plain reads of as many bytes ${floors.at(-1).ms.toFixed(2)} ms)`,
+        );
+      }
       const t = m.load_timings_ms;
       log(
         `repeat ${r + 1}/${repeats}: cold ${cold.at(-1).toFixed(0)} ms (weights ${t.weightsMs.toFixed(0)}, build ${t.buildMs.toFixed(0)}, warm-up ${t.warmupMs.toFixed(0)}), ` +
@@ -155,11 +190,61 @@ async function main() {
     } finally {
       await worker.stop();
     }
+    if (profilePasses > 0) {
+      for (const build of BUILDS.filter((b) => b !== memory.at(-1).kernel_build)) {
+        const p = await profileBuild(build);
+        profiles[build].push(p);
+        log(`repeat ${r + 1}/${repeats}: ${build} convolutions ${p.conv.ms.toFixed(1)} ms, ${p.conv.gmacs.toFixed(1)} GMAC/s`);
+      }
+    }
   }
-  return { cold, memory, ours, stock, stockFirst, ratios, batchAlone, batchTogether, batchRatios };
+  return { cold, memory, ours, stock, stockFirst, ratios, batchAlone, batchTogether, batchRatios, profiles, floors };
 }
 
-const { cold, memory, ours, stock, stockFirst, ratios, batchAlone, batchTogether, batchRatios } = await main();
+/** Per build: the conv stack's GMAC/s and time, and each layer's, as median and spread over the repeats. */
+function convGmacs(profiles) {
+  return Object.fromEntries(
+    Object.entries(profiles)
+      .filter(([, list]) => list.length > 0)
+      .map(([build, list]) => {
+        const labels = list[0].layers.map((l) => l.label);
+        const layer = (label, key) => spread(list.map((p) => p.layers.find((l) => l.label === label)[key]));
+        return [
+          build,
+          {
+            stack_gmacs: spread(list.map((p) => p.conv.gmacs)),
+            stack_ms: spread(list.map((p) => p.conv.ms)),
+            stack_macs: list[0].conv.macs,
+            layers: Object.fromEntries(
+              labels.map((label) => {
+                const { op, macs } = list[0].layers.find((l) => l.label === label);
+                return [label, { op, macs, ms: layer(label, "ms"), ...(macs > 0 ? { gmacs: layer(label, "gmacs") } : {}) }];
+              }),
+            ),
+            other_ms: spread(list.map((p) => p.other_ms)),
+            pass_ms: spread(list.map((p) => p.total_ms)),
+          },
+        ];
+      }),
+  );
+}
+
+/** The dense layers' time against plain reads of their weight bytes, both in the selected build's isolates. */
+function denseBandwidth(list, floors) {
+  if (!list?.length) return null;
+  const bytes = list[0].dense.weight_bytes;
+  return {
+    weight_bytes: bytes,
+    dense_ms: spread(list.map((p) => p.dense.ms)),
+    dense_gb_per_s: spread(list.map((p) => p.dense.gb_per_s)),
+    read_floor_ms: spread(floors.map((f) => f.ms)),
+    read_floor_gb_per_s: spread(floors.map((f) => f.bytes / f.ms / 1e6)),
+    // How much of the dense time plain reading of the weights would take, repeat by repeat.
+    floor_over_dense: spread(floors.map((f, i) => f.ms / list[i].dense.ms)),
+  };
+}
+
+const { cold, memory, ours, stock, stockFirst, ratios, batchAlone, batchTogether, batchRatios, profiles, floors } = await main();
 const peaks = memory.map(peakOf);
 const result = {
   model: manifest.id,
@@ -183,6 +268,9 @@ const result = {
   batch_ratio_spread: spread(batchRatios),
   cold_start_ms: median(cold),
   cold_start_ms_spread: spread(cold),
+  profile_passes: profilePasses,
+  conv_gmacs: profilePasses > 0 ? convGmacs(profiles) : null,
+  dense_bandwidth: profilePasses > 0 ? denseBandwidth(profiles[memory.at(-1).kernel_build], floors) : null,
   goals: { memory_peak_bytes: 70e6, forward_ratio: 0.4, cold_start_ms: 500 },
 };
 if (json) {
@@ -200,4 +288,18 @@ if (json) {
   log(
     `batch of ${BATCH_SIZE}, an image  ${result.batch_ms_per_image_p50.toFixed(1)} ms against ${result.alone_ms_per_image_p50.toFixed(1)} ms alone: ratio ${fmt(result.batch_ratio_spread, (v) => v.toFixed(2))}`,
   );
+  for (const [build, c] of Object.entries(result.conv_gmacs ?? {})) {
+    const layers = Object.entries(c.layers)
+      .filter(([, l]) => l.gmacs)
+      .map(([label, l]) => `${label} ${l.gmacs.median.toFixed(1)}`)
+      .join(", ");
+    log(`conv GMAC/s, ${build.padEnd(17)} ${fmt(c.stack_gmacs, (v) => v.toFixed(1))} over ${c.stack_ms.median.toFixed(1)} ms (${layers})`);
+  }
+  const d = result.dense_bandwidth;
+  if (d) {
+    log(
+      `dense layers          ${fmt(d.dense_ms, (v) => `${v.toFixed(2)} ms`)}, ${d.dense_gb_per_s.median.toFixed(1)} GB/s of weights; ` +
+        `plain reads ${d.read_floor_gb_per_s.median.toFixed(1)} GB/s (floor/dense ${d.floor_over_dense.median.toFixed(2)})`,
+    );
+  }
 }

@@ -9,7 +9,15 @@ import { useWasmBackend, wasmHeapBytes } from "../src/engine/tfjs-wasm-backend";
 import { useKernelBuild, type KernelBuild } from "../src/engine/feature-kernels";
 import { createModelHolder } from "../src/model/served-model";
 import type { Bindings } from "../src/http/env";
+import { profileForward } from "../src/engine/profile";
+import readFloorModule from "../build/kernels/read-floor.wasm";
 import { buildStockNetwork } from "./stock-fp32";
+
+interface ReadFloor {
+  prepare(bytes: number): void;
+  read(bytes: number): number;
+}
+let readFloor: ReadFloor | undefined;
 
 const models = createModelHolder();
 let stockNetwork: { run: (x: Float32Array) => Float32Array; firstMs: number } | undefined;
@@ -94,6 +102,30 @@ export default {
       }
       lease.release();
       return Response.json({ size, alone, batched });
+    }
+    if (url.pathname === "/__bench/profile") {
+      // Each layer's median time over n passes (src/engine/profile.ts), on the model the first classify loaded.
+      const lease = await models.acquire(env.MODELS, 3_600_000);
+      const { manifest } = lease.classifier;
+      const x = randomInput(manifest.input.height * manifest.input.width * manifest.input.channels);
+      try {
+        return Response.json(profileForward(lease.classifier, x, n, () => performance.now()));
+      } finally {
+        lease.release();
+      }
+    }
+    if (url.pathname === "/__bench/read-floor") {
+      // One pass of 128-bit loads over as many bytes as the dense layers' weights (kernels/read-floor.ts),
+      // n times: the fastest this isolate reads memory, against which the dense layers' time is judged. Timed
+      // as one loop (the clock here ticks in whole milliseconds, a pass takes a few).
+      const bytes = Number(url.searchParams.get("bytes")) & ~63;
+      readFloor ??= new WebAssembly.Instance(readFloorModule, {}).exports as unknown as ReadFloor;
+      const floor = readFloor;
+      floor.prepare(bytes);
+      const [total] = time(1, () => {
+        for (let i = 0; i < n; i++) floor.read(bytes);
+      });
+      return Response.json({ bytes, ms: total! / n });
     }
     return app.fetch(request, env, ctx);
   },

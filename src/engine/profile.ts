@@ -4,10 +4,11 @@
  * (Classifier.traceForward); the gaps between calls are the layers' times. Work counts come from
  * layer-work.ts, so each convolution gets GMAC/s and the dense layers GB/s of weights read.
  *
- * Reading the clock between layers costs a few microseconds a call, against 18 ms of convolutions on
- * AlexNet-224: the per-layer times add up to the whole pass's within that (the benchmark reports both).
- * Local workerd's clock advances during compute; a deployed Worker's would not, which is why this is a
- * benchmark tool and not a runtime feature.
+ * Local workerd's clock advances during compute but only in whole milliseconds (a deployed Worker's would
+ * not advance at all, which is why this is a benchmark tool and not a runtime feature). A layer of 2 ms
+ * measured once reads 1, 2 or 3; so each layer's time is the mean of its gaps over many passes, not a median:
+ * the layers' boundaries fall at every phase of the clock's tick, the rounding errors average out, and the
+ * means of consecutive gaps add up exactly to the mean of the whole pass.
  */
 import type { Classifier } from "./classifier";
 import { layerWork } from "./layer-work";
@@ -16,7 +17,7 @@ export interface LayerTime {
   label: string;
   op: string;
   macs: number;
-  /** Median over the passes, in ms. */
+  /** Mean over the passes, in ms (see above for why not the median). */
   ms: number;
   /** macs / ms, in 1e9 multiply-adds a second; null for layers without multiply-adds. */
   gmacs: number | null;
@@ -26,25 +27,21 @@ export interface ForwardProfile {
   passes: number;
   /** The layers in the order they ran; the dense layers as one entry ("dense"), as they run. */
   layers: LayerTime[];
-  /** All convolutions together: the sum of their median times, and their multiply-adds over it. */
+  /** All convolutions together: the sum of their mean times, and their multiply-adds over it. */
   conv: { macs: number; ms: number; gmacs: number };
   /** LRN and pooling together. */
   other_ms: number;
   /** The dense layers: time, int8 weight bytes read, and the rate they were read at (1e9 bytes a second). */
   dense: { macs: number; ms: number; weight_bytes: number; gb_per_s: number };
-  /** Median of the whole pass, measured around it (not the sum of the parts). */
+  /** Mean of the whole pass, first mark to last (the sum of the parts). */
   total_ms: number;
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**
  * Runs `passes` forward passes on `input` (after the classifier's own warm-up at load) and returns the
- * median time of each layer. `now` is the clock (performance.now in workerd). Fails for a package whose
+ * mean time of each layer. `now` is the clock (performance.now in workerd). Fails for a package whose
  * convolutions run on tfjs, which reports no layer.
  */
 export function profileForward(classifier: Classifier, input: Float32Array, passes: number, now: () => number): ForwardProfile {
@@ -72,7 +69,7 @@ export function profileForward(classifier: Classifier, input: Float32Array, pass
     const w = work[index]!;
     const dense = w.op === "dense";
     const macs = dense ? denseWork.reduce((sum, d) => sum + d.macs, 0) : w.macs;
-    const ms = median(list);
+    const ms = mean(list);
     return { label: dense ? "dense" : w.label, op: w.op, macs, ms, gmacs: macs > 0 ? macs / ms / 1e6 : null };
   });
   const convs = layers.filter((l) => l.op === "conv2d");
@@ -86,6 +83,6 @@ export function profileForward(classifier: Classifier, input: Float32Array, pass
     conv: { macs: convMacs, ms: convMs, gmacs: convMacs / convMs / 1e6 },
     other_ms: layers.filter((l) => l.op === "lrn" || l.op === "maxpool").reduce((sum, l) => sum + l.ms, 0),
     dense: { macs: dense.macs, ms: dense.ms, weight_bytes: weightBytes, gb_per_s: weightBytes / dense.ms / 1e6 },
-    total_ms: median(totals),
+    total_ms: mean(totals),
   };
 }
