@@ -290,7 +290,7 @@ if (json) {
   );
   for (const [build, c] of Object.entries(result.conv_gmacs ?? {})) {
     const layers = Object.entries(c.layers)
-      .filter(([, l]) => l.gmacs)
+      .filter(([, l]) => l.op === "conv2d")
       .map(([label, l]) => `${label} ${l.gmacs.median.toFixed(1)}`)
       .join(", ");
     log(`conv GMAC/s, ${build.padEnd(17)} ${fmt(c.stack_gmacs, (v) => v.toFixed(1))} over ${c.stack_ms.median.toFixed(1)} ms (${layers})`);
