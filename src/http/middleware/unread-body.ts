@@ -17,8 +17,10 @@ export function settleUnreadBody(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     await next();
     const request = c.req.raw;
-    if (!request.body || request.bodyUsed || request.body.locked) return;
+    // `locked`, not `bodyUsed`: a body read part way and let go (an image refused after its header) is
+    // "used" but still has its rest to read away or cancel; one read to its end stays locked by its reader.
+    if (!request.body || request.body.locked) return;
     await discardRest(request, MAX_DISCARDED_BODY_BYTES, bodyTimeouts(c.env));
-    if (!request.bodyUsed && !request.body.locked) await request.body.cancel().catch(() => {});
+    if (!request.body.locked) await request.body.cancel().catch(() => {});
   };
 }
