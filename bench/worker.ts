@@ -104,7 +104,7 @@ export default {
       return Response.json({ size, alone, batched });
     }
     if (url.pathname === "/__bench/profile") {
-      // Each layer's median time over n passes (src/engine/profile.ts), on the model the first classify loaded.
+      // Each layer's mean time over n passes (src/engine/profile.ts), on the model the first classify loaded.
       const lease = await models.acquire(env.MODELS, 3_600_000);
       const { manifest } = lease.classifier;
       const x = randomInput(manifest.input.height * manifest.input.width * manifest.input.channels);

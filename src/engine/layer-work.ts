@@ -4,6 +4,7 @@
  * (profile.ts) divides these by measured times to get GMAC/s and GB/s; nothing here runs the network.
  */
 import type { InputShape, Layer } from "../package/manifest";
+import { outSize } from "./network";
 
 export interface LayerWork {
   /** Index in the manifest's layer list. */
@@ -18,8 +19,8 @@ export interface LayerWork {
 }
 
 /**
- * One entry per layer. Shapes follow the same rules as the network's (floor((n + 2p - k) / s) + 1); a list
- * the network would refuse gives nonsense here, so check it with the manifest first.
+ * One entry per layer, its shapes from the network's own rule (network.ts `outSize`, which throws where a
+ * window does not fit); check the list with the manifest first.
  */
 export function layerWork(layers: readonly Layer[], input: InputShape): LayerWork[] {
   let [h, w, c] = [input.height, input.width, input.channels];
@@ -27,13 +28,14 @@ export function layerWork(layers: readonly Layer[], input: InputShape): LayerWor
   return layers.map((layer, index) => {
     const entry = { index, op: layer.op, label: "name" in layer ? layer.name : `${layer.op}@${index}`, macs: 0, weightBytes: 0 };
     if (layer.op === "conv2d") {
-      const ho = Math.floor((h + 2 * layer.padding - layer.kernel) / layer.stride) + 1;
-      const wo = Math.floor((w + 2 * layer.padding - layer.kernel) / layer.stride) + 1;
+      const where = `layer ${index} (conv2d)`;
+      const ho = outSize(h, layer.kernel, layer.stride, layer.padding, where);
+      const wo = outSize(w, layer.kernel, layer.stride, layer.padding, where);
       entry.macs = ho * wo * layer.filters * layer.kernel * layer.kernel * (c / layer.groups);
       [h, w, c] = [ho, wo, layer.filters];
     } else if (layer.op === "maxpool") {
-      h = Math.floor((h - layer.window) / layer.stride) + 1;
-      w = Math.floor((w - layer.window) / layer.stride) + 1;
+      h = outSize(h, layer.window, layer.stride, 0, `layer ${index} (maxpool)`);
+      w = outSize(w, layer.window, layer.stride, 0, `layer ${index} (maxpool)`);
     } else if (layer.op === "flatten") {
       flat = h * w * c;
     } else if (layer.op === "dense") {

@@ -203,7 +203,8 @@ function tfjsFeatures(layers: readonly Layer[], input: InputShape, denseBytes: (
   };
 }
 
-function outSize(size: number, window: number, stride: number, padding: number, where: string): number {
+/** A window's output size along one axis: floor((size + 2 padding - window) / stride) + 1, at least 1. */
+export function outSize(size: number, window: number, stride: number, padding: number, where: string): number {
   const out = Math.floor((size + 2 * padding - window) / stride) + 1;
   if (out < 1) throw new NetworkError(`${where}: a ${window}x${window} window does not fit a ${size}-pixel input`);
   return out;
